@@ -1,0 +1,159 @@
+"""One image is one dataset: loading, padding to the backbone's multiple, and dihedral augmentation.
+
+The :class:`ImageDataModule` yields, at every optimisation step, the (padded) image and its auxiliary maps
+(hints, masks) under one of the 8 flips/rotations, together with the transform's index, so the module
+applies the same transform to its fixed noise inputs: an augmented (noise, image) pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from ddip.errors import DdipError
+from ddip.io import load_image, load_map
+
+NUM_DIHEDRAL = 8
+
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Transform k ∈ [0, 8) of the dihedral group on the last two axes: k % 4 quarter turns, flipped if k ≥ 4."""
+    if k >= 4:
+        x = x.flip(-1)
+    return torch.rot90(x, k % 4, dims=(-2, -1)) if k % 4 else x
+
+
+def dihedral_inverse(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Undo :func:`dihedral` with the same k."""
+    if k % 4:
+        x = torch.rot90(x, -(k % 4), dims=(-2, -1))
+    return x.flip(-1) if k >= 4 else x
+
+
+@dataclass(frozen=True)
+class Crop:
+    """Where the original image lies inside its padded copy."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.top : self.top + self.height, self.left : self.left + self.width]
+
+
+def padded_size(size: int, multiple: int, min_size: int) -> int:
+    """The smallest size ≥ max(size, min_size) that is a multiple of ``multiple``."""
+    size = max(size, min_size)
+    return -(-size // multiple) * multiple
+
+
+def reflect_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    """Reflection padding of a B×C×H×W tensor by any amount (repeated reflection where one pass can't)."""
+    while top or bottom or left or right:
+        height, width = x.shape[-2:]
+        step = (min(left, width - 1), min(right, width - 1), min(top, height - 1), min(bottom, height - 1))
+        x = F.pad(x, step, mode="reflect")
+        left, right, top, bottom = left - step[0], right - step[1], top - step[2], bottom - step[3]
+    return x
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> tuple[torch.Tensor, Crop]:
+    """Reflection-pad a C×H×W tensor so H and W are multiples of ``multiple`` (and ≥ ``min_size``).
+
+    The padding is split evenly between the two sides; the returned :class:`Crop` undoes it.
+    """
+    height, width = x.shape[-2:]
+    pad_h = padded_size(height, multiple, min_size) - height
+    pad_w = padded_size(width, multiple, min_size) - width
+    top, left = pad_h // 2, pad_w // 2
+    padded = reflect_pad(x[None], top, pad_h - top, left, pad_w - left)[0]
+    return padded, Crop(top, left, height, width)
+
+
+class AugmentedImageDataset(Dataset):
+    """``length`` augmented copies of one padded image and its maps (one item per optimisation step).
+
+    With ``augment`` the transform of item i is drawn from a generator seeded by (seed, i), so a run is
+    reproducible and independent of how items are fetched; without it every item is the identity.
+    """
+
+    def __init__(self, image: torch.Tensor, maps: dict[str, torch.Tensor], length: int, augment: bool, seed: int):
+        self.image, self.maps, self.length, self.augment, self.seed = image, maps, length, augment, seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def transform_index(self, index: int) -> int:
+        if not self.augment:
+            return 0
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        return int(torch.randint(NUM_DIHEDRAL, (1,), generator=generator))
+
+    def __getitem__(self, index: int) -> dict:
+        k = self.transform_index(index)
+        return {
+            "k": k,
+            "image": dihedral(self.image, k),
+            "maps": {name: dihedral(value, k) for name, value in self.maps.items()},
+        }
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """The one-image data module.
+
+    Args:
+        image: path of the image to decompose; ``None`` uses the sample bundled with ddip.
+        clean: optional ground-truth clean image (reporting only).
+        gt_mask: optional ground-truth foreground mask, white = foreground (reporting only).
+        augment: apply a random one of the 8 flips/rotations at every step.
+        seed: fixes the augmentation sequence.
+    """
+
+    def __init__(
+        self,
+        image: str | None = None,
+        clean: str | None = None,
+        gt_mask: str | None = None,
+        augment: bool = False,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.path = image or str(sample_image_path())
+        self.image = load_image(self.path)
+        size = tuple(self.image.shape[-2:])
+        self.clean = load_image(clean) if clean else None
+        if self.clean is not None and tuple(self.clean.shape[-2:]) != size:
+            raise DdipError(f"data.clean {clean} is {tuple(self.clean.shape[-2:])}, the image is {size}")
+        self.gt_mask = load_map(gt_mask, size) if gt_mask else None
+        self.augment, self.seed = augment, seed
+        self.dataset: AugmentedImageDataset | None = None
+        self.crop: Crop | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.image.shape[-2]), int(self.image.shape[-1])
+
+    def build(self, maps: dict[str, torch.Tensor], steps: int, multiple: int, min_size: int) -> torch.Tensor:
+        """Pad the image and its maps for the backbone and make the dataset; returns the padded image."""
+        padded, self.crop = pad_to_multiple(self.image, multiple, min_size)
+        padded_maps = {name: pad_to_multiple(value[None], multiple, min_size)[0] for name, value in maps.items()}
+        self.dataset = AugmentedImageDataset(padded, padded_maps, steps, self.augment, self.seed)
+        return padded
+
+    def train_dataloader(self) -> DataLoader:
+        if self.dataset is None:
+            raise RuntimeError("ImageDataModule.build() must be called before training")
+        return DataLoader(self.dataset, batch_size=1, shuffle=False, num_workers=0)
+
+
+def sample_image_path():
+    """The bundled sample: the zebra crop of the DIP repository, the classic Double-DIP example."""
+    from importlib.resources import files
+
+    return files("ddip") / "assets" / "zebra_crop.png"

@@ -1,0 +1,167 @@
+"""Image reading and writing.
+
+Every image enters ddip through :func:`load_image` (any PIL-readable file; grayscale, palette, RGBA and
+16-bit converted to float RGB in [0, 1]) or :func:`load_map` (a single-channel map such as a hint or a
+ground-truth mask, resized to the image), and leaves through :func:`save_image` as an 8-bit PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ddip.errors import DdipError
+
+MIN_SIDE = 4
+"""Smallest height/width ddip accepts: below it there is nothing for a prior to model."""
+
+
+def _open(path: str | os.PathLike) -> Image.Image:
+    path = Path(path)
+    if not path.exists():
+        raise DdipError(f"image not found: {path}")
+    if path.is_dir():
+        raise DdipError(f"expected an image file, got a directory: {path}")
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise DdipError(f"not a readable image: {path} ({error.__class__.__name__})") from None
+    return ImageOps.exif_transpose(image)
+
+
+def _to_float_array(image: Image.Image) -> np.ndarray:
+    """Pixel values in [0, 1], shape H×W or H×W×C, whatever the bit depth."""
+    array = np.asarray(image)
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if np.issubdtype(array.dtype, np.floating):
+        return np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0)
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    # 16-bit PNG/TIFF arrive as uint16 or int32 ("I;16", "I"): scale by the 16-bit range.
+    peak = 65535.0 if array.max(initial=0) > 255 or array.dtype == np.uint16 else 255.0
+    return np.clip(array.astype(np.float32) / peak, 0.0, 1.0)
+
+
+def _flatten_alpha(rgba: np.ndarray) -> np.ndarray:
+    """Composite an RGBA array over white, so transparent pixels do not show arbitrary colours."""
+    alpha = rgba[..., 3:4]
+    return rgba[..., :3] * alpha + (1.0 - alpha)
+
+
+def load_image(path: str | os.PathLike) -> torch.Tensor:
+    """Read an image as a float32 RGB tensor 3×H×W in [0, 1].
+
+    Grayscale (L, I, I;16, F, 1) is replicated to three channels, palette and CMYK images are converted,
+    and RGBA/LA is composited over white.
+    """
+    image = _open(path)
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA")
+    elif image.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        image = image.convert("RGB")
+    elif image.mode == "LA":
+        image = image.convert("RGBA")
+    array = _to_float_array(image)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.shape[2] == 4:
+        array = _flatten_alpha(array)
+    check_size(array.shape[0], array.shape[1], path)
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def check_size(height: int, width: int, path: str | os.PathLike) -> None:
+    """Reject images too small to fit, with the size in the message."""
+    if min(height, width) < MIN_SIDE:
+        raise DdipError(f"image {path} is {width}×{height} px; ddip needs at least {MIN_SIDE} px per side")
+
+
+def load_map(path: str | os.PathLike, size: tuple[int, int]) -> torch.Tensor:
+    """Read a single-channel map (hint, mask) in [0, 1] as an H×W tensor, resized bilinearly to ``size``."""
+    image = _open(path)
+    if image.mode not in ("L", "I", "I;16", "F", "1"):
+        image = image.convert("L")
+    array = _to_float_array(image)
+    tensor = torch.from_numpy(np.ascontiguousarray(array))[None, None]
+    if tuple(tensor.shape[-2:]) != tuple(size):
+        tensor = F.interpolate(tensor, size=size, mode="bilinear", align_corners=False)
+    return tensor[0, 0].clamp(0.0, 1.0)
+
+
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """A C×H×W or H×W tensor in [0, 1] as an H×W(×3) uint8 array."""
+    array = tensor.detach().float().cpu().clamp(0.0, 1.0).numpy()
+    if array.ndim == 3:
+        array = array.transpose(1, 2, 0)
+        if array.shape[2] == 1:
+            array = array[..., 0]
+    return (array * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_image(path: str | os.PathLike, tensor: torch.Tensor) -> None:
+    """Write a C×H×W (C = 1 or 3) or H×W tensor in [0, 1] as an 8-bit PNG."""
+    Image.fromarray(to_uint8(tensor)).save(path)
+
+
+def write_json(path: str | os.PathLike, data: dict) -> None:
+    """Write JSON atomically: a half-written metrics file never looks like a finished result."""
+    path = Path(path)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    temporary.replace(path)
+
+
+def save_progress(path: str | os.PathLike, history: list[dict], snapshots: list[tuple[int, dict]]) -> None:
+    """``progress.png``: loss terms and quality over steps (top), intermediate results (bottom grid)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = max((len(panel) for _, panel in snapshots), default=1)
+    rows = len(snapshots)
+    figure = plt.figure(figsize=(2.2 * max(columns, 4), 3.2 + 2.2 * rows), constrained_layout=True)
+    grid = figure.add_gridspec(1 + rows, max(columns, 2), height_ratios=[1.5] + [1] * rows)
+    _plot_curves(figure.add_subplot(grid[0, : max(columns, 2) // 2]), history, quality=False)
+    _plot_curves(figure.add_subplot(grid[0, max(columns, 2) // 2 :]), history, quality=True)
+    for row, (step, panel) in enumerate(snapshots, start=1):
+        for column, (name, image) in enumerate(panel.items()):
+            axis = figure.add_subplot(grid[row, column])
+            array = to_uint8(image)
+            axis.imshow(array, cmap="gray" if array.ndim == 2 else None, vmin=0, vmax=255)
+            axis.set_title(f"{name} @ {step}", fontsize=8)
+            axis.axis("off")
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def _is_quality(key: str) -> bool:
+    return key == "score" or key.startswith(("iou", "psnr", "ssim"))
+
+
+def _plot_curves(axis, history: list[dict], quality: bool) -> None:
+    """Loss terms on a log axis, or quality: PSNR-like values (dB) left, [0, 1] metrics on a twin axis."""
+    steps = [record["step"] for record in history]
+    names = sorted({key for record in history for key in record if key != "step" and _is_quality(key) == quality})
+    unit_axis = axis.twinx() if quality and any(name.startswith(("iou", "ssim")) for name in names) else None
+    for index, name in enumerate(names):
+        target = unit_axis if unit_axis is not None and name.startswith(("iou", "ssim")) else axis
+        values = [record.get(name, float("nan")) for record in history]
+        label = "reconstruction PSNR (score)" if name == "score" else name
+        target.plot(steps, values, label=label, color=f"C{index}")
+    if not quality:
+        axis.set_yscale("log")
+    if unit_axis is not None:
+        unit_axis.set_ylim(0, 1)
+        unit_axis.legend(fontsize=7, loc="lower right")
+    axis.set_xlabel("step")
+    axis.set_title("quality (dB left, [0, 1] right)" if quality else "loss terms (at evaluation steps)", fontsize=9)
+    axis.legend(fontsize=7, loc="upper left")

@@ -1,0 +1,71 @@
+"""Loss terms of DIP and Double-DIP.
+
+Double-DIP (Gandelsman, Shocher, Irani, CVPR 2019), Eq. (1): ``Loss = Loss_Reconst + α·Loss_Excl + β·Loss_Reg``.
+All reductions are means, as in the reference code.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-6
+
+
+def reconstruction_loss(prediction: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """``Loss_Reconst`` of Double-DIP Eq. (1): mean L1 (``kind="l1"``) or mean squared error (``"mse"``)."""
+    if kind == "l1":
+        return F.l1_loss(prediction, target)
+    if kind == "mse":
+        return F.mse_loss(prediction, target)
+    raise ValueError(f"unknown reconstruction loss {kind!r}; expected 'l1' or 'mse'")
+
+
+def masked_l1_loss(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """L1 restricted to a soft region: ``L1(w·a, w·b) / mean(|w|)`` (the reference's ``ExtendedL1``).
+
+    Used for the hint terms of Double-DIP segmentation (Sec. 4.1): each layer must reproduce the image
+    where its hint says it is present.
+    """
+    return F.l1_loss(weight * prediction, weight * target) / weight.abs().mean().clamp_min(EPS)
+
+
+def _squashed_gradients(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vertical and horizontal finite differences, squashed to (−1, 1) by ``2·sigmoid(g) − 1``."""
+    grad_y = image[..., 1:, :] - image[..., :-1, :]
+    grad_x = image[..., :, 1:] - image[..., :, :-1]
+    return 2.0 * torch.sigmoid(grad_y) - 1.0, 2.0 * torch.sigmoid(grad_x) - 1.0
+
+
+def _gradient_correlation(grad_a: torch.Tensor, grad_b: torch.Tensor) -> torch.Tensor:
+    """Mean over all channel pairs (i, j) of ``mean(g_a,i² · g_b,j²)^(1/4)``."""
+    products = grad_a.square().unsqueeze(2) * grad_b.square().unsqueeze(1)  # B × Ca × Cb × H × W
+    return products.mean(dim=(0, 3, 4)).clamp_min(EPS**4).pow(0.25).mean()
+
+
+def exclusion_loss(layer_a: torch.Tensor, layer_b: torch.Tensor, levels: int = 3) -> torch.Tensor:
+    """``Loss_Excl`` of Double-DIP Eq. (1) (after Zhang, Ng, Chen, CVPR 2018, Eq. 3): the two layers'
+    gradients must not be large at the same places.
+
+    Over ``levels`` scales (2× average pooling between them), the squashed gradients of the layers are
+    correlated for every channel pair, along x and along y; the loss is the mean of both directions
+    over pairs and scales. Like the Double-DIP reference, no per-scale normalisation factors are used.
+    """
+    total_y, total_x = layer_a.new_zeros(()), layer_a.new_zeros(())
+    for level in range(levels):
+        if level:
+            if min(layer_a.shape[-2:]) < 4:
+                levels = level
+                break
+            layer_a, layer_b = F.avg_pool2d(layer_a, 2), F.avg_pool2d(layer_b, 2)
+        a_y, a_x = _squashed_gradients(layer_a)
+        b_y, b_x = _squashed_gradients(layer_b)
+        total_y = total_y + _gradient_correlation(a_y, b_y)
+        total_x = total_x + _gradient_correlation(a_x, b_x)
+    return (total_x + total_y) / (2.0 * levels)
+
+
+def binarization_loss(mask: torch.Tensor) -> torch.Tensor:
+    """``Loss_Reg`` of Double-DIP segmentation (Sec. 4.1): ``1 / mean(|m − 0.5|)``, smallest (2) for a
+    binary mask and growing as the mask drifts towards 0.5 (the reference's ``GrayLoss``)."""
+    return 1.0 / ((mask - 0.5).abs().mean() + EPS)

@@ -1,0 +1,125 @@
+"""What every task declares: its generators and their noise inputs, its physics, losses and outputs.
+
+A task is a plain object built by Hydra from ``conf/task/<name>.yaml``. :class:`ddip.module.DecompositionModule`
+owns the networks and the optimisation; the task only says *what* is optimised and *what* a result is.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torchmetrics.functional.image import peak_signal_noise_ratio
+
+Layers = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class NoiseInput:
+    """A fixed network input: ``channels`` maps of U(−0.5, 0.5)·``scale`` noise (``kind="uniform"``) or an
+    x/y ``"meshgrid"`` in [0, 1]; ``perturb`` adds the per-step Gaussian jitter (reg-noise) to it."""
+
+    channels: int
+    scale: float = 0.1
+    kind: str = "uniform"
+    perturb: bool = True
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """A generator: how many channels it outputs and which :class:`NoiseInput` it reads."""
+
+    out_channels: int
+    input: str
+
+
+@dataclass(frozen=True)
+class RegNoise:
+    """Per-step Gaussian perturbation of the noise inputs (the DIP "reg_noise_std").
+
+    Within each stage the std rises in ten equal steps from 0 to ``peak`` over the first ``ramp`` fraction
+    of the run, then stays at ``std`` (Double-DIP segmentation: ``(it // 100) / 1000`` for ``it < 1000``,
+    then 1e-3, for 6000 steps: ramp = 1/6, peak = 0.01, std = 0.001).
+    """
+
+    std: float = 0.0
+    peak: float = 0.0
+    ramp: float = 0.0
+
+    def __call__(self, stage_step: int, steps: int) -> float:
+        ramp_steps = self.ramp * steps
+        if stage_step < ramp_steps:
+            return self.peak * math.floor(10 * stage_step / ramp_steps) / 10
+        return self.std
+
+
+class Task(ABC):
+    """Base class of all tasks.
+
+    Args:
+        reg_noise: the input perturbation schedule.
+        net_defaults: per-backbone architecture defaults of this task (``{unet: {...}, segnet: {...}}``),
+            read by ``conf/backbone/*.yaml``; listed here only so the resolved config records them.
+    """
+
+    generators: dict[str, GeneratorSpec]
+    inputs: dict[str, NoiseInput]
+
+    def __init__(self, reg_noise: RegNoise | dict | None = None, net_defaults: dict | None = None):
+        self.reg_noise = reg_noise if isinstance(reg_noise, RegNoise) else RegNoise(**(reg_noise or {}))
+        self.net_defaults = net_defaults or {}
+
+    def prepare(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Auxiliary maps (H×W, at the image's size) the task needs beside the image, e.g. hints."""
+        return {}
+
+    @abstractmethod
+    def compose(self, layers: Layers) -> torch.Tensor:
+        """The physics: how the generators' outputs form the image."""
+
+    @abstractmethod
+    def loss_terms(
+        self, layers: Layers, target: torch.Tensor, maps: dict[str, torch.Tensor], step: int, steps: int
+    ) -> dict[str, torch.Tensor]:
+        """The weighted loss terms at ``step`` of ``steps``; the optimised loss is their sum."""
+
+    def stage_start(self, step: int, steps: int) -> int:
+        """First step of the stage ``step`` belongs to (single-stage tasks: 0)."""
+        return 0
+
+    def reg_noise_std(self, step: int, steps: int) -> float:
+        """Std of the Gaussian jitter added to the perturbable noise inputs at ``step``."""
+        return self.reg_noise(step - self.stage_start(step, steps), steps)
+
+    def selectable_from(self, steps: int) -> int:
+        """First step whose output may be chosen as the result (e.g. after the hint warm-up)."""
+        return 0
+
+    def selection_score(self, layers: Layers, image: torch.Tensor) -> float:
+        """How good an output is without ground truth (higher is better): the reconstruction PSNR, the
+        rule of the Double-DIP reference."""
+        reconstruction = self.compose(layers).clamp(0.0, 1.0)
+        return float(peak_signal_noise_ratio(reconstruction, image, data_range=1.0))
+
+    def panel(self, layers: Layers) -> dict[str, torch.Tensor]:
+        """The images shown in progress grids and W&B panels (C×H×W, first item of the batch)."""
+        return {"reconstruction": self.compose(layers)[0]} | {name: value[0] for name, value in layers.items()}
+
+    def ground_truth_metrics(self, layers: Layers, truth: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Quality against ground truth (reporting only) of one set of layers; empty without ground truth."""
+        return {}
+
+    @abstractmethod
+    def finalize(
+        self,
+        chosen: Layers,
+        final: Layers,
+        image: torch.Tensor,
+        truth: dict[str, torch.Tensor],
+    ) -> tuple[dict[str, torch.Tensor], dict]:
+        """Turn the chosen and final layers (cropped to the image) into result images and metrics.
+
+        Returns ``(images, metrics)``: ``images`` maps file stems (``"mask"``) to C×H×W tensors in [0, 1].
+        """

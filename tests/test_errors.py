@@ -1,0 +1,81 @@
+"""Bad input ends with one clear line and a non-zero exit, never a deep traceback or a fake result."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, compose_config
+from PIL import Image
+
+from ddip.errors import DdipError
+from ddip.run import run
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = tmp_path / "image.png"
+    Image.new("RGB", (32, 24), (120, 80, 40)).save(path)
+    return path
+
+
+def run_with(tmp_path, overrides):
+    return run(compose_config(["logger=none", "steps=2"] + overrides), tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.image=/nonexistent/photo.jpg"], "image not found"),
+        (["task.hints=files", "task.fg_hint=/nonexistent/fg.png", "task.bg_hint=/nonexistent/bg.png"], "image not found"),
+        (["task.hints=files"], "needs both task.fg_hint"),
+        (["task.hints=maybe"], "task.hints='maybe' is not one of"),
+        (["steps=0"], "at least one optimisation step"),
+    ],
+)
+def test_configuration_errors(tmp_path, image, overrides, message):
+    with pytest.raises(DdipError, match=message):
+        run_with(tmp_path, [f"data.image={image}"] + overrides)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_unreadable_hint_map(tmp_path, image):
+    broken = tmp_path / "hint.png"
+    broken.write_text("definitely not a PNG")
+    with pytest.raises(DdipError, match="not a readable image"):
+        run_with(tmp_path, [f"data.image={image}", "task.hints=files", f"task.fg_hint={broken}", f"task.bg_hint={broken}"])
+
+
+def test_empty_hint_map(tmp_path, image):
+    black = tmp_path / "black.png"
+    Image.new("L", (8, 8), 0).save(black)
+    with pytest.raises(DdipError, match="hint map is empty"):
+        run_with(tmp_path, [f"data.image={image}", "task.hints=files", f"task.fg_hint={black}", f"task.bg_hint={black}"])
+
+
+def test_non_finite_loss_is_reported(tmp_path, image):
+    with pytest.raises(DdipError, match="non-finite"):
+        run_with(tmp_path, [f"data.image={image}", "task.weights.reconstruction=nan", "task.hints=none", "module.eval_every=1"])
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def cli(tmp_path, *overrides):
+    command = [sys.executable, "train.py", "logger=none", "steps=2", f"hydra.run.dir={tmp_path / 'run'}", *overrides]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+
+
+def test_cli_prints_one_line_and_marks_the_run_failed(tmp_path):
+    result = cli(tmp_path, "data.image=/nonexistent/photo.jpg")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "ddip: error: image not found: /nonexistent/photo.jpg"
+    assert (tmp_path / "run" / "FAILED.txt").exists() and not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("group", ["task", "backbone", "logger", "scheduler"])
+def test_cli_rejects_unknown_config_values(tmp_path, group):
+    result = cli(tmp_path, f"{group}=nonsense")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert f"Could not find '{group}/nonsense'" in result.stderr

@@ -1,0 +1,129 @@
+"""Image loading (every mode and bit depth), padding, cropping and the dihedral augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ddip.data import AugmentedImageDataset, ImageDataModule, dihedral, dihedral_inverse, pad_to_multiple
+from ddip.errors import DdipError
+from ddip.io import load_image, load_map, save_image
+
+
+def test_rgb_roundtrip(tmp_path):
+    array = np.random.default_rng(0).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    Image.fromarray(array).save(tmp_path / "rgb.png")
+    image = load_image(tmp_path / "rgb.png")
+    assert image.shape == (3, 7, 9) and image.dtype == torch.float32
+    save_image(tmp_path / "out.png", image)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), array)
+
+
+def test_grayscale_is_replicated(tmp_path):
+    Image.fromarray(np.full((6, 5), 128, np.uint8), mode="L").save(tmp_path / "gray.png")
+    image = load_image(tmp_path / "gray.png")
+    assert image.shape == (3, 6, 5)
+    assert torch.allclose(image, torch.full_like(image, 128 / 255))
+
+
+def test_sixteen_bit_uses_the_full_range(tmp_path):
+    Image.fromarray(np.full((6, 6), 65535, np.uint16)).save(tmp_path / "deep.png")
+    Image.fromarray(np.full((6, 6), 32768, np.uint16)).save(tmp_path / "mid.png")
+    assert torch.allclose(load_image(tmp_path / "deep.png"), torch.ones(3, 6, 6))
+    assert torch.allclose(load_image(tmp_path / "mid.png"), torch.full((3, 6, 6), 32768 / 65535))
+
+
+def test_rgba_is_composited_over_white(tmp_path):
+    rgba = np.zeros((5, 5, 4), np.uint8)
+    rgba[..., 0] = 255  # red, but fully transparent on the left half
+    rgba[:, 3:, 3] = 255
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
+    image = load_image(tmp_path / "rgba.png")
+    assert torch.allclose(image[:, :, 0], torch.ones(3, 5))  # transparent → white
+    assert torch.allclose(image[:, 0, 4], torch.tensor([1.0, 0.0, 0.0]))  # opaque red
+
+
+def test_palette_image(tmp_path):
+    Image.fromarray(np.full((5, 6, 3), (0, 0, 255), np.uint8)).convert("P").save(tmp_path / "pal.png")
+    image = load_image(tmp_path / "pal.png")
+    assert torch.allclose(image[:, 0, 0], torch.tensor([0.0, 0.0, 1.0]))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "image not found"),
+        (lambda p: p.write_text("not an image"), "not a readable image"),
+        (lambda p: Image.new("RGB", (1, 1)).save(p, format="PNG"), "at least"),
+        (lambda p: Image.new("RGB", (30, 2)).save(p, format="PNG"), "at least"),
+    ],
+)
+def test_bad_images_give_one_line_errors(tmp_path, make, message):
+    path = tmp_path / "bad.png"
+    make(path)
+    with pytest.raises(DdipError, match=message) as error:
+        load_image(path)
+    assert "\n" not in str(error.value)
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(DdipError, match="not a readable image"):
+        load_image(tmp_path / "empty.jpg")
+
+
+def test_map_is_resized(tmp_path):
+    Image.fromarray(np.full((10, 20), 255, np.uint8)).save(tmp_path / "hint.png")
+    hint = load_map(tmp_path / "hint.png", (37, 45))
+    assert hint.shape == (37, 45) and torch.allclose(hint, torch.ones_like(hint))
+
+
+@pytest.mark.parametrize("size", [(45, 37), (4, 4), (5, 130)])
+def test_pad_then_crop_is_identity(size):
+    image = torch.rand(3, *size)
+    padded, crop = pad_to_multiple(image, multiple=32, min_size=64)
+    assert padded.shape[-2] % 32 == 0 and padded.shape[-1] % 32 == 0 and min(padded.shape[-2:]) >= 64
+    assert torch.equal(crop(padded), image)
+
+
+def test_padding_reflects():
+    image = torch.arange(4.0).view(1, 1, 4).expand(1, 4, 4).clone()
+    padded, crop = pad_to_multiple(image, multiple=8)
+    row = padded[0, crop.top]
+    assert row.tolist() == [2.0, 1.0, 0.0, 1.0, 2.0, 3.0, 2.0, 1.0]
+
+
+def test_dihedral_group():
+    x = torch.rand(2, 3, 4, 6)
+    outputs = [dihedral(x, k) for k in range(8)]
+    assert len({tuple(o.flatten().tolist()) for o in outputs}) == 8
+    for k in range(8):
+        assert torch.equal(dihedral_inverse(dihedral(x, k), k), x)
+
+
+def test_augmentation_moves_image_and_maps_together():
+    image = torch.rand(3, 8, 8)
+    maps = {"hint": image[0].clone()[None]}
+    dataset = AugmentedImageDataset(image, maps, length=16, augment=True, seed=3)
+    ks = {dataset[i]["k"] for i in range(16)}
+    assert len(ks) > 1
+    for i in range(16):
+        item = dataset[i]
+        assert torch.equal(item["maps"]["hint"][0], item["image"][0])
+        assert torch.equal(dihedral_inverse(item["image"], item["k"]), image)
+    assert [dataset[i]["k"] for i in range(16)] == [AugmentedImageDataset(image, maps, 16, True, 3)[i]["k"] for i in range(16)]
+    assert {AugmentedImageDataset(image, maps, 4, False, 3)[i]["k"] for i in range(4)} == {0}
+
+
+def test_datamodule_uses_bundled_sample_without_image():
+    data = ImageDataModule()
+    assert data.size == (160, 256) and data.path.endswith("zebra_crop.png")
+
+
+def test_clean_image_of_another_size_is_rejected(tmp_path):
+    Image.new("RGB", (10, 10)).save(tmp_path / "a.png")
+    Image.new("RGB", (12, 10)).save(tmp_path / "b.png")
+    with pytest.raises(DdipError, match="data.clean"):
+        ImageDataModule(image=str(tmp_path / "a.png"), clean=str(tmp_path / "b.png"))

@@ -1,0 +1,49 @@
+"""The loss terms of Double-DIP on hand-made tensors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ddip.losses import binarization_loss, exclusion_loss, masked_l1_loss, reconstruction_loss
+
+
+def test_reconstruction_kinds():
+    a, b = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
+    assert reconstruction_loss(a, b, "l1") == pytest.approx(0.5)
+    assert reconstruction_loss(a, b, "mse") == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="unknown reconstruction loss"):
+        reconstruction_loss(a, b, "huber")
+
+
+def test_masked_l1_ignores_unmasked_pixels():
+    prediction, target = torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
+    target[..., 2:] = 1.0  # wrong only on the right half
+    weight = torch.zeros(1, 1, 4, 4)
+    weight[..., :2] = 1.0
+    assert masked_l1_loss(prediction, target, weight) == pytest.approx(0.0)
+    assert masked_l1_loss(prediction, target, 1 - weight) == pytest.approx(1.0)
+
+
+def test_exclusion_penalises_edges_at_the_same_places():
+    edges = torch.zeros(1, 3, 32, 32)
+    edges[..., :, 8::16] = 1.0
+    elsewhere = torch.zeros(1, 3, 32, 32)
+    elsewhere[..., :, 2::16] = 1.0
+    assert exclusion_loss(edges, torch.zeros_like(edges)) < 1e-3
+    assert exclusion_loss(edges, elsewhere) < 0.5 * exclusion_loss(edges, edges)
+
+
+def test_exclusion_is_differentiable_and_symmetric():
+    a = torch.rand(1, 3, 16, 16, requires_grad=True)
+    b = torch.rand(1, 3, 16, 16)
+    loss = exclusion_loss(a, b)
+    loss.backward()
+    assert torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+    assert float(exclusion_loss(a, b)) == pytest.approx(float(exclusion_loss(b, a)), rel=1e-5)
+
+
+def test_binarization_prefers_binary_masks():
+    binary = (torch.rand(1, 1, 8, 8) > 0.5).float()
+    assert binarization_loss(binary) == pytest.approx(2.0, rel=1e-4)
+    assert binarization_loss(torch.full((1, 1, 8, 8), 0.48)) > 10 * binarization_loss(binary)
