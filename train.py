@@ -11,24 +11,10 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from ddip.errors import DdipError
-
-
-def user_message(error: BaseException) -> str:
-    """One line for an error: the :class:`DdipError` behind it, else the innermost cause (Hydra wraps
-    errors raised while instantiating a component)."""
-    innermost = error
-    while error is not None:
-        if isinstance(error, DdipError):
-            return str(error)
-        innermost, error = error, error.__cause__
-    if isinstance(innermost, OmegaConfBaseException):
-        return f"invalid configuration: {str(innermost).splitlines()[0]}"
-    return f"invalid configuration: {innermost.__class__.__name__}: {str(innermost).splitlines()[0]}"
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -38,8 +24,8 @@ def main(cfg: DictConfig) -> dict:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         return run(cfg, output_dir)
-    except (DdipError, InstantiationException, OmegaConfBaseException) as error:
-        message = user_message(error)
+    except (DdipError, OmegaConfBaseException) as error:
+        message = str(error) if isinstance(error, DdipError) else f"invalid configuration: {str(error).splitlines()[0]}"
         (output_dir / "FAILED.txt").write_text(message + "\n")
         print(f"ddip: error: {message}", file=sys.stderr)
         sys.exit(2)

@@ -67,14 +67,21 @@ class DecompositionModule(pl.LightningModule):
         super().__init__()
         if steps < 1:
             raise DdipError(f"steps={steps}: need at least one optimisation step")
-        self.task, self.curriculum, self.optimizer_factory = task, curriculum, optimizer
+        self.task, self.curriculum = task, curriculum
         self.steps, self.eval_every, self.image_every, self.log_every = steps, max(1, eval_every), image_every, log_every
-        self.generators = nn.ModuleDict(
-            {
-                name: backbone(in_channels=task.inputs[spec.input].channels, out_channels=spec.out_channels)
-                for name, spec in task.generators.items()
-            }
-        )
+        try:
+            self.generators = nn.ModuleDict(
+                {
+                    name: backbone(in_channels=task.inputs[spec.input].channels, out_channels=spec.out_channels)
+                    for name, spec in task.generators.items()
+                }
+            )
+        except (ValueError, TypeError) as error:
+            raise DdipError(f"invalid backbone configuration: {error}") from None
+        try:
+            self.optimizer = optimizer(self.parameters())
+        except (ValueError, TypeError) as error:
+            raise DdipError(f"invalid optimizer configuration: {error}") from None
         self.snapshot_steps = {max(1, round(steps * (i + 1) / snapshots)) for i in range(snapshots)}
         self.history: list[dict] = []
         self.snapshots: list[tuple[int, dict[str, torch.Tensor]]] = []
@@ -101,7 +108,7 @@ class DecompositionModule(pl.LightningModule):
         self.crop, self.truth = crop, truth
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(self.parameters())
+        return self.optimizer
 
     # --- forward ----------------------------------------------------------------------------------------
     def forward(self, transform: int = 0, jitter: float = 0.0) -> Layers:

@@ -13,11 +13,27 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ddip.errors import DdipError
+
 from ddip.io import save_image, save_progress, write_json
 from ddip.module import DecompositionModule
+
+
+def build_component(cfg: DictConfig, key: str, **kwargs):
+    """``hydra.utils.instantiate`` of ``cfg[key]``, with a configuration problem raised as one-line
+    :class:`DdipError` (Hydra wraps what a constructor raises in an ``InstantiationException``)."""
+    try:
+        return instantiate(cfg[key], **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, DdipError):
+            raise cause from None
+        detail = f"{type(cause).__name__}: {cause}" if cause else str(error).splitlines()[0]
+        raise DdipError(f"invalid {key} configuration: {detail}") from None
 
 
 def configure_wandb_environment(output_dir: Path) -> None:
@@ -36,7 +52,7 @@ def build_logger(cfg: DictConfig, output_dir: Path):
         return False
     if cfg.logger._target_.endswith("WandbLogger"):
         configure_wandb_environment(output_dir)
-    logger = instantiate(cfg.logger)
+    logger = build_component(cfg, "logger")
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return logger
 
@@ -51,13 +67,13 @@ def finish_logger(logger) -> None:
 
 def build(cfg: DictConfig) -> tuple[DecompositionModule, pl.LightningDataModule]:
     """Instantiate data, task, backbone, curriculum and module, and wire the padded image in."""
-    data = instantiate(cfg.data)
-    task = instantiate(cfg.task)
+    data = build_component(cfg, "data")
+    task = build_component(cfg, "task")
     module = DecompositionModule(
         task=task,
-        backbone=instantiate(cfg.backbone),
-        curriculum=instantiate(cfg.scheduler),
-        optimizer=instantiate(cfg.optimizer),
+        backbone=build_component(cfg, "backbone"),
+        curriculum=build_component(cfg, "scheduler"),
+        optimizer=build_component(cfg, "optimizer"),
         steps=cfg.steps,
         **cfg.module,
     )
@@ -78,7 +94,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
     module, data = build(cfg)
     logger = build_logger(cfg, output_dir)
     try:
-        trainer = instantiate(cfg.trainer, logger=logger)
+        trainer = build_component(cfg, "trainer", logger=logger)
         trainer.fit(module, datamodule=data)
         images, metrics = module.result()
         for name, image in images.items():

@@ -186,3 +186,28 @@ def auto_hints(
     """Foreground and background hints (H×W, float 0/1) of an RGB image (3×H×W in [0, 1]):
     :func:`hints_from_saliency` of :func:`saliency_map`."""
     return hints_from_saliency(saliency_map(image), fg_threshold, bg_threshold)
+
+
+def otsu_threshold(saliency: torch.Tensor) -> float:
+    """Otsu's threshold (IEEE SMC 1979) of a map in [0, 1]: the level that maximises the between-class
+    variance of its 256-bin histogram."""
+    histogram = torch.histc(saliency.float().clamp(0, 1), bins=256, min=0.0, max=1.0).double()
+    probability = histogram / histogram.sum()
+    weight = probability.cumsum(0)
+    mean = (probability * torch.arange(256, dtype=torch.float64)).cumsum(0)
+    between = (mean[-1] * weight - mean) ** 2 / (weight * (1 - weight)).clamp_min(1e-12)
+    return (int(between.argmax()) + 1) / 256  # upper edge of the last background bin
+
+
+def _erode(region: torch.Tensor, radius: int) -> torch.Tensor:
+    """Binary erosion (square window of side 2·radius + 1) of an H×W 0/1 map; outside the image counts as in."""
+    outside = F.max_pool2d((1.0 - region.float())[None, None], 2 * radius + 1, stride=1, padding=radius)
+    return 1.0 - outside[0, 0]
+
+
+def confident_regions(saliency: torch.Tensor, band: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dense hints: the pixels on either side of the saliency's Otsu split that lie farther than ``band``
+    (a fraction of the shorter side) from the split, i.e. both sides eroded by that radius."""
+    radius = max(1, round(band * min(saliency.shape[-2:])))
+    foreground = saliency > otsu_threshold(saliency)
+    return _erode(foreground, radius), _erode(~foreground, radius)

@@ -1,6 +1,7 @@
 """Quality against ground truth on the dev cases, ddip beside classical baselines on the same images.
 
     python scripts/evaluate.py --cases ../shared/data/dev [--steps N] [--tasks seg] [--out results/evaluate]
+                               [--override task.layerwise=false ...]
 
 ``cases.json`` in the cases folder maps each case to its task and files. For every case whose task ddip
 runs (and that has ground truth), ddip runs with its default settings (the task's default ``steps`` unless
@@ -46,23 +47,25 @@ def grabcut(image_path: Path, border: int = 4, iterations: int = 5) -> np.ndarra
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
 
 
-def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None) -> dict:
-    overrides = [f"task={case['task']}", "logger=csv", f"data.image={folder / case['image']}"]
+def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: list[str]) -> dict:
+    overrides = [f"task={case['task']}", "logger=csv", "trainer.enable_progress_bar=false", "~trainer.callbacks"]
+    overrides.append(f"data.image={folder / case['image']}")
     if "gt_mask" in case:
         overrides.append(f"data.gt_mask={folder / case['gt_mask']}")
     if steps:
         overrides.append(f"steps={steps}")
+    overrides += extra
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     return run(cfg, run_dir)
 
 
-def evaluate_seg(name: str, case: dict, folder: Path, out: Path, steps: int | None) -> list[dict]:
-    metrics = run_ddip(case, folder, out / "runs" / name, steps)
+def evaluate_seg(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
+    metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
     rows = [
         {
             "case": name,
-            "method": "ddip (Double-DIP seg)",
+            "method": " ".join(["ddip (Double-DIP seg)"] + extra),
             "iou": metrics["iou_chosen"],
             "iou_final": metrics["iou_final"],
             "oracle_iou_raw": metrics.get("oracle_iou_raw"),
@@ -99,6 +102,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="case names to run (default: all)")
     parser.add_argument("--steps", type=int, default=None, help="override the tasks' default steps")
     parser.add_argument("--out", type=Path, default=Path("results/evaluate"))
+    parser.add_argument("--override", nargs="*", default=[], help="extra ddip overrides, e.g. task.layerwise=false")
     args = parser.parse_args()
     cases = json.loads((args.cases / "cases.json").read_text())
     args.out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +113,7 @@ def main() -> None:
         evaluator, required = EVALUATORS[case["task"]]
         if not all(key in case for key in required):
             continue
-        rows += evaluator(name, case, args.cases / name, args.out, args.steps)
+        rows += evaluator(name, case, args.cases / name, args.out, args.steps, args.override)
         print(table(rows[-2:]), flush=True)
     (args.out / "evaluate.json").write_text(json.dumps(rows, indent=2) + "\n")
     command = "python scripts/evaluate.py " + " ".join(sys.argv[1:])

@@ -10,6 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from ddip.synthetic import texture_composite
+
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
@@ -33,17 +35,14 @@ def two_texture_composite(size: int = 64, inside: str = "books", outside: str = 
     """An off-centre ellipse of one real texture (``tests/data``) pasted over another.
 
     Returns (H×W×3 uint8 image, H×W bool mask of the ellipse)."""
-    textures = {name: Image.open(DATA / f"{name}.png").convert("RGB").resize((size, size)) for name in (inside, outside)}
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
-    mask = ((x - 0.55 * size) / (0.3 * size)) ** 2 + ((y - 0.45 * size) / (0.24 * size)) ** 2 <= 1.0
-    image = np.where(mask[..., None], np.asarray(textures[inside]), np.asarray(textures[outside]))
-    return image.astype(np.uint8), mask
+    inside_array, outside_array = (np.asarray(Image.open(DATA / f"{n}.png").convert("RGB").resize((size, size))) for n in (inside, outside))
+    return texture_composite(inside_array, outside_array)
 
 
 @pytest.fixture
 def composite(tmp_path: Path) -> tuple[Path, Path]:
-    """Paths of a 48-px two-texture composite and its ground-truth mask (white = foreground)."""
-    image, mask = two_texture_composite()
+    """Paths of a 64-px composite (grass ellipse over bookshelves) and its mask (white = foreground)."""
+    image, mask = two_texture_composite(64, inside="grass", outside="books")
     image_path, mask_path = tmp_path / "composite.png", tmp_path / "gt_mask.png"
     Image.fromarray(image).save(image_path)
     Image.fromarray((mask * 255).astype(np.uint8)).save(mask_path)

@@ -32,6 +32,9 @@ def run_with(tmp_path, overrides):
         (["task.hints=files"], "needs both task.fg_hint"),
         (["task.hints=maybe"], "task.hints='maybe' is not one of"),
         (["steps=0"], "at least one optimisation step"),
+        (["backbone.kernel_size=4"], "invalid backbone configuration"),
+        (["backbone=segnet", "backbone.width=0"], "invalid backbone configuration"),
+        (["optimizer.lr=fast"], "invalid optimizer configuration"),
     ],
 )
 def test_configuration_errors(tmp_path, image, overrides, message):

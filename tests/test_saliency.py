@@ -148,3 +148,14 @@ def test_hints_fall_back_to_the_extremes_when_equalisation_collapses() -> None:
 def test_hint_thresholds_must_be_ordered() -> None:
     with pytest.raises(ValueError):
         hints_from_saliency(torch.rand(8, 8), fg_threshold=10.0, bg_threshold=20.0)
+
+
+def test_otsu_splits_a_bimodal_map_and_confident_regions_keep_away_from_it():
+    from ddip.saliency import confident_regions, otsu_threshold
+
+    saliency = torch.full((40, 40), 0.1)
+    saliency[10:30, 10:30] = 0.9
+    assert 0.1 < otsu_threshold(saliency) < 0.9
+    fg, bg = confident_regions(saliency, band=0.05)  # radius 2 px
+    assert fg.sum() == 16 * 16 and fg[12:28, 12:28].all()
+    assert bg[:8].all() and not bg[8:32, 8:32].any()

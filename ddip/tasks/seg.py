@@ -7,9 +7,11 @@ channel, its own input).
 Schedule (the reference recipe, scaled to ``steps``; the reference runs 2000 + 4000 steps):
 
 1. **Hint warm-up** (first ``warmup_fraction`` of the run, only with hints): each layer reproduces the image
-   where its hint is on, ``L1(m, (h_fg − h_bg + 1)/2)`` teaches the mask the trimap.
-2. **Decomposition**: ``reconstruction·L1(m·y_fg + (1−m)·y_bg, I) + exclusion·Excl(y_fg, y_bg) +
-   binarization·ramp·1/mean|m − 0.5|``; the layer hint terms stay for the first ``hint_fraction`` of the
+   where its hint is on, and ``L1(m, trimap)`` teaches the mask the trimap: 1 on the fg hint, 0 on the bg
+   hint, and elsewhere 0.5 (the reference) or, with ``hints=auto`` and ``soft_trimap``, the saliency map.
+2. **Decomposition**: ``reconstruction·Rec + exclusion·Excl(y_fg, y_bg) + binarization·ramp·1/mean|m − 0.5|``
+   with ``Rec`` the layer-wise ``mean(m·|y_fg − I| + (1−m)·|y_bg − I|)`` (default) or the reference's
+   ``L1(m·y_fg + (1−m)·y_bg, I)``; the layer hint terms stay for the first ``hint_fraction`` of the
    run after the warm-up, while the binarisation weight ramps up linearly over the same span.
 
 Foreground polarity: with hints, the mask is the foreground probability by construction (the trimap is 1
@@ -30,7 +32,7 @@ from ddip.errors import DdipError
 from ddip.filters import guided_filter
 from ddip.io import load_map
 from ddip.losses import binarization_loss, exclusion_loss, masked_l1_loss, reconstruction_loss
-from ddip.saliency import auto_hints
+from ddip.saliency import confident_regions, hints_from_saliency, saliency_map
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
 
 HINT_MODES = ("auto", "none", "files")
@@ -43,6 +45,10 @@ class Segmentation(Task):
         hints: ``auto`` (saliency-derived), ``files`` (``fg_hint``/``bg_hint`` maps, any size) or ``none``.
         fg_hint, bg_hint: hint map paths for ``hints=files`` (white = hinted).
         fg_threshold, bg_threshold: thresholds of the histogram-equalised saliency for ``hints=auto``.
+        hint_band: ``hints=auto`` also hints the pixels farther than this fraction of the shorter side from
+            the saliency's Otsu split (0 = the reference's thresholds only).
+        soft_trimap: with ``hints=auto``, the warm-up mask target off the hints is the saliency map.
+        layerwise: layer-wise reconstruction (see :meth:`reconstruction`) instead of the composite's L1.
         input_channels, input_scale: depth and amplitude of the noise inputs.
         warmup_fraction: share of ``steps`` spent on the hint warm-up (reference 2000/6000).
         hint_fraction: share of ``steps`` after the warm-up during which the layer hint terms stay and the
@@ -74,6 +80,9 @@ class Segmentation(Task):
         refine_radius: float = 0.02,
         refine_eps: float = 1e-3,
         threshold: float = 0.5,
+        soft_trimap: bool = True,
+        hint_band: float = 0.08,
+        layerwise: bool = True,
         **common,
     ):
         super().__init__(**common)
@@ -88,6 +97,7 @@ class Segmentation(Task):
         self.hint_fraction = hint_fraction if hints != "none" else 0.0
         self.weights = {"reconstruction": 0.5, "exclusion": 0.1, "binarization": 0.01, "hint": 1.0} | (weights or {})
         self.refine_radius, self.refine_eps, self.threshold = refine_radius, refine_eps, threshold
+        self.soft_trimap, self.hint_band, self.layerwise = soft_trimap, hint_band, layerwise
 
     # --- schedule -----------------------------------------------------------------------------------
     def warmup_steps(self, steps: int) -> int:
@@ -110,12 +120,19 @@ class Segmentation(Task):
             return {}
         if self.hints == "files":
             fg, bg = (load_map(path, size) for path in self.hint_paths)
+            prior = torch.full(size, 0.5)
         else:
-            fg, bg = auto_hints(image, *self.thresholds)
+            prior = saliency_map(image)
+            fg, bg = hints_from_saliency(prior, *self.thresholds)
+            if self.hint_band:
+                dense_fg, dense_bg = confident_regions(prior, self.hint_band)
+                fg, bg = torch.maximum(fg, dense_fg) * (1 - dense_bg), torch.maximum(bg, dense_bg) * (1 - dense_fg)
         fg, bg = (fg > 0.5).float(), (bg > 0.5).float()
         if fg.sum() == 0 or bg.sum() == 0:
             raise DdipError("a segmentation hint map is empty: the fg and bg hints need white pixels")
-        return {"fg_hint": fg, "bg_hint": bg}
+        if not self.soft_trimap:
+            prior = torch.full(size, 0.5)
+        return {"fg_hint": fg, "bg_hint": bg, "trimap": fg + (1.0 - fg - bg).clamp_min(0.0) * prior}
 
     def compose(self, layers: Layers) -> torch.Tensor:
         """``I = m·y_fg + (1 − m)·y_bg`` (Double-DIP Eq. 1, segmentation)."""
@@ -132,18 +149,27 @@ class Segmentation(Task):
     def loss_terms(self, layers, target, maps, step, steps):
         warmup, hint_steps = self.warmup_steps(steps), self.hint_steps(steps)
         if step < warmup:
-            trimap = (maps["fg_hint"] - maps["bg_hint"] + 1.0) / 2.0
             terms = self._hint_terms(layers, target, maps)
-            terms["trimap"] = self.weights["hint"] * (layers["mask"] - trimap).abs().mean()
+            terms["trimap"] = self.weights["hint"] * (layers["mask"] - maps["trimap"]).abs().mean()
             return terms
         since = step - warmup
         ramp = min(1.0, since / hint_steps) if hint_steps else 1.0
         terms = self._hint_terms(layers, target, maps) if maps and since <= hint_steps else {}
-        terms["reconstruction"] = self.weights["reconstruction"] * reconstruction_loss(self.compose(layers), target)
+        terms["reconstruction"] = self.weights["reconstruction"] * self.reconstruction(layers, target)
         if self.weights["exclusion"]:
             terms["exclusion"] = self.weights["exclusion"] * exclusion_loss(layers["foreground"], layers["background"])
         terms["binarization"] = self.weights["binarization"] * ramp * binarization_loss(layers["mask"])
         return terms
+
+    def reconstruction(self, layers: Layers, target: torch.Tensor) -> torch.Tensor:
+        """Layer-wise ``mean(m·|y_fg − I| + (1 − m)·|y_bg − I|)``: each pixel is charged to the layer the mask
+        gives it to, so the mask moves towards the layer that explains the pixel better (the mixture-of-experts
+        form of layered models); or the reference's ``L1(m·y_fg + (1 − m)·y_bg, I)`` (Double-DIP Eq. 1)."""
+        if not self.layerwise:
+            return reconstruction_loss(self.compose(layers), target)
+        mask = layers["mask"]
+        errors = mask * (layers["foreground"] - target).abs() + (1 - mask) * (layers["background"] - target).abs()
+        return errors.mean()
 
     # --- results ----------------------------------------------------------------------------------------
     def refine(self, soft_mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
