@@ -12,23 +12,19 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from evaluate import grabcut, run_ddip, table  # noqa: E402
+from evaluate import evaluate_seg, table, write_results  # noqa: E402
 
 from ddip.synthetic import texture_composite  # noqa: E402
-from ddip.tasks.seg import iou  # noqa: E402
 
 TEXTURES = ("grass", "books", "stripes")
 
@@ -51,25 +47,13 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for inside, outside in itertools.permutations(TEXTURES, 2):
-        name = f"{inside} over {outside}"
         folder = args.out / "cases" / f"{inside}_over_{outside}"
         case = make_case(inside, outside, args.size, folder)
-        metrics = run_ddip(case, folder, args.out / "runs" / folder.name, args.steps, args.override)
-        rows.append({"case": name, "method": " ".join(["ddip"] + args.override), "iou": metrics["iou_chosen"],
-                     "iou_final": metrics["iou_final"], "steps": metrics["steps"], "seconds": metrics["wall_seconds"]})
-        started = time.perf_counter()
-        mask = torch.from_numpy(grabcut(folder / "image.png")).float()
-        truth = torch.from_numpy(np.asarray(Image.open(folder / "gt_mask.png")) > 127).float()
-        rows.append({"case": name, "method": "GrabCut (box − 4 px)", "iou": iou(mask, truth), "seconds": time.perf_counter() - started})
+        rows += evaluate_seg(f"{inside} over {outside}", case, folder, args.out, args.steps, args.override)
         print(table(rows[-2:]), flush=True)
-    mean = lambda method: float(np.mean([r["iou"] for r in rows if r["method"] == method]))  # noqa: E731
     for method in dict.fromkeys(row["method"] for row in rows):
-        rows.append({"case": "mean", "method": method, "iou": mean(method)})
-    (args.out / "composites.json").write_text(json.dumps(rows, indent=2) + "\n")
-    command = "python scripts/composites.py " + " ".join(sys.argv[1:])
-    (args.out / "composites.md").write_text(f"`{command}`\n\n" + table(rows))
-    print(table(rows))
-
+        rows.append({"case": "mean", "method": method, "iou": float(np.mean([r["iou"] for r in rows if r["method"] == method]))})
+    write_results(rows, args.out, "composites")
 
 if __name__ == "__main__":
     main()

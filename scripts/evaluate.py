@@ -95,6 +95,14 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_results(rows: list[dict], out: Path, stem: str) -> None:
+    """``<stem>.json`` (the records) and ``<stem>.md`` (the command and a table) in ``out``."""
+    (out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    command = f"python scripts/{stem}.py " + " ".join(sys.argv[1:])
+    (out / f"{stem}.md").write_text(f"`{command}`\n\n" + table(rows))
+    print(table(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=Path, required=True, help="folder with cases.json")
@@ -115,10 +123,7 @@ def main() -> None:
             continue
         rows += evaluator(name, case, args.cases / name, args.out, args.steps, args.override)
         print(table(rows[-2:]), flush=True)
-    (args.out / "evaluate.json").write_text(json.dumps(rows, indent=2) + "\n")
-    command = "python scripts/evaluate.py " + " ".join(sys.argv[1:])
-    (args.out / "evaluate.md").write_text(f"`{command}`\n\n" + table(rows))
-    print(table(rows))
+    write_results(rows, args.out, "evaluate")
 
 
 if __name__ == "__main__":
