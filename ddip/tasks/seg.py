@@ -114,25 +114,30 @@ class Segmentation(Task):
         return self.warmup_steps(steps) + self.hint_steps(steps)
 
     # --- physics and losses ---------------------------------------------------------------------------
+    def auto_hints(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Saliency hints thresholded as in the reference, widened by the confident sides of the Otsu split;
+        returns (fg hint, bg hint, saliency)."""
+        saliency = saliency_map(image)
+        fg, bg = hints_from_saliency(saliency, *self.thresholds)
+        if self.hint_band:
+            dense_fg, dense_bg = confident_regions(saliency, self.hint_band)
+            fg, bg = torch.maximum(fg, dense_fg) * (1 - dense_bg), torch.maximum(bg, dense_bg) * (1 - dense_fg)
+        return fg, bg, saliency
+
     def prepare(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         size = tuple(image.shape[-2:])
         if self.hints == "none":
             return {}
         if self.hints == "files":
             fg, bg = (load_map(path, size) for path in self.hint_paths)
-            prior = torch.full(size, 0.5)
+            saliency = None
         else:
-            prior = saliency_map(image)
-            fg, bg = hints_from_saliency(prior, *self.thresholds)
-            if self.hint_band:
-                dense_fg, dense_bg = confident_regions(prior, self.hint_band)
-                fg, bg = torch.maximum(fg, dense_fg) * (1 - dense_bg), torch.maximum(bg, dense_bg) * (1 - dense_fg)
+            fg, bg, saliency = self.auto_hints(image)
         fg, bg = (fg > 0.5).float(), (bg > 0.5).float()
         if fg.sum() == 0 or bg.sum() == 0:
             raise DdipError("a segmentation hint map is empty: the fg and bg hints need white pixels")
-        if not self.soft_trimap:
-            prior = torch.full(size, 0.5)
-        return {"fg_hint": fg, "bg_hint": bg, "trimap": fg + (1.0 - fg - bg).clamp_min(0.0) * prior}
+        unknown = saliency if saliency is not None and self.soft_trimap else 0.5
+        return {"fg_hint": fg, "bg_hint": bg, "trimap": fg + (1.0 - fg - bg).clamp_min(0.0) * unknown}
 
     def compose(self, layers: Layers) -> torch.Tensor:
         """``I = m·y_fg + (1 − m)·y_bg`` (Double-DIP Eq. 1, segmentation)."""
