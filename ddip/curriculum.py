@@ -1,12 +1,23 @@
 """Target scheduling: what the generators must reconstruct at each step.
 
-``scheduler=none`` fits the image itself (:class:`NoCurriculum`). The DDPM-guided curricula (most-noised
-copies of the image first, ``linear``/``cosine`` β schedules) implement the same interface.
+``scheduler=none`` fits the image itself (:class:`NoCurriculum`). ``scheduler=linear|cosine`` fits DDPM-forward-noised
+copies of the image, most-noised first (:class:`DDPMCurriculum`, after the Guided-DIP reference, see
+``docs/reference-guided-dip.md``). Both implement ``target(image, step)``.
+
+Time convention (Ho et al. 2020): t ∈ {1, …, T}, β_1 = ``beta_start``, β_T = ``beta_end``, ᾱ_t = ∏_{s=1}^{t} (1 − β_s).
+Schedules are returned as float64 tensors of length T whose element t − 1 belongs to time t.
 """
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
+from typing import NamedTuple
+
+import numpy as np
 import torch
+
+from ddip.errors import DdipError
 
 
 class NoCurriculum:
@@ -15,3 +26,219 @@ class NoCurriculum:
     def target(self, image: torch.Tensor, step: int) -> torch.Tensor:
         """The target of optimisation step ``step`` for a (possibly augmented) image."""
         return image
+
+
+# --- β schedules ----------------------------------------------------------------------------------------
+def linear_betas(beta_start: float, beta_end: float, T: int) -> torch.Tensor:
+    """The linear schedule of DDPM (Ho et al. 2020, §4): β_t evenly spaced from β_1 = ``beta_start``
+    to β_T = ``beta_end``."""
+    return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+
+
+def cosine_betas(T: int, s: float = 0.008, min_beta: float = 0.0, max_beta: float = 0.999) -> torch.Tensor:
+    """The cosine schedule (Nichol & Dhariwal 2021, Eq. 17): f(t) = cos²(((t/T + s)/(1 + s))·π/2), ᾱ_t = f(t)/f(0),
+    β_t = 1 − ᾱ_t/ᾱ_{t−1}, clipped to [``min_beta``, ``max_beta``] (their clip is 0.999, to avoid β_T = 1)."""
+    t = torch.arange(T + 1, dtype=torch.float64)
+    f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+    alpha_bar = f / f[0]
+    return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(min_beta, max_beta)
+
+
+def alphas_cumprod(betas: torch.Tensor) -> torch.Tensor:
+    """ᾱ_t = ∏_{s=1}^{t} (1 − β_s) (Ho et al. 2020, Eq. 4: q(x_t | x_0) = N(√ᾱ_t·x_0, (1 − ᾱ_t)·I))."""
+    return torch.cumprod(1 - betas, dim=0)
+
+
+# --- the curriculum -------------------------------------------------------------------------------------
+SCHEDULES = ("linear", "cosine")
+DEFAULT_C = {"linear": 250.0, "cosine": 400.0}  # reference notebook, hard-coded per schedule
+REFERENCE_COSINE_CLIP = (1e-4, 0.999)  # the reference code's cosine clip, whatever beta_start/beta_end say
+
+
+class Stage(NamedTuple):
+    """One curriculum stage, for logging: the DDPM time, the β and ᾱ its target and budget use, its steps."""
+
+    t: int
+    beta: float
+    alpha_bar: float
+    budget: int
+
+
+def stage_times(t_start: int, t_end: int, count: int) -> list[int]:
+    """``int(linspace(t_start, t_end, count))``, most-noised first, in exact integer arithmetic."""
+    if count == 1:
+        return [t_start]
+    return [(t_start * (count - 1) - i * (t_start - t_end)) // (count - 1) for i in range(count)]
+
+
+def largest_remainder(weights: list[float], total: int) -> list[int]:
+    """Integers ∝ ``weights`` summing exactly to ``total`` (Hamilton's method); ties go to the later stage."""
+    quotas = [total * w for w in weights]
+    counts = [math.floor(q) for q in quotas]
+    order = sorted(range(len(quotas)), key=lambda i: (counts[i] - quotas[i], -i))
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def remainder_to_last(weights: list[float], total: int) -> list[int]:
+    """The reference's rounding: n_i = int(N·w_i) for every stage but the last, which gets the remainder."""
+    counts = [math.floor(total * w) for w in weights[:-1]]
+    return counts + [total - sum(counts)]
+
+
+def stage_seed(seed: int, stage: int) -> int:
+    """A well-mixed 64-bit generator seed from (run seed, stage), independent of the run's global torch stream."""
+    return int(np.random.SeedSequence([seed % 2**64, stage]).generate_state(1, dtype=np.uint64)[0])
+
+
+class DDPMCurriculum:
+    """DDPM-guided DIP: stage i fits x_{t_i} = √ᾱ_{t_i}·x_0 + √(1 − ᾱ_{t_i})·ε_i (Ho et al. 2020, Eq. 4) for n_i steps.
+
+    The stage times t_i = int(linspace(t_start, t_end, count)) are trained most-noised first; the budgets are
+    n_i ∝ exp(−c·β_{t_i}) and sum exactly to ``steps``. ε_i is drawn once per stage from a generator seeded by
+    (seed, i) and kept for the whole stage, as the reference draws one noisy target per stage. As in the
+    reference, the last stage fits the t_end-noised copy up to the final step: there is no clean-image phase
+    inside ``steps``; a step at or past ``steps`` (never reached by a run) gets the image itself.
+
+    With data augmentation the same ε is added to every flip/rotation of the image of a given shape, so the
+    noise is not tied to the image content across transforms.
+
+    Corrected mode (default, the write-up): ε ~ N(0, 1); cosine β clipped to [beta_start, beta_end]; time t
+    uses ᾱ_t and β_t; budgets rounded by largest remainder. ``faithful=True`` replicates the reference code:
+    ε ~ N(0.5, 0.5²) (``0.5·randn + 0.5``, a bias of +0.5·√(1 − ᾱ)); cosine β clipped to [1e-4, 0.999]
+    ignoring beta_start/beta_end; the 0-based arrays indexed by t, i.e. ᾱ_{t+1} and β_{t+1}; budgets
+    int(N·w_i) with the remainder to the last stage. The faithful mode also re-creates z and the optimiser at
+    every stage start; the module does that, from :meth:`is_stage_start`.
+
+    Args:
+        steps: total optimisation steps N.
+        schedule: ``linear`` or ``cosine``.
+        seed: the run's seed; fixes every stage's ε.
+        count: number of stages.
+        t_start: the first (most-noised) stage's time.
+        t_end: the last (least-noised) stage's time.
+        c: budget exponent; ``None`` = the reference's 250 (linear) or 400 (cosine).
+        beta_start: β_1 of the linear schedule, the lower cosine clip in corrected mode.
+        beta_end: β_T of the linear schedule, the upper cosine clip in corrected mode.
+        timesteps: T.
+        faithful: replicate the reference code's deviations from its write-up.
+    """
+
+    def __init__(
+        self,
+        steps: int,
+        schedule: str = "cosine",
+        seed: int = 0,
+        count: int = 20,
+        t_start: int = 500,
+        t_end: int = 40,
+        c: float | None = None,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        timesteps: int = 1000,
+        faithful: bool = False,
+    ):
+        c = DEFAULT_C.get(schedule, 0.0) if c is None else c
+        validate(steps, schedule, count, t_start, t_end, c, beta_start, beta_end, timesteps, faithful)
+        self.steps, self.schedule, self.seed, self.faithful = steps, schedule, seed, faithful
+        self.betas = self.make_betas(schedule, beta_start, beta_end, timesteps, faithful)
+        self.alpha_bars = alphas_cumprod(self.betas)
+        self.times = stage_times(t_start, t_end, count)
+        index = [t if faithful else t - 1 for t in self.times]
+        self.stage_betas = [float(self.betas[i]) for i in index]
+        self.stage_alpha_bars = [float(self.alpha_bars[i]) for i in index]
+        weights = np.exp(-c * np.array(self.stage_betas))
+        weights = list(weights / weights.sum())
+        self.budgets = (remainder_to_last if faithful else largest_remainder)(weights, steps)
+        self.ends = np.cumsum(self.budgets).tolist()
+        self._noise: dict[tuple, torch.Tensor] = {}
+
+    @staticmethod
+    def make_betas(schedule: str, beta_start: float, beta_end: float, timesteps: int, faithful: bool) -> torch.Tensor:
+        if schedule == "linear":
+            return linear_betas(beta_start, beta_end, timesteps)
+        low, high = REFERENCE_COSINE_CLIP if faithful else (beta_start, beta_end)
+        return cosine_betas(timesteps, min_beta=low, max_beta=high)
+
+    @property
+    def count(self) -> int:
+        return len(self.times)
+
+    # --- stages -----------------------------------------------------------------------------------------
+    def stage(self, step: int) -> int:
+        """The stage that optimisation step ``step`` (0-based) belongs to; ``count`` past the last stage.
+        Stages with a budget of 0 are skipped."""
+        return bisect_right(self.ends, step)
+
+    def stage_start(self, stage: int) -> int:
+        """The first step of ``stage`` (its budget may be 0, then the next stage starts at the same step)."""
+        return self.ends[stage - 1] if stage > 0 else 0
+
+    @property
+    def boundaries(self) -> list[int]:
+        """The first step of every stage with a nonzero budget."""
+        return [self.stage_start(i) for i in range(self.count) if self.budgets[i] > 0]
+
+    def is_stage_start(self, step: int) -> bool:
+        """Whether a new stage (a new target) begins at ``step``; the faithful mode then resets z and the optimiser."""
+        stage = self.stage(step)
+        return stage < self.count and step == self.stage_start(stage)
+
+    def describe(self) -> list[Stage]:
+        """The stages in training order, for logging."""
+        return [Stage(*row) for row in zip(self.times, self.stage_betas, self.stage_alpha_bars, self.budgets)]
+
+    # --- targets ----------------------------------------------------------------------------------------
+    def noise(self, stage: int, like: torch.Tensor) -> torch.Tensor:
+        """ε of ``stage`` at ``like``'s shape, drawn on the CPU and moved to ``like``'s device and dtype; cached."""
+        key = (stage, tuple(like.shape), like.device, like.dtype)
+        if key not in self._noise:
+            self._noise = {k: v for k, v in self._noise.items() if k[0] == stage}
+            generator = torch.Generator().manual_seed(stage_seed(self.seed, stage))
+            eps = torch.randn(like.shape, generator=generator)
+            if self.faithful:
+                eps = 0.5 * eps + 0.5
+            self._noise[key] = eps.to(like)
+        return self._noise[key]
+
+    def target(self, image: torch.Tensor, step: int) -> torch.Tensor:
+        """x_t = √ᾱ_t·image + √(1 − ᾱ_t)·ε for the stage of ``step`` (Ho et al. 2020, Eq. 4); not clipped."""
+        stage = self.stage(step)
+        if stage == self.count:
+            return image
+        alpha_bar = self.stage_alpha_bars[stage]
+        return math.sqrt(alpha_bar) * image + math.sqrt(1 - alpha_bar) * self.noise(stage, image)
+
+
+def validate(
+    steps: int,
+    schedule: str,
+    count: int,
+    t_start: int,
+    t_end: int,
+    c: float,
+    beta_start: float,
+    beta_end: float,
+    timesteps: int,
+    faithful: bool,
+) -> None:
+    """Raise :class:`DdipError` with a one-line message for a configuration the curriculum cannot run."""
+    last = timesteps - 1 if faithful else timesteps  # the reference indexes its 0-based arrays with t
+    problems = [
+        (schedule not in SCHEDULES, f"scheduler.schedule={schedule!r}: choose one of {', '.join(SCHEDULES)}"),
+        (steps < 1, f"steps={steps}: need at least one optimisation step"),
+        (timesteps < 1, f"scheduler.timesteps={timesteps}: need at least one diffusion step"),
+        (count < 1, f"scheduler.count={count}: need at least one stage"),
+        (not 1 <= t_start <= last, f"scheduler.t_start={t_start}: must lie in [1, {last}]"),
+        (not 1 <= t_end <= last, f"scheduler.t_end={t_end}: must lie in [1, {last}]"),
+        (t_end > t_start, f"scheduler.t_end={t_end} > t_start={t_start}: stages run from most to least noised"),
+        (c < 0, f"scheduler.c={c}: the budget exponent must be >= 0"),
+        (
+            not 0 < beta_start <= beta_end < 1,
+            f"scheduler.beta_start={beta_start}, beta_end={beta_end}: need 0 < start <= end < 1",
+        ),
+    ]
+    for bad, message in problems:
+        if bad:
+            raise DdipError(message)

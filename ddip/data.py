@@ -63,6 +63,23 @@ def reflect_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -
     return x
 
 
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A C×H×W (or B×C×H×W) image in [0, 1] resampled to ``size`` (antialiased bicubic), clipped to [0, 1]."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    batched = x if x.dim() == 4 else x[None]
+    out = F.interpolate(batched, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0.0, 1.0)
+    return out if x.dim() == 4 else out[0]
+
+
+def fit_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    """``size`` shrunk, keeping its aspect, so that its longer side is at most ``max_side`` (None: unchanged)."""
+    if not max_side or max(size) <= max_side:
+        return size
+    scale = max_side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> tuple[torch.Tensor, Crop]:
     """Reflection-pad a C×H×W tensor so H and W are multiples of ``multiple`` (and ≥ ``min_size``).
 
@@ -113,6 +130,8 @@ class ImageDataModule(pl.LightningDataModule):
         gt_mask: optional ground-truth foreground mask, white = foreground (reporting only).
         augment: apply a random one of the 8 flips/rotations at every step.
         seed: fixes the augmentation sequence.
+        max_side: above this longer side the generators fit a downscaled copy (``image``); the results are
+            brought back to the input's size (``original``) at the end. ``None``: always the full size.
     """
 
     def __init__(
@@ -122,22 +141,42 @@ class ImageDataModule(pl.LightningDataModule):
         gt_mask: str | None = None,
         augment: bool = False,
         seed: int = 0,
+        max_side: int | None = None,
     ):
         super().__init__()
+        if max_side is not None and max_side < 16:
+            raise DdipError(f"data.max_side={max_side} is too small; use at least 16 or null")
         self.path = image or str(sample_image_path())
-        self.image = load_image(self.path)
-        size = tuple(self.image.shape[-2:])
+        self.original = load_image(self.path)
+        size = tuple(self.original.shape[-2:])
         self.clean = load_image(clean) if clean else None
         if self.clean is not None and tuple(self.clean.shape[-2:]) != size:
             raise DdipError(f"data.clean {clean} is {tuple(self.clean.shape[-2:])}, the image is {size}")
         self.gt_mask = load_map(gt_mask, size) if gt_mask else None
+        self.max_side = max_side
+        self.image = resize(self.original, fit_size(size, max_side))
         self.augment, self.seed = augment, seed
         self.dataset: AugmentedImageDataset | None = None
         self.crop: Crop | None = None
 
     @property
     def size(self) -> tuple[int, int]:
-        return int(self.image.shape[-2]), int(self.image.shape[-1])
+        """The input's size (the outputs' size)."""
+        return int(self.original.shape[-2]), int(self.original.shape[-1])
+
+    def replace_image(self, image: torch.Tensor) -> None:
+        """Fit ``image`` (C×H×W, the input's size; e.g. an earlier pass's result) instead of the input."""
+        self.original = image.detach().cpu()
+        self.image = resize(self.original, fit_size(self.size, self.max_side))
+
+    def truth(self, fitted: bool = False) -> dict[str, torch.Tensor]:
+        """The ground truth given (``clean``, ``gt_mask``), at the input's size or, with ``fitted``, at the
+        size the generators fit."""
+        given = {name: value for name, value in (("clean", self.clean), ("gt_mask", self.gt_mask)) if value is not None}
+        if not fitted:
+            return given
+        size = tuple(self.image.shape[-2:])
+        return {name: resize(value, size) if value.dim() == 3 else resize(value[None], size)[0] for name, value in given.items()}
 
     def build(self, maps: dict[str, torch.Tensor], steps: int, multiple: int, min_size: int) -> torch.Tensor:
         """Pad the image and its maps for the backbone and make the dataset; returns the padded image."""

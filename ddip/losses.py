@@ -69,3 +69,16 @@ def binarization_loss(mask: torch.Tensor) -> torch.Tensor:
     """``Loss_Reg`` of Double-DIP segmentation (Sec. 4.1): ``1 / mean(|m − 0.5|)``, smallest (2) for a
     binary mask and growing as the mask drifts towards 0.5 (the reference's ``GrayLoss``)."""
     return 1.0 / ((mask - 0.5).abs().mean() + EPS)
+
+
+def smoothness_loss(image: torch.Tensor, window: int = 5) -> torch.Tensor:
+    """Deviation of the channel-mean image from its local ``window``² mean, as a mean square over the valid
+    region (the Double-DIP reference's ``StdLoss``, the smoothness prior of the dehazing transmission and
+    airlight maps, Sec. 4.3)."""
+    gray = image.mean(dim=1, keepdim=True)
+    margin = window // 2
+    if min(gray.shape[-2:]) <= 2 * margin:
+        return gray.new_zeros(())
+    local_mean = F.avg_pool2d(gray, window, stride=1)
+    return F.mse_loss(gray[..., margin:-margin, margin:-margin], local_mean)
+

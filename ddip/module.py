@@ -19,9 +19,10 @@ from collections.abc import Callable
 
 import lightning.pytorch as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ddip.data import Crop, dihedral
+from ddip.data import Crop, dihedral, dihedral_inverse
 from ddip.errors import DdipError
 from ddip.tasks.base import Layers, NoiseInput, Task
 
@@ -37,6 +38,13 @@ def make_input(spec: NoiseInput, height: int, width: int) -> torch.Tensor:
     raise ValueError(f"unknown noise input kind {spec.kind!r}")
 
 
+def upsampled(layers: Layers, size: tuple[int, int]) -> Layers:
+    """Layers fitted on a downscaled copy brought to the input's ``size`` (bilinear; unchanged if equal)."""
+    if tuple(next(iter(layers.values())).shape[-2:]) == size:
+        return layers
+    return {name: F.interpolate(value, size=size, mode="bilinear", align_corners=False) for name, value in layers.items()}
+
+
 class DecompositionModule(pl.LightningModule):
     """Fits the task's generators to one image.
 
@@ -50,6 +58,9 @@ class DecompositionModule(pl.LightningModule):
         image_every: steps between image panels sent to the logger.
         log_every: steps between scalar logs of the training loss terms.
         snapshots: intermediate results kept for ``progress.png``.
+        step_offset: steps run before this fit (by earlier passes), added to every logged step.
+        average: weight of the exponential average of the outputs (DIP's ``exp_weight``, e.g. 0.99; 0 = off):
+            with it, every evaluated and returned output is the running average of the training outputs.
     """
 
     def __init__(
@@ -63,12 +74,21 @@ class DecompositionModule(pl.LightningModule):
         image_every: int = 500,
         log_every: int = 10,
         snapshots: int = 6,
+        step_offset: int = 0,
+        average: float = 0.0,
     ):
         super().__init__()
         if steps < 1:
             raise DdipError(f"steps={steps}: need at least one optimisation step")
         self.task, self.curriculum = task, curriculum
         self.steps, self.eval_every, self.image_every, self.log_every = steps, max(1, eval_every), image_every, log_every
+        self.step_offset = step_offset
+        if not 0.0 <= average < 1.0:
+            raise DdipError(f"module.average={average} must lie in [0, 1)")
+        self.average = average
+        self.last_layers: Layers = {}
+        self.averaged: Layers | None = None
+        self.selected: tuple[int, Layers] | None = None
         try:
             self.generators = nn.ModuleDict(
                 {
@@ -99,13 +119,22 @@ class DecompositionModule(pl.LightningModule):
     def min_size(self) -> int:
         return max(generator.min_size for generator in self.generators.values())
 
-    def attach(self, padded_image: torch.Tensor, crop: Crop, truth: dict[str, torch.Tensor]) -> None:
-        """Create the fixed noise inputs for the padded image and remember the crop and the ground truth."""
+    def attach(
+        self,
+        padded_image: torch.Tensor,
+        crop: Crop,
+        truth: dict[str, torch.Tensor],
+        original: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None,
+    ) -> None:
+        """Create the fixed noise inputs for the padded image; remember the crop, the ground truth at the
+        fitted size (for evaluation) and ``original``: the input image and its ground truth at full size,
+        for the result (by default the fitted ones)."""
         height, width = padded_image.shape[-2:]
         for name, spec in self.task.inputs.items():
             self.register_buffer(f"input_{name}", make_input(spec, height, width))
         self.register_buffer("image", padded_image[None].clone())
         self.crop, self.truth = crop, truth
+        self.original = original or (crop(padded_image), truth)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer
@@ -122,17 +151,53 @@ class DecompositionModule(pl.LightningModule):
             layers[name] = self.generators[name](z)
         return layers
 
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        """The reference Guided-DIP code draws a new input and a new Adam at every curriculum stage
+        (``scheduler.faithful=true``); by default both persist through the run."""
+        curriculum = self.curriculum
+        if getattr(curriculum, "faithful", False) and batch_idx > 0 and curriculum.is_stage_start(batch_idx):
+            for name, spec in self.task.inputs.items():
+                buffer = getattr(self, f"input_{name}")
+                buffer.copy_(make_input(spec, *buffer.shape[-2:]))
+            self.optimizer.state.clear()
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         step = self.global_step
-        layers = self(int(batch["k"][0]), self.task.reg_noise_std(step, self.steps))
+        transform = int(batch["k"][0])
+        layers = self(transform, self.task.reg_noise_std(step, self.steps))
+        self.remember(layers, transform)
         target = self.curriculum.target(batch["image"], step)
         terms = self.task.loss_terms(layers, target, batch["maps"], step, self.steps)
         loss = torch.stack(list(terms.values())).sum()
         if step % self.log_every == 0:
-            self.log_dict({f"train/{name}": value.detach() for name, value in terms.items()}, on_step=True)
-            self.log("train/loss", loss.detach(), on_step=True, prog_bar=True)
+            self.log("train/loss", loss.detach(), on_step=True, prog_bar=True, logger=False)
+            if self.logger:
+                scalars = {f"train/{name}": float(value.detach()) for name, value in terms.items()} | {"train/loss": float(loss.detach())}
+                self.logger.log_metrics(scalars, step=self.step_offset + step)
         self.last_terms = {name: value.detach() for name, value in terms.items()} | {"loss": loss.detach()}
         return loss
+
+    @torch.no_grad()
+    def remember(self, layers: Layers, transform: int) -> None:
+        """Keep this step's outputs (detached, in the image's frame and crop) for callbacks such as ES-WMV,
+        and update their exponential average."""
+        self.last_layers = {name: self.crop(dihedral_inverse(value.detach(), transform)) for name, value in layers.items()}
+        if not self.average:
+            return
+        if self.averaged is None:
+            self.averaged = {name: value.clone() for name, value in self.last_layers.items()}
+        for name, value in self.last_layers.items():
+            self.averaged[name].lerp_(value, 1.0 - self.average)
+
+    @property
+    def output_layers(self) -> Layers:
+        """This step's output as the run returns it: the running average when averaging, else the last outputs."""
+        return self.averaged if self.averaged is not None else self.last_layers
+
+    def select(self, step: int, layers: Layers) -> None:
+        """Make ``layers`` (cropped, as :attr:`output_layers`) the run's output, chosen at ``step`` by a stopping
+        rule (e.g. ES-WMV) instead of the task's score."""
+        self.selected = (self.step_offset + step, {name: value.clone() for name, value in layers.items()})
 
     # --- evaluation -------------------------------------------------------------------------------------
     def cropped(self, layers: Layers) -> Layers:
@@ -156,19 +221,19 @@ class DecompositionModule(pl.LightningModule):
         bad = [name for name, value in terms.items() if not math.isfinite(value)]
         if bad:
             raise DdipError(f"the loss became non-finite at step {done} ({', '.join(bad)}); lower the learning rate")
-        layers = self.cropped(self(0, 0.0))
+        layers = self.averaged if self.averaged is not None else self.cropped(self(0, 0.0))
         image = self.crop(self.image)
         score = self.task.selection_score(layers, image)
-        record = {"step": done, **terms, "score": score, **self.task.ground_truth_metrics(layers, self.truth)}
+        record = {"step": self.step_offset + done, **terms, "score": score, **self.task.ground_truth_metrics(layers, self.truth, image)}
         self.history.append(record)
         if self.logger:
-            self.logger.log_metrics({f"eval/{k}": v for k, v in record.items() if k != "step"}, step=done)
+            self.logger.log_metrics({f"eval/{k}": v for k, v in record.items() if k != "step"}, step=record["step"])
         if done >= self.task.selectable_from(self.steps) and (self.best is None or score >= self.best[0]):
-            self.best = (score, done, {name: value.detach().clone() for name, value in layers.items()})
+            self.best = (score, record["step"], {name: value.detach().clone() for name, value in layers.items()})
         if done in self.snapshot_steps:
-            self.snapshots.append((done, {k: v.cpu() for k, v in self.task.panel(layers).items()}))
+            self.snapshots.append((record["step"], {k: v.cpu() for k, v in self.task.panel(layers).items()}))
         if self.image_every and (done % self.image_every == 0 or done == self.steps):
-            self.log_panel(done, self.task.panel(layers))
+            self.log_panel(record["step"], self.task.panel(layers))
 
     def log_panel(self, done: int, panel: dict[str, torch.Tensor]) -> None:
         """Send the task's images to W&B (other loggers keep their images in progress.png)."""
@@ -182,12 +247,15 @@ class DecompositionModule(pl.LightningModule):
     @torch.no_grad()
     def result(self) -> tuple[dict[str, torch.Tensor], dict]:
         """The task's result images and metrics from the chosen and the final iterate."""
-        final = self.cropped(self(0, 0.0))
-        image = self.crop(self.image)[0]
-        chosen_step = self.best[1] if self.best else self.steps
-        chosen = self.best[2] if self.best else final
-        images, metrics = self.task.finalize(chosen, final, image, self.truth)
-        metrics = {"chosen_step": chosen_step, "chosen_score": self.best[0] if self.best else None} | metrics
+        final = self.averaged if self.averaged is not None else self.cropped(self(0, 0.0))
+        chosen_by, (chosen_step, chosen) = "score", self.best[1:] if self.best else (self.step_offset + self.steps, final)
+        if self.selected is not None:
+            chosen_by, (chosen_step, chosen) = "stopping rule", self.selected
+        image, truth = self.original[0].to(self.device), {k: v.to(self.device) for k, v in self.original[1].items()}
+        size = tuple(image.shape[-2:])
+        chosen, final = upsampled(chosen, size), upsampled(final, size)
+        images, metrics = self.task.finalize(chosen, final, image, truth)
+        metrics = {"chosen_by": chosen_by, "chosen_step": chosen_step, "chosen_score": self.best[0] if self.best else None} | metrics
         metrics |= {f"final_{name}": value for name, value in self.history[-1].items() if name != "step"}
         metrics |= self.oracle()
         return images, metrics

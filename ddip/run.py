@@ -17,10 +17,12 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ddip.data import ImageDataModule
 from ddip.errors import DdipError
 
 from ddip.io import save_image, save_progress, write_json
 from ddip.module import DecompositionModule
+from ddip.tasks.base import Task
 
 
 def build_component(cfg: DictConfig, key: str, **kwargs):
@@ -65,23 +67,52 @@ def finish_logger(logger) -> None:
         wandb.finish()
 
 
-def build(cfg: DictConfig) -> tuple[DecompositionModule, pl.LightningDataModule]:
-    """Instantiate data, task, backbone, curriculum and module, and wire the padded image in."""
-    data = build_component(cfg, "data")
-    task = build_component(cfg, "task")
+def build(cfg: DictConfig, data, task, steps: int, step_offset: int = 0) -> DecompositionModule:
+    """The module for one fit of ``steps`` steps on ``data``'s image: backbone, curriculum, optimiser from the
+    config, the task's auxiliary maps and the padded image wired in."""
     module = DecompositionModule(
         task=task,
         backbone=build_component(cfg, "backbone"),
-        curriculum=build_component(cfg, "scheduler"),
+        curriculum=build_component(cfg, "scheduler", **({"steps": steps} if "steps" in cfg.scheduler else {})),
         optimizer=build_component(cfg, "optimizer"),
-        steps=cfg.steps,
+        steps=steps,
+        step_offset=step_offset,
         **cfg.module,
     )
     maps = task.prepare(data.image)
-    padded = data.build(maps, cfg.steps, module.size_multiple, module.min_size)
-    truth = {name: value for name, value in (("gt_mask", data.gt_mask), ("clean", data.clean)) if value is not None}
-    module.attach(padded, data.crop, truth)
-    return module, data
+    padded = data.build(maps, steps, module.size_multiple, module.min_size)
+    module.attach(padded, data.crop, data.truth(fitted=True), original=(data.original, data.truth()))
+    return module
+
+
+def callbacks(cfg: DictConfig) -> list:
+    """The trainer's callbacks from its config plus the stopping rule, if any (fresh for every fit)."""
+    listed = [instantiate(callback) for callback in cfg.trainer.get("callbacks") or []]
+    return listed + ([build_component(cfg, "stopping")] if cfg.get("stopping") else [])
+
+
+def fit_passes(cfg: DictConfig, data: ImageDataModule, task: Task, logger) -> tuple[DecompositionModule, list[dict]]:
+    """Fit the image, then, for tasks with several passes, fit each pass's output again (``steps`` split
+    evenly between the passes); returns the last module and each pass's results."""
+    passes = task.passes
+    if cfg.steps < 1:
+        raise DdipError(f"steps={cfg.steps}: need at least one optimisation step")
+    if passes < 1 or passes > cfg.steps:
+        raise DdipError(f"task.passes={passes} must be between 1 and steps={cfg.steps}")
+    history, snapshots, results = [], [], []
+    for index in range(passes):
+        steps = cfg.steps // passes + (index < cfg.steps % passes)
+        offset = sum(r["steps"] for r in results)
+        module = build(cfg, data, task, steps, offset)
+        trainer = build_component(cfg, "trainer", logger=logger, max_steps=steps, callbacks=callbacks(cfg))
+        trainer.fit(module, datamodule=data)
+        images, metrics = module.result()
+        results.append({"steps": trainer.global_step, "fit_seconds": module.fit_seconds, "images": images, "metrics": metrics})
+        history, snapshots = history + module.history, snapshots + module.snapshots
+        if index + 1 < passes:
+            data.replace_image(task.next_pass_input(images))
+    module.history, module.snapshots = history, snapshots
+    return module, results
 
 
 def run(cfg: DictConfig, output_dir: str | Path) -> dict:
@@ -91,22 +122,26 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.update(cfg, "paths.output_dir", str(output_dir), force_add=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    module, data = build(cfg)
+    data, task = build_component(cfg, "data"), build_component(cfg, "task")
     logger = build_logger(cfg, output_dir)
     try:
-        trainer = build_component(cfg, "trainer", logger=logger)
-        trainer.fit(module, datamodule=data)
-        images, metrics = module.result()
+        module, results = fit_passes(cfg, data, task, logger)
+        images, metrics = results[-1]["images"], results[-1]["metrics"]
+        if len(results) > 1:
+            metrics["passes"] = [{k: v for k, v in r["metrics"].items() if k.startswith(("psnr", "ssim", "chosen"))} for r in results]
         for name, image in images.items():
             save_image(output_dir / f"{name}.png", image)
         save_progress(output_dir / "progress.png", module.history, module.snapshots)
+        fit_seconds, steps_run = sum(r["fit_seconds"] for r in results), sum(r["steps"] for r in results)
         metrics |= {
             "steps": int(cfg.steps),
+            "steps_run": steps_run,
             "wall_seconds": time.perf_counter() - started,
-            "fit_seconds": module.fit_seconds,
-            "seconds_per_step": module.fit_seconds / cfg.steps,
+            "fit_seconds": fit_seconds,
+            "seconds_per_step": fit_seconds / max(1, steps_run),
             "image": data.path,
             "size": list(data.size),
+            "fit_size": list(data.image.shape[-2:]),
             "device": str(module.device),
             "torch_threads": torch.get_num_threads(),
         }

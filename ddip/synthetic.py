@@ -1,8 +1,12 @@
-"""Segmentation cases with a known answer: an ellipse of one texture pasted over another."""
+"""Cases with a known answer: an ellipse of one texture pasted over another (segmentation), and a clear
+image hazed by the atmospheric scattering model with a known depth ramp and airlight (dehazing)."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from ddip.haze import hazy_image
 
 
 def ellipse_mask(height: int, width: int, centre=(0.45, 0.55), radii=(0.24, 0.3)) -> np.ndarray:
@@ -20,3 +24,16 @@ def texture_composite(inside: np.ndarray, outside: np.ndarray) -> tuple[np.ndarr
         raise ValueError(f"textures differ in shape: {inside.shape} vs {outside.shape}")
     mask = ellipse_mask(*inside.shape[:2])
     return np.where(mask[..., None], inside, outside).astype(np.uint8), mask
+
+
+def synthetic_haze(
+    clear: torch.Tensor, airlight: tuple[float, float, float], beta: float = 1.6, far: float = 1.0, near: float = 0.2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Haze a C×H×W clear image in [0, 1] with ``t = exp(−β·d)`` (Beer–Lambert), ``d`` a vertical depth ramp
+    from ``far`` (top row) to ``near`` (bottom row), and a constant ``airlight``.
+
+    Returns (hazy C×H×W image, 1×H×W transmission)."""
+    depth = torch.linspace(far, near, clear.shape[-2])[:, None].expand(clear.shape[-2:])
+    transmission = torch.exp(-beta * depth)[None]
+    colour = torch.tensor(airlight, dtype=clear.dtype)[:, None, None]
+    return hazy_image(clear, transmission, colour).clamp(0.0, 1.0), transmission

@@ -9,7 +9,10 @@ runs (and that has ground truth), ddip runs with its default settings (the task'
 and ``evaluate.json`` (one record per case and method) into ``--out``; run dirs go under ``--out/runs``.
 
 Baselines: seg — GrabCut (Rother et al., SIGGRAPH 2004; OpenCV, 5 iterations, box = image minus a
-4-px border).
+4-px border); denoise — NL-means (scikit-image) and CBM3D (PyPI ``bm3d``; both given the true σ, from
+``requirements-eval.txt``); dehaze — the dark channel prior (He et al., CVPR 2009 / TPAMI 2011: 15×15 window, ω 0.95,
+t0 0.1, guided-filter refinement; :func:`ddip.haze.dehaze_dcp`) with its own airlight estimate, and, as an
+oracle row, with the true airlight when the case gives it.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
+from ddip.haze import dehaze_dcp  # noqa: E402
 from ddip.io import load_image, load_map  # noqa: E402
 from ddip.run import run  # noqa: E402
+from ddip.tasks.dehaze import psnr, ssim  # noqa: E402
 from ddip.tasks.seg import iou  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -50,8 +55,9 @@ def grabcut(image_path: Path, border: int = 4, iterations: int = 5) -> np.ndarra
 def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: list[str]) -> dict:
     overrides = [f"task={case['task']}", "logger=csv", "trainer.enable_progress_bar=false", "~trainer.callbacks"]
     overrides.append(f"data.image={folder / case['image']}")
-    if "gt_mask" in case:
-        overrides.append(f"data.gt_mask={folder / case['gt_mask']}")
+    for key in ("gt_mask", "clean"):
+        if key in case:
+            overrides.append(f"data.{key}={folder / case[key]}")
     if steps:
         overrides.append(f"steps={steps}")
     overrides += extra
@@ -82,11 +88,97 @@ def evaluate_seg(name: str, case: dict, folder: Path, out: Path, steps: int | No
     return rows
 
 
-EVALUATORS = {"seg": (evaluate_seg, ("gt_mask",))}
+def evaluate_dehaze(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
+    metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
+    label = " ".join(["ddip (Double-DIP dehaze)"] + extra)
+    rows = [
+        {
+            "case": name,
+            "method": f"{label}, {rule} J" + (" (default)" if rule == metrics["output_rule"] else ""),
+            "psnr": metrics[f"psnr_chosen_{rule}"],
+            "ssim": metrics[f"ssim_chosen_{rule}"],
+            "psnr_final": metrics[f"psnr_final_{rule}"],
+            "oracle_psnr": metrics[f"oracle_psnr_{rule}"],
+            "seconds": metrics["wall_seconds"],
+            "seconds_per_step": metrics["seconds_per_step"],
+            "steps": metrics["steps"],
+        }
+        for rule in ("formula", "network")
+    ]
+    hazy, clean = load_image(folder / case["image"])[None], load_image(folder / case["clean"])[None]
+    rows.append({"case": name, "method": "hazy input", "psnr": psnr(hazy, clean), "ssim": ssim(hazy, clean)})
+    started = time.perf_counter()
+    dcp = dehaze_dcp(hazy)["clear"]
+    seconds = time.perf_counter() - started
+    rows.append({"case": name, "method": "DCP (He et al.)", "psnr": psnr(dcp, clean), "ssim": ssim(dcp, clean), "seconds": seconds})
+    if "airlight" in case:
+        oracle = dehaze_dcp(hazy, airlight=torch.tensor([case["airlight"]]))["clear"]
+        rows.append({"case": name, "method": "DCP, true airlight (oracle)", "psnr": psnr(oracle, clean), "ssim": ssim(oracle, clean)})
+    return rows
 
 
-def table(rows: list[dict]) -> str:
-    columns = ["case", "method", "iou", "iou_final", "oracle_iou_raw", "steps", "seconds", "seconds_per_step"]
+def nl_means(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """Non-local means (Buades et al., CVPR 2005; scikit-image, fast mode, 5×5 patches, 13×13 search,
+    h = 0.8·σ as in scikit-image's example), given the true noise σ; H×W×3 in [0, 1]."""
+    from skimage.restoration import denoise_nl_means
+
+    return denoise_nl_means(noisy, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True, channel_axis=-1)
+
+
+def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """CBM3D (Dabov et al., ICIP 2007; PyPI ``bm3d``), given the true noise σ; H×W×3 in [0, 1]."""
+    import bm3d
+
+    return np.clip(bm3d.bm3d_rgb(noisy, sigma_psd=sigma), 0.0, 1.0)
+
+
+def evaluate_denoise(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
+    metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
+    rows = [
+        {
+            "case": name,
+            "method": " ".join(["ddip (DIP denoise, self-chosen by " + metrics["chosen_by"] + ")"] + extra),
+            "psnr": metrics["psnr_chosen"],
+            "ssim": metrics["ssim_chosen"],
+            "chosen_step": metrics["chosen_step"],
+            "psnr_final": metrics["psnr_final"],
+            "oracle_psnr": metrics["oracle_psnr"],
+            "oracle_step": metrics["oracle_psnr_step"],
+            "seconds": metrics["wall_seconds"],
+            "seconds_per_step": metrics["seconds_per_step"],
+            "steps": metrics["steps_run"],
+        }
+    ]
+    noisy, clean = load_image(folder / case["image"]), load_image(folder / case["clean"])
+    rows.append({"case": name, "method": "noisy input", "psnr": psnr(noisy, clean), "ssim": ssim(noisy, clean)})
+    sigma = case["sigma"] / 255
+    for label, baseline in ((f"NL-means (true σ = {case['sigma']})", nl_means), (f"CBM3D (true σ = {case['sigma']})", cbm3d)):
+        started = time.perf_counter()
+        try:
+            result = baseline(noisy.permute(1, 2, 0).numpy().astype(np.float64), sigma)
+        except ImportError as error:
+            print(f"skipping {label}: {error} (pip install -r requirements-eval.txt)")
+            continue
+        estimate = torch.from_numpy(result).permute(2, 0, 1).float()
+        seconds = time.perf_counter() - started
+        rows.append({"case": name, "method": label, "psnr": psnr(estimate, clean), "ssim": ssim(estimate, clean), "seconds": seconds})
+    return rows
+
+
+EVALUATORS = {
+    "seg": (evaluate_seg, ("gt_mask",)),
+    "dehaze": (evaluate_dehaze, ("clean",)),
+    "denoise": (evaluate_denoise, ("clean", "sigma")),
+}
+
+
+COLUMNS = ["case", "method", "iou", "iou_final", "oracle_iou_raw", "psnr", "ssim", "chosen_step", "psnr_final"]
+COLUMNS += ["oracle_psnr", "oracle_step"]
+COLUMNS += ["steps", "seconds", "seconds_per_step"]
+
+
+def table(rows: list[dict], columns: list[str] = COLUMNS) -> str:
+    """A markdown table of ``rows`` with those of ``columns`` that any row has."""
     columns = [c for c in columns if any(row.get(c) is not None for row in rows)]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
@@ -95,12 +187,12 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(rows: list[dict], out: Path, stem: str) -> None:
+def write_results(rows: list[dict], out: Path, stem: str, columns: list[str] = COLUMNS) -> None:
     """``<stem>.json`` (the records) and ``<stem>.md`` (the command and a table) in ``out``."""
     (out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
     command = f"python scripts/{stem}.py " + " ".join(sys.argv[1:])
-    (out / f"{stem}.md").write_text(f"`{command}`\n\n" + table(rows))
-    print(table(rows))
+    (out / f"{stem}.md").write_text(f"`{command}`\n\n" + table(rows, columns))
+    print(table(rows, columns))
 
 
 def main() -> None:
@@ -122,7 +214,7 @@ def main() -> None:
         if not all(key in case for key in required):
             continue
         rows += evaluator(name, case, args.cases / name, args.out, args.steps, args.override)
-        print(table(rows[-2:]), flush=True)
+        print(table([row for row in rows if row["case"] == name]), flush=True)
     write_results(rows, args.out, "evaluate")
 
 

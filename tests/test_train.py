@@ -13,10 +13,15 @@ import pytest
 from conftest import ROOT, compose_config, options, two_texture_composite
 from PIL import Image
 
-from ddip.run import run
+from ddip.run import build_component, run
 
 COMBINATIONS = list(itertools.product(options("task"), options("backbone"), options("scheduler")))
-OUTPUTS = {"seg": ["mask", "soft_mask", "foreground", "background", "reconstruction"]}
+# every task × backbone runs; every scheduler runs with each task on the small seg/dehaze nets or the unet
+RUNS = sorted({(t, b, "none") for t, b, _ in COMBINATIONS} | {(t, "unet", s) for t, _, s in COMBINATIONS})
+OUTPUTS = {
+    "seg": ["mask", "soft_mask", "foreground", "background", "reconstruction"],
+    "dehaze": ["dehazed", "transmission", "airlight", "reconstruction"],
+}
 
 
 def tiny_image(tmp_path, size=(32, 32)):
@@ -27,7 +32,15 @@ def tiny_image(tmp_path, size=(32, 32)):
 
 
 @pytest.mark.parametrize("task, backbone, scheduler", COMBINATIONS)
-def test_every_combination_runs_two_steps(tmp_path, task, backbone, scheduler):
+def test_every_combination_composes_and_instantiates(task, backbone, scheduler):
+    cfg = compose_config([f"task={task}", f"backbone={backbone}", f"scheduler={scheduler}"])
+    for key in ("task", "scheduler"):
+        assert build_component(cfg, key) is not None
+    assert callable(build_component(cfg, "backbone"))
+
+
+@pytest.mark.parametrize("task, backbone, scheduler", RUNS)
+def test_combinations_run_two_steps(tmp_path, task, backbone, scheduler):
     overrides = [f"task={task}", f"backbone={backbone}", f"scheduler={scheduler}", "steps=2", "logger=none"]
     cfg = compose_config(overrides + [f"data.image={tiny_image(tmp_path)}", "module.eval_every=1"])
     metrics = run(cfg, tmp_path / "run")
@@ -44,6 +57,16 @@ def test_odd_size_comes_back_at_its_size(tmp_path, backbone):
     for name in OUTPUTS["seg"]:
         assert Image.open(tmp_path / "run" / f"{name}.png").size == (45, 37), name
     assert set(np.unique(np.asarray(Image.open(tmp_path / "run" / "mask.png")))) <= {0, 255}
+
+
+@pytest.mark.parametrize("task", ["seg", "dehaze"])
+def test_large_image_is_fitted_downscaled_and_comes_back_at_its_size(tmp_path, task):
+    image = tiny_image(tmp_path, size=(64, 50))
+    cfg = compose_config([f"task={task}", "steps=2", "logger=none", f"data.image={image}", "data.max_side=32"])
+    metrics = run(cfg, tmp_path / "run")
+    assert metrics["size"] == [64, 50] and metrics["fit_size"] == [32, 25]
+    for name in OUTPUTS[task]:
+        assert Image.open(tmp_path / "run" / f"{name}.png").size == (50, 64), name
 
 
 def test_same_seed_same_result_other_seed_other_result(tmp_path):

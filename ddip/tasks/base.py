@@ -66,6 +66,7 @@ class Task(ABC):
 
     generators: dict[str, GeneratorSpec]
     inputs: dict[str, NoiseInput]
+    passes: int = 1
 
     def __init__(self, reg_noise: RegNoise | dict | None = None, net_defaults: dict | None = None):
         self.reg_noise = reg_noise if isinstance(reg_noise, RegNoise) else RegNoise(**(reg_noise or {}))
@@ -107,9 +108,15 @@ class Task(ABC):
         """The images shown in progress grids and W&B panels (C×H×W, first item of the batch)."""
         return {"reconstruction": self.compose(layers)[0]} | {name: value[0] for name, value in layers.items()}
 
-    def ground_truth_metrics(self, layers: Layers, truth: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Quality against ground truth (reporting only) of one set of layers; empty without ground truth."""
+    def ground_truth_metrics(self, layers: Layers, truth: dict[str, torch.Tensor], image: torch.Tensor) -> dict[str, float]:
+        """Quality against ground truth (reporting only) of one set of 1×C×H×W layers of ``image``; empty
+        without ground truth."""
         return {}
+
+    def next_pass_input(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The image the next pass fits (C×H×W, input size), from this pass's result images; only tasks with
+        ``passes > 1`` are asked."""
+        raise NotImplementedError(f"{type(self).__name__} runs a single pass")
 
     @abstractmethod
     def finalize(
@@ -119,7 +126,8 @@ class Task(ABC):
         image: torch.Tensor,
         truth: dict[str, torch.Tensor],
     ) -> tuple[dict[str, torch.Tensor], dict]:
-        """Turn the chosen and final layers (cropped to the image) into result images and metrics.
+        """Turn the chosen and final layers (1×C×H×W, at the size of the C×H×W ``image``) into result images
+        and metrics.
 
         Returns ``(images, metrics)``: ``images`` maps file stems (``"mask"``) to C×H×W tensors in [0, 1].
         """

@@ -202,7 +202,7 @@ class Segmentation(Task):
     def binary_mask(self, layers: Layers, image: torch.Tensor) -> torch.Tensor:
         return (self.refine(layers["mask"][0], image) > self.threshold).float()
 
-    def ground_truth_metrics(self, layers: Layers, truth: dict[str, torch.Tensor]) -> dict[str, float]:
+    def ground_truth_metrics(self, layers: Layers, truth: dict[str, torch.Tensor], image: torch.Tensor) -> dict[str, float]:
         if "gt_mask" not in truth:
             return {}
         raw = (self.orient(layers)[0]["mask"][0, 0] > self.threshold).float()

@@ -1,0 +1,89 @@
+"""Choosing the output without ground truth: ES-WMV, a Lightning callback usable by every task.
+
+ES-WMV (Wang, Li, Zhuang, Chen, Liang, Sun, "Early Stopping for Deep Image Prior", TMLR 2023, Sec. 3): a DIP fit
+first reproduces the image's structure and later its noise; the reconstructions change least around the
+transition. With a FIFO of the last ``W`` reconstructions ``x_{t−W+1..t}`` and their mean ``x̄``, the windowed
+moving variance is
+
+    VAR(t) = (1/W) Σ_w ‖x_w − x̄‖² / N                                       (Eq. 2, N = pixel values)
+
+The detected point is the step of the smallest VAR so far (the window's last iterate); the fit stops after
+``patience`` steps without a new minimum.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import lightning.pytorch as pl
+import torch
+
+from ddip.errors import DdipError
+
+
+class WindowedVariance:
+    """VAR of the last ``window`` tensors (Eq. 2), updated in O(N) per step with running sums (float64)."""
+
+    def __init__(self, window: int):
+        self.window = window
+        self.buffer: deque[torch.Tensor] = deque()
+        self.total: torch.Tensor | None = None
+        self.total_sq: torch.Tensor | None = None
+
+    def push(self, value: torch.Tensor) -> float | None:
+        """Add ``value``; returns VAR once the window is full, else ``None``."""
+        value = value.detach().to(torch.float64)
+        if self.total is None:
+            self.total, self.total_sq = torch.zeros_like(value), torch.zeros_like(value)
+        self.buffer.append(value)
+        self.total += value
+        self.total_sq += value * value
+        if len(self.buffer) > self.window:
+            old = self.buffer.popleft()
+            self.total -= old
+            self.total_sq -= old * old
+        if len(self.buffer) < self.window:
+            return None
+        mean = self.total / self.window
+        return float((self.total_sq / self.window - mean * mean).clamp_min(0.0).mean())
+
+
+class ESWMV(pl.Callback):
+    """ES-WMV early stopping on the task's reconstruction of each training step (of the running average
+    of the outputs when the module averages them, since that is the output the run returns).
+
+    At every new minimum of VAR the module's output is selected (:meth:`DecompositionModule.select`), so the
+    run's result is the detected iterate, labelled ``chosen_by: stopping rule``; ``stop`` ends the fit
+    ``patience`` steps after the last minimum (otherwise all ``steps`` run and the detection is reported).
+
+    Args:
+        window: W, the number of reconstructions in the variance window (paper: 100).
+        patience: P, steps without a new variance minimum before stopping (paper: 1000).
+        stop: end the fit at the patience limit.
+    """
+
+    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True):
+        if window < 2 or patience < 1:
+            raise DdipError(f"stopping: window={window} must be >= 2 and patience={patience} >= 1")
+        self.window, self.patience, self.stop = window, patience, stop
+        self.variance = WindowedVariance(window)
+        self.best = float("inf")
+        self.best_step: int | None = None
+        self.waited = 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:
+        layers = module.output_layers
+        variance = self.variance.push(module.task.compose(layers))
+        if variance is None:
+            return
+        step = batch_idx + 1
+        if variance < self.best:
+            self.best, self.best_step, self.waited = variance, step, 0
+            module.select(step, layers)
+        else:
+            self.waited += 1
+            if self.stop and self.waited >= self.patience:
+                trainer.should_stop = True
+        if module.logger and step % module.log_every == 0:
+            module.logger.log_metrics({"stopping/variance": variance}, step=module.step_offset + step)
+

@@ -1,0 +1,215 @@
+"""Double-DIP dehazing (Gandelsman, Shocher, Irani, CVPR 2019, Sec. 4.3).
+
+Physics (the atmospheric scattering model, :mod:`ddip.haze`): ``I = t·J + (1 − t)·A``. Generators: the clear
+image ``J`` (3 channels) and the transmission ``t`` (1 channel), each from its own fixed noise input, the
+transmission's never jittered; the airlight ``A`` either from its own generator fed an x/y meshgrid (a smooth
+3-channel map, ``airlight=net``, the reference's setup) or a constant colour (``airlight=constant``).
+
+Airlight: the dark channel prior estimate (He et al.; :func:`ddip.haze.estimate_airlight`) unless
+``airlight_value=[r, g, b]`` is given. It is the constant of ``airlight=constant``, and with ``airlight=net``
+the target of a prior term ``MSE(A, A_dcp)`` during the first ``airlight_prior_fraction`` of the run (the
+reference: 1000 of 4000 steps).
+
+Loss (reference): ``MSE(t·J + (1 − t)·A, I) + 0.005·Std(t) [+ 0.1·Std(A)]`` with ``Std`` the local-mean
+deviation of :func:`ddip.losses.smoothness_loss`; plus (ddip's default, ``transmission_prior_fraction``) a
+transmission prior ``MSE(t, t_dcp)`` towards the dark channel prior's guided-filtered transmission, for the
+same reason the reference pulls ``A`` to its estimate: reconstruction alone cannot tell haze from scene
+(any ``t`` fits with a matching ``J``), and without the prior the fit settles near ``t ≈ 1``.
+
+Result (no ground truth used): the evaluated iterate of best reconstruction PSNR; its ``t`` is refined by a
+guided filter with the image as guide and clipped to ``[t_min, 1]``; the dehazed image is, by ``output``,
+the formula ``J = (I − (1 − t)·A)/t`` on the full-resolution image (the reference's output) or the
+network's ``J``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from ddip.errors import DdipError
+from ddip.haze import dcp_transmission, estimate_airlight, hazy_image, recover_clear, refine_transmission
+from ddip.losses import smoothness_loss
+from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
+
+AIRLIGHT_MODES = ("net", "constant")
+OUTPUT_RULES = ("formula", "network")
+
+
+class Dehazing(Task):
+    """Single-image dehazing by coupled DIPs.
+
+    Args:
+        airlight: ``net`` (a generator on a meshgrid) or ``constant``.
+        airlight_value: the airlight colour ``[r, g, b]`` in [0, 1]; ``None`` = the dark channel prior estimate.
+        airlight_patch, airlight_fraction: dark-channel window and share of its brightest pixels used for the
+            estimate (He et al.: 15, 0.1 %).
+        airlight_prior_fraction: share of the run during which ``airlight=net`` is pulled to the estimate.
+        input_channels, input_scale: depth and amplitude of the noise inputs (reference: 8, 1/10).
+        weights: loss weights ``reconstruction``, ``transmission_smoothness``, ``airlight_smoothness``,
+            ``airlight_prior``.
+        refine_radius, refine_eps: guided-filter refinement of ``t`` (radius as a fraction of the shorter side).
+        t_min: lower clip of ``t`` in the recovery (He et al.'s t0).
+        output: ``formula`` or ``network``: which ``J`` is ``dehazed.png``.
+        passes: 2 dehazes the first pass's output again with the same airlight (the reference's second pass).
+    """
+
+    def __init__(
+        self,
+        airlight: str = "net",
+        airlight_value: list[float] | None = None,
+        airlight_patch: int = 15,
+        airlight_fraction: float = 0.001,
+        airlight_prior_fraction: float = 0.25,
+        transmission_prior_fraction: float = 0.0,
+        input_channels: int = 8,
+        input_scale: float = 0.1,
+        weights: dict | None = None,
+        refine_radius: float = 0.15,
+        refine_eps: float = 1e-3,
+        t_min: float = 0.1,
+        output: str = "formula",
+        passes: int = 1,
+        **common,
+    ):
+        super().__init__(**common)
+        if airlight not in AIRLIGHT_MODES:
+            raise DdipError(f"task.airlight={airlight!r} is not one of {', '.join(AIRLIGHT_MODES)}")
+        if output not in OUTPUT_RULES:
+            raise DdipError(f"task.output={output!r} is not one of {', '.join(OUTPUT_RULES)}")
+        self.airlight_value = self._checked_airlight(airlight_value)
+        self.airlight_mode, self.airlight_patch, self.airlight_fraction = airlight, airlight_patch, airlight_fraction
+        self.airlight_prior_fraction = airlight_prior_fraction
+        self.weights = {
+            "reconstruction": 1.0,
+            "transmission_smoothness": 0.005,
+            "airlight_smoothness": 0.1,
+            "airlight_prior": 1.0,
+            "transmission_prior": 1.0,
+        } | (weights or {})
+        self.transmission_prior_fraction = transmission_prior_fraction
+        self.refine_radius, self.refine_eps, self.t_min, self.output = refine_radius, refine_eps, t_min, output
+        self.passes = passes
+        self.inputs = {
+            "clear_image": NoiseInput(input_channels, input_scale),
+            "transmission": NoiseInput(input_channels, input_scale, perturb=False),
+        }
+        self.generators = {"clear_image": GeneratorSpec(3, "clear_image"), "transmission": GeneratorSpec(1, "transmission")}
+        if airlight == "net":
+            self.inputs["airlight"] = NoiseInput(input_channels, kind="meshgrid")
+            self.generators["airlight"] = GeneratorSpec(3, "airlight")
+        self.airlight_estimate: torch.Tensor | None = None
+
+    @staticmethod
+    def _checked_airlight(value: list[float] | None) -> torch.Tensor | None:
+        if value is None:
+            return None
+        colour = torch.as_tensor(value, dtype=torch.float32).flatten()
+        if colour.numel() != 3 or not bool(((colour > 0) & (colour <= 1)).all()):
+            raise DdipError(f"task.airlight_value={list(value)} must be three numbers in (0, 1]")
+        return colour
+
+    def prepare(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Estimate the airlight colour (unless given) from the image the generators fit."""
+        if image.shape[0] != 3:
+            raise DdipError("dehazing needs a colour image")
+        if self.airlight_value is not None:
+            self.airlight_estimate = self.airlight_value
+        else:
+            self.airlight_estimate = estimate_airlight(image[None], self.airlight_patch, self.airlight_fraction)[0]
+        if not self.transmission_prior_fraction:
+            return {}
+        coarse = dcp_transmission(image[None], self.airlight_estimate[None], self.airlight_patch)
+        prior = refine_transmission(coarse, image[None], self.refine_radius, self.refine_eps)
+        return {"transmission_prior": prior[0, 0]}
+
+    def next_pass_input(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The reference's second pass: dehaze the dehazed image again, with the same airlight."""
+        self.airlight_value = self.airlight_estimate
+        return images["dehazed"]
+
+    # --- physics and losses ---------------------------------------------------------------------------
+    def airlight_map(self, layers: Layers) -> torch.Tensor:
+        """``A`` as a B×3×H×W map (the generator's) or a B×3×1×1 colour (the constant)."""
+        if "airlight" in layers:
+            return layers["airlight"]
+        return self.airlight_estimate.to(layers["clear_image"])[None, :, None, None]
+
+    def compose(self, layers: Layers) -> torch.Tensor:
+        """``I = t·J + (1 − t)·A`` (Double-DIP Sec. 4.3; He et al. Eq. 1)."""
+        return hazy_image(layers["clear_image"], layers["transmission"], self.airlight_map(layers))
+
+    def loss_terms(self, layers, target, maps, step, steps):
+        weights = self.weights
+        terms = {
+            "reconstruction": weights["reconstruction"] * F.mse_loss(self.compose(layers), target),
+            "transmission_smoothness": weights["transmission_smoothness"] * smoothness_loss(layers["transmission"]),
+        }
+        if step < self.transmission_prior_fraction * steps:
+            prior = maps["transmission_prior"]
+            terms["transmission_prior"] = weights["transmission_prior"] * F.mse_loss(layers["transmission"], prior)
+        if "airlight" in layers:
+            airlight = layers["airlight"]
+            terms["airlight_smoothness"] = weights["airlight_smoothness"] * smoothness_loss(airlight)
+            if step < self.airlight_prior_fraction * steps:
+                prior = self.airlight_estimate.to(airlight)[None, :, None, None].expand_as(airlight)
+                terms["airlight_prior"] = weights["airlight_prior"] * F.mse_loss(airlight, prior)
+        return terms
+
+    # --- results ----------------------------------------------------------------------------------------
+    def recover(self, layers: Layers, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The refined ``t``, the airlight map and both clear images (formula, network) for B×C×H×W layers."""
+        transmission = refine_transmission(layers["transmission"], image, self.refine_radius, self.refine_eps)
+        transmission = transmission.clamp(self.t_min, 1.0)
+        airlight = self.airlight_map(layers).expand_as(image)
+        formula = recover_clear(image, transmission, airlight, self.t_min)
+        return {"transmission": transmission, "airlight": airlight, "formula": formula, "network": layers["clear_image"]}
+
+    def ground_truth_metrics(self, layers: Layers, truth: dict[str, torch.Tensor], image: torch.Tensor) -> dict[str, float]:
+        if "clean" not in truth:
+            return {}
+        recovered = self.recover(layers, image)
+        return {f"psnr_{rule}": psnr(recovered[rule], truth["clean"]) for rule in OUTPUT_RULES}
+
+    def finalize(self, chosen, final, image, truth):
+        recovered = self.recover(chosen, image[None])
+        images = {
+            "dehazed": recovered[self.output][0],
+            "transmission": recovered["transmission"][0],
+            "airlight": recovered["airlight"][0],
+            "reconstruction": self.compose(chosen)[0].clamp(0.0, 1.0),
+            "network_clear": chosen["clear_image"][0],
+        }
+        metrics = {
+            "output_rule": self.output,
+            "airlight_mode": self.airlight_mode,
+            "airlight_estimate": [round(float(v), 4) for v in self.airlight_estimate],
+            "airlight_mean": [round(float(v), 4) for v in recovered["airlight"][0].mean(dim=(1, 2))],
+            "transmission_mean": float(recovered["transmission"].mean()),
+        }
+        if "clean" in truth:
+            clean = truth["clean"]
+            ends = {"chosen": recovered, "final": self.recover(final, image[None])}
+            for end, result in ends.items():
+                for rule in OUTPUT_RULES:
+                    metrics[f"psnr_{end}_{rule}"] = psnr(result[rule], clean)
+                    metrics[f"ssim_{end}_{rule}"] = ssim(result[rule], clean)
+            metrics["psnr_chosen"] = metrics[f"psnr_chosen_{self.output}"]
+            metrics["ssim_chosen"] = metrics[f"ssim_chosen_{self.output}"]
+            metrics["psnr_input"] = psnr(image[None], clean)
+        return images, metrics
+
+
+def _batched(image: torch.Tensor) -> torch.Tensor:
+    return image.reshape(-1, *image.shape[-3:])
+
+
+def psnr(estimate: torch.Tensor, clean: torch.Tensor) -> float:
+    """PSNR in dB of two images in [0, 1] (C×H×W or B×C×H×W; torchmetrics)."""
+    return float(peak_signal_noise_ratio(_batched(estimate), _batched(clean), data_range=1.0))
+
+
+def ssim(estimate: torch.Tensor, clean: torch.Tensor) -> float:
+    """SSIM (Wang et al. 2004, 11×11 Gaussian window; torchmetrics) of two images in [0, 1]."""
+    return float(structural_similarity_index_measure(_batched(estimate), _batched(clean), data_range=1.0))

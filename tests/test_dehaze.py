@@ -1,0 +1,132 @@
+"""Dehazing: the scattering model both ways, the dark channel prior, bad inputs, and a real tiny run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import DATA, compose_config
+from PIL import Image
+
+from ddip.errors import DdipError
+from ddip.haze import dark_channel, dcp_transmission, dehaze_dcp, estimate_airlight, hazy_image, recover_clear
+from ddip.io import load_image
+from ddip.run import run
+from ddip.synthetic import synthetic_haze
+from ddip.tasks.dehaze import Dehazing, psnr
+
+AIRLIGHT = (0.8, 0.85, 0.9)
+
+
+def hazy_case(size: int = 64, beta: float = 3.0, texture: str = "grass") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(hazy, clear, transmission) of a real texture under a known haze ramp, 1×C×H×W."""
+    clear = torch.from_numpy(np.array(Image.open(DATA / f"{texture}.png").convert("RGB").resize((size, size)))).permute(2, 0, 1) / 255
+    hazy, transmission = synthetic_haze(clear, AIRLIGHT, beta=beta)
+    return hazy[None], clear[None], transmission[None]
+
+
+def test_the_model_forward_then_inverse_gives_back_the_clear_image():
+    clear, airlight = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 1, 1) * 0.5 + 0.5
+    transmission = torch.rand(2, 1, 16, 16) * 0.8 + 0.2
+    hazy = hazy_image(clear, transmission, airlight)
+    assert torch.allclose(hazy, transmission * clear + (1 - transmission) * airlight)
+    assert torch.allclose(recover_clear(hazy, transmission, airlight, t_min=0.1), clear, atol=1e-5)
+
+
+def test_task_composition_is_the_scattering_model():
+    task = Dehazing(airlight="constant", airlight_value=[0.9, 0.8, 0.7])
+    task.prepare(torch.rand(3, 8, 8))
+    layers = {"clear_image": torch.rand(1, 3, 8, 8), "transmission": torch.rand(1, 1, 8, 8)}
+    expected = hazy_image(layers["clear_image"], layers["transmission"], torch.tensor([0.9, 0.8, 0.7])[None, :, None, None])
+    assert torch.allclose(task.compose(layers), expected)
+
+
+def test_dark_channel_is_the_windowed_minimum_over_colours():
+    image = torch.ones(1, 3, 20, 20)
+    image[0, 1, 10, 10] = 0.2
+    dark = dark_channel(image, patch=5)
+    assert dark.shape == (1, 1, 20, 20)
+    assert float(dark[0, 0, 10, 10]) == pytest.approx(0.2) and float(dark[0, 0, 12, 12]) == pytest.approx(0.2)
+    assert float(dark[0, 0, 13, 13]) == pytest.approx(1.0)
+    assert dark_channel(torch.rand(1, 3, 3, 5), patch=15).shape == (1, 1, 3, 5)
+
+
+@pytest.mark.parametrize("texture", ["grass", "books", "stripes"])
+def test_airlight_estimate_is_within_005_of_the_truth(texture):
+    hazy, _, _ = hazy_case(texture=texture)
+    estimate = estimate_airlight(hazy)[0]
+    assert torch.allclose(estimate, torch.tensor(AIRLIGHT), atol=0.05), estimate
+
+
+def test_dark_channel_prior_dehazing_beats_the_hazy_input():
+    hazy, clear, transmission = hazy_case(beta=1.6)
+    result = dehaze_dcp(hazy)
+    assert psnr(result["clear"], clear) > psnr(hazy, clear) + 5
+    assert float((result["transmission"] - transmission).abs().mean()) < 0.15
+
+
+@pytest.mark.parametrize("image", [torch.full((1, 3, 32, 32), 0.5), torch.zeros(1, 3, 32, 32), torch.rand(1, 3, 32, 32) * 0.4])
+def test_haze_free_or_uniform_images_give_finite_non_black_results(image):
+    result = dehaze_dcp(image)
+    assert all(torch.isfinite(value).all() for value in result.values())
+    assert float(result["airlight"].min()) > 0
+    assert float(result["clear"].mean()) == pytest.approx(float(image.mean()), abs=0.25)
+    assert float(dcp_transmission(image, result["airlight"]).min()) >= 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"airlight": "sky"}, "task.airlight='sky'"),
+        ({"output": "best"}, "task.output='best'"),
+        ({"airlight_value": [0.9, 0.9]}, "three numbers"),
+        ({"airlight_value": [0.9, 1.5, 0.9]}, "three numbers"),
+    ],
+)
+def test_bad_task_values_are_one_line_errors(kwargs, message):
+    with pytest.raises(DdipError, match=message.replace("(", r"\(")):
+        Dehazing(**kwargs)
+
+
+def test_given_airlight_overrides_the_estimate():
+    task = Dehazing(airlight="constant", airlight_value=[0.5, 0.6, 0.7])
+    task.prepare(torch.rand(3, 16, 16))
+    assert torch.allclose(task.airlight_estimate, torch.tensor([0.5, 0.6, 0.7]))
+
+
+def test_tiny_dehaze_run_beats_the_hazy_input(tmp_path):
+    hazy, clear, _ = hazy_case(beta=1.6)
+    image_path, clean_path = tmp_path / "hazy.png", tmp_path / "clean.png"
+    for path, tensor in ((image_path, hazy), (clean_path, clear)):
+        Image.fromarray((tensor[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
+    overrides = ["task=dehaze", "steps=150", "logger=none", "trainer.enable_progress_bar=false", "~trainer.callbacks"]
+    cfg = compose_config(overrides + [f"data.image={image_path}", f"data.clean={clean_path}", "module.eval_every=25"])
+    metrics = run(cfg, tmp_path / "run")
+    assert metrics["psnr_chosen"] > metrics["psnr_input"] + 3, metrics
+    for name in ("dehazed", "transmission", "airlight", "reconstruction"):
+        assert Image.open(tmp_path / "run" / f"{name}.png").size == (64, 64)
+    dehazed = load_image(tmp_path / "run" / "dehazed.png")
+    assert 0.05 < float(dehazed.mean()) < 0.95
+
+
+def test_second_pass_refits_the_first_pass_output_with_the_same_airlight(tmp_path):
+    hazy, _, _ = hazy_case()
+    image_path = tmp_path / "hazy.png"
+    Image.fromarray((hazy[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(image_path)
+    overrides = ["task=dehaze", "task.passes=2", "steps=5", "logger=csv", "module.eval_every=1", f"data.image={image_path}"]
+    metrics = run(compose_config(overrides), tmp_path / "run")
+    assert len(metrics["passes"]) == 2 and metrics["chosen_step"] > 3  # chosen in the second pass's steps 4–5
+    history = (tmp_path / "run" / "csv" / "metrics.csv").read_text()
+    assert ",5," in history or ",4," in history  # the second pass logs after the first (steps continue)
+    with pytest.raises(DdipError, match="task.passes=9"):
+        run(compose_config(overrides[:1] + ["task.passes=9", "steps=5", "logger=none", f"data.image={image_path}"]), tmp_path / "bad")
+
+
+@pytest.mark.parametrize("value", [128, 0])
+def test_uniform_image_run_gives_a_finite_non_black_result(tmp_path, value):
+    path = tmp_path / "flat.png"
+    Image.fromarray(np.full((40, 48, 3), value, np.uint8)).save(path)
+    metrics = run(compose_config(["task=dehaze", "steps=3", "logger=none", f"data.image={path}"]), tmp_path / "run")
+    dehazed = load_image(tmp_path / "run" / "dehazed.png")
+    assert np.isfinite(metrics["transmission_mean"])
+    assert float(dehazed.mean()) == pytest.approx(value / 255, abs=0.05)

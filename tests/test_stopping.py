@@ -1,0 +1,78 @@
+"""ES-WMV: the windowed moving variance (Eq. 2) and where the stopping rule stops."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ddip.errors import DdipError
+from ddip.stopping import ESWMV, WindowedVariance
+
+
+def test_windowed_variance_matches_the_definition():
+    values = [torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(i)) for i in range(12)]
+    variance = WindowedVariance(window=5)
+    results = [variance.push(v) for v in values]
+    assert results[:4] == [None] * 4
+    for end in range(5, 13):
+        window = torch.stack(values[end - 5 : end]).double()
+        expected = float(((window - window.mean(0)) ** 2).mean())
+        assert results[end - 1] == pytest.approx(expected, rel=1e-9)
+
+
+class Trainer:
+    should_stop = False
+
+
+class FakeTask:
+    def compose(self, layers):
+        return layers["x"]
+
+
+class Module:
+    """The surface ES-WMV uses: the step's outputs, the task's composition, select(), a logger."""
+
+    def __init__(self):
+        self.task, self.logger, self.log_every, self.step_offset = FakeTask(), None, 10, 0
+        self.output_layers, self.selected = {}, None
+
+    def select(self, step, layers):
+        self.selected = (step, layers)
+
+
+def drive(callback: ESWMV, curve) -> tuple[Module, int]:
+    """Feed outputs whose step-to-step change follows ``curve``; returns the module and the steps run."""
+    module, trainer, value = Module(), Trainer(), torch.zeros(1, 1, 8, 8)
+    generator = torch.Generator().manual_seed(0)
+    for index, scale in enumerate(curve):
+        value = value + scale * torch.randn(value.shape, generator=generator)
+        module.output_layers = {"x": value.clone()}
+        callback.on_train_batch_end(trainer, module, None, None, index)
+        if trainer.should_stop:
+            return module, index + 1
+    return module, len(curve)
+
+
+def test_stops_at_the_valley_of_the_change_rate_after_patience():
+    # change rate falls until step 300 (structure fitted), then rises (noise being fitted)
+    curve = [1.0 / (1 + i / 10) if i < 300 else 1.0 / 31 * math.exp((i - 300) / 100) for i in range(1000)]
+    callback = ESWMV(window=20, patience=100)
+    module, steps_run = drive(callback, curve)
+    assert 280 <= callback.best_step <= 330
+    assert steps_run == callback.best_step + 100
+    assert module.selected[0] == callback.best_step
+
+
+def test_without_stop_every_step_runs_and_the_detection_is_kept():
+    curve = [1.0 / (1 + i) if i < 50 else 0.02 * (i - 49) for i in range(200)]
+    callback = ESWMV(window=10, patience=5, stop=False)
+    module, steps_run = drive(callback, curve)
+    assert steps_run == 200 and module.selected[0] == callback.best_step < 80
+
+
+@pytest.mark.parametrize("kwargs", [{"window": 1}, {"patience": 0}])
+def test_bad_values_are_one_line_errors(kwargs):
+    with pytest.raises(DdipError, match="window="):
+        ESWMV(**kwargs)
