@@ -1,7 +1,8 @@
 """ddip entry point: ``python train.py task=seg backbone=unet data.image=my.jpg steps=3000 seed=1``.
 
 Problems with the input or the configuration end the run with one line on stderr, exit code 2, and a
-``FAILED.txt`` in the run dir (never a ``metrics.json``).
+``FAILED.txt`` in the run dir (never a ``metrics.json``); in a sweep (``-m``) the failed job is reported the
+same way and the other jobs go on. The return value is the job's objective (for ``hparams_search=optuna``).
 """
 
 from __future__ import annotations
@@ -18,17 +19,20 @@ from ddip.errors import DdipError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> dict:
-    from ddip.run import run
+def main(cfg: DictConfig) -> float | None:
+    from ddip.run import objective, run
+    from ddip.sweep import in_sweep
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        return run(cfg, output_dir)
+        return objective(run(cfg, output_dir))
     except (DdipError, OmegaConfBaseException) as error:
         message = str(error) if isinstance(error, DdipError) else f"invalid configuration: {str(error).splitlines()[0]}"
         (output_dir / "FAILED.txt").write_text(message + "\n")
         print(f"ddip: error: {message}", file=sys.stderr)
-        sys.exit(2)
+        if not in_sweep():
+            sys.exit(2)
+        return None
 
 
 if __name__ == "__main__":

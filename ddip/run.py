@@ -22,6 +22,7 @@ from ddip.errors import DdipError
 
 from ddip.io import save_image, save_progress, write_json
 from ddip.module import DecompositionModule
+from ddip.sweep import job_identity, threads_per_job
 from ddip.tasks.base import Task
 
 
@@ -52,9 +53,11 @@ def build_logger(cfg: DictConfig, output_dir: Path):
     """The configured Lightning logger (``False`` for ``logger=none``); W&B is imported only when chosen."""
     if cfg.get("logger") is None:
         return False
+    identity = {}
     if cfg.logger._target_.endswith("WandbLogger"):
         configure_wandb_environment(output_dir)
-    logger = build_component(cfg, "logger")
+        identity = {key: value for key, value in job_identity(cfg).items() if cfg.logger.get(key) is None}
+    logger = build_component(cfg, "logger", **identity)
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return logger
 
@@ -121,6 +124,9 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.update(cfg, "paths.output_dir", str(output_dir), force_add=True)
+    threads = cfg.get("threads") or threads_per_job()
+    if threads:
+        torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
     logger = build_logger(cfg, output_dir)
@@ -154,3 +160,12 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
             finish_logger(logger)
     write_json(output_dir / "metrics.json", metrics)
     return metrics
+
+
+def objective(metrics: dict) -> float:
+    """The number a hyper-parameter search maximises: the chosen output's PSNR or IoU against ground truth
+    when given, else the negative final reconstruction loss."""
+    for key in ("psnr_chosen", "iou_chosen"):
+        if isinstance(metrics.get(key), (int, float)):
+            return float(metrics[key])
+    return -float(metrics.get("final_reconstruction", metrics.get("final_loss", float("inf"))))

@@ -39,6 +39,14 @@ def two_texture_composite(size: int = 64, inside: str = "books", outside: str = 
     return texture_composite(inside_array, outside_array)
 
 
+def tiny_texture(folder: Path, size: int = 32) -> Path:
+    """A small two-texture image written to ``folder``; its path."""
+    image, _ = two_texture_composite(size)
+    path = folder / "tiny.png"
+    Image.fromarray(image).save(path)
+    return path
+
+
 @pytest.fixture
 def composite(tmp_path: Path) -> tuple[Path, Path]:
     """Paths of a 64-px composite (grass ellipse over bookshelves) and its mask (white = foreground)."""

@@ -1,0 +1,71 @@
+"""Sweeps: one offline W&B run per multirun job in one group, failed jobs don't stop a sweep, compare_runs
+tables a sweep, Optuna runs, and the SLURM launcher config composes (it cannot run here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT, CONF, tiny_texture
+from hydra import compose, initialize_config_dir
+
+QUIET = ["trainer.enable_progress_bar=false", "~trainer.callbacks"]
+
+
+def multirun(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "train.py", "-m", *overrides, *QUIET, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def run_record(run_dir) -> dict:
+    """The "run" record of an offline W&B run's transaction log (id, group, tags, name)."""
+    lines = subprocess.run(["wandb", "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True, check=True).stdout
+    return next(record["run"] for record in map(json.loads, lines.splitlines()) if record.get("type") == "run")
+
+
+def test_each_job_is_its_own_wandb_run_in_one_group_and_compare_runs_tables_them(tmp_path):
+    image = tiny_texture(tmp_path)
+    result = multirun(tmp_path, "task=seg", "steps=3", "seed=0,1", "logger=wandb", f"data.image={image}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    sweep = tmp_path / "sweep"
+    runs = sorted(sweep.glob("*/wandb/offline-run-*"))
+    assert len(runs) == 2 and len(list(sweep.glob("*/metrics.json"))) == 2
+    records = [run_record(run) for run in runs]
+    assert records[0]["run_id"] != records[1]["run_id"]
+    assert records[0]["run_group"] == records[1]["run_group"] == str(sweep)
+    assert {"task=seg", "seed=0"} <= set(records[0]["tags"]) and "seed=1" in records[1]["tags"]
+    assert f"wandb sync {sweep}/*/wandb/offline-run-*" in result.stdout
+    table = subprocess.run([sys.executable, "scripts/compare_runs.py", str(sweep)], cwd=ROOT, capture_output=True, text=True, check=True)
+    rows = (sweep / "runs.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("job,seed")  # header + one row per job; seed is the swept key
+    assert "| 2 |" in (sweep / "summary.md").read_text() and (sweep / "summary.png").exists()
+    assert "±" in table.stdout
+
+
+def test_a_failed_job_does_not_stop_the_sweep(tmp_path):
+    image = tiny_texture(tmp_path)
+    result = multirun(tmp_path, "task=seg", "steps=0,2", "logger=none", f"data.image={image}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ddip: error: steps=0" in result.stderr
+    assert (tmp_path / "sweep" / "0" / "FAILED.txt").exists() and (tmp_path / "sweep" / "1" / "metrics.json").exists()
+
+
+def test_optuna_search_runs_its_trials_and_keeps_the_study_in_sqlite(tmp_path):
+    image = tiny_texture(tmp_path)
+    storage = tmp_path / "study.db"
+    overrides = ["hparams_search=optuna", "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage=sqlite:///{storage}"]
+    result = multirun(tmp_path, *overrides, "steps=2", f"data.image={image}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list((tmp_path / "sweep").glob("*/metrics.json"))) == 2
+    assert storage.stat().st_size > 0
+    assert (tmp_path / "sweep" / "optimization_results.yaml").exists()
+
+
+def test_slurm_and_joblib_launchers_compose():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        slurm = compose("train", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"], return_hydra_config=True)
+        joblib = compose("train", overrides=["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], return_hydra_config=True)
+    assert slurm.hydra.launcher._target_.endswith("SlurmLauncher") and slurm.hydra.launcher.partition == "gpu"
+    assert slurm.hydra.launcher.gpus_per_node == 1 and slurm.hydra.launcher.array_parallelism > 0
+    assert joblib.hydra.launcher._target_.endswith("JoblibLauncher") and joblib.hydra.launcher.n_jobs == 2
