@@ -2,11 +2,14 @@
 
 Problems with the input or the configuration end the run with one line on stderr, exit code 2, and a
 ``FAILED.txt`` in the run dir (never a ``metrics.json``); in a sweep (``-m``) the failed job is reported the
-same way and the other jobs go on. The return value is the job's objective (for ``hparams_search=optuna``).
+same way and the other jobs go on. Re-launching a sweep into its dir (``hydra.sweep.dir=multirun/<date>/<time>``)
+skips the jobs whose ``metrics.json`` is complete. The return value is the job's objective (for
+``hparams_search=optuna``).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -24,6 +27,10 @@ def main(cfg: DictConfig) -> float | None:
     from ddip.sweep import in_sweep
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
+    done = output_dir / "metrics.json"
+    if in_sweep() and done.exists():
+        print(f"ddip: {output_dir} is complete (metrics.json); skipped", file=sys.stderr)
+        return objective(json.loads(done.read_text()))
     try:
         return objective(run(cfg, output_dir))
     except (DdipError, OmegaConfBaseException) as error:

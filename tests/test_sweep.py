@@ -43,12 +43,16 @@ def test_each_job_is_its_own_wandb_run_in_one_group_and_compare_runs_tables_them
     assert "±" in table.stdout
 
 
-def test_a_failed_job_does_not_stop_the_sweep(tmp_path):
+def test_a_failed_job_does_not_stop_the_sweep_and_a_relaunch_skips_finished_jobs(tmp_path):
     image = tiny_texture(tmp_path)
     result = multirun(tmp_path, "task=seg", "steps=0,2", "logger=none", f"data.image={image}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ddip: error: steps=0" in result.stderr
-    assert (tmp_path / "sweep" / "0" / "FAILED.txt").exists() and (tmp_path / "sweep" / "1" / "metrics.json").exists()
+    finished = tmp_path / "sweep" / "1" / "metrics.json"
+    assert (tmp_path / "sweep" / "0" / "FAILED.txt").exists() and finished.exists()
+    before = finished.stat().st_mtime_ns
+    again = multirun(tmp_path, "task=seg", "steps=0,2", "logger=none", f"data.image={image}")
+    assert "is complete (metrics.json); skipped" in again.stderr and finished.stat().st_mtime_ns == before
 
 
 def test_optuna_search_runs_its_trials_and_keeps_the_study_in_sqlite(tmp_path):
