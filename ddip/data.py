@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ddip.errors import DdipError
 from ddip.io import load_image, load_map
@@ -121,6 +121,31 @@ class AugmentedImageDataset(Dataset):
         }
 
 
+class StepSampler(Sampler[int]):
+    """Item i is step i: the indices ``start, …, length − 1``. Its length stays ``length``, the number of steps
+    in the (single) epoch, so a fit resumed at step ``start`` keeps Lightning's step count."""
+
+    def __init__(self, length: int, start: int = 0):
+        self.length, self.start = length, start
+
+    def __iter__(self):
+        return iter(range(self.start, self.length))
+
+    def __len__(self) -> int:
+        return self.length
+
+
+class StepLoader(DataLoader):
+    """A loader that resumes by construction (:class:`StepSampler` starts at the trainer's step), declared
+    stateful so Lightning neither warns nor fast-forwards it."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
 class ImageDataModule(pl.LightningDataModule):
     """The one-image data module.
 
@@ -186,9 +211,12 @@ class ImageDataModule(pl.LightningDataModule):
         return padded
 
     def train_dataloader(self) -> DataLoader:
+        """The steps' items in order, from the trainer's current step on (so a resumed fit continues the
+        sequence where the checkpoint left it)."""
         if self.dataset is None:
             raise RuntimeError("ImageDataModule.build() must be called before training")
-        return DataLoader(self.dataset, batch_size=1, shuffle=False, num_workers=0)
+        start = self.trainer.global_step if self.trainer is not None else 0
+        return StepLoader(self.dataset, batch_size=1, sampler=StepSampler(len(self.dataset), start), num_workers=0)
 
 
 def sample_image_path():

@@ -89,6 +89,8 @@ class DecompositionModule(pl.LightningModule):
         self.last_layers: Layers = {}
         self.averaged: Layers | None = None
         self.selected: tuple[int, Layers] | None = None
+        self._pending_rng: torch.Tensor | None = None
+        self._resumed_seconds = 0.0
         try:
             self.generators = nn.ModuleDict(
                 {
@@ -155,13 +157,37 @@ class DecompositionModule(pl.LightningModule):
         """The reference Guided-DIP code draws a new input and a new Adam at every curriculum stage
         (``scheduler.faithful=true``); by default both persist through the run."""
         curriculum = self.curriculum
-        if getattr(curriculum, "faithful", False) and batch_idx > 0 and curriculum.is_stage_start(batch_idx):
+        step = self.global_step if self._trainer else batch_idx
+        if getattr(curriculum, "faithful", False) and step > 0 and curriculum.is_stage_start(step):
             for name, spec in self.task.inputs.items():
                 buffer = getattr(self, f"input_{name}")
                 buffer.copy_(make_input(spec, *buffer.shape[-2:]))
             self.optimizer.state.clear()
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Everything beyond weights and optimiser that the rest of the fit depends on, so that a resumed
+        run ends as the uninterrupted one: evaluations, chosen outputs, averages and the jitter's RNG."""
+        checkpoint["ddip"] = {
+            "history": self.history,
+            "snapshots": self.snapshots,
+            "best": self.best,
+            "averaged": self.averaged,
+            "selected": self.selected,
+            "last_terms": self.last_terms,
+            "fit_seconds": time.perf_counter() - self._fit_start,
+            "rng": torch.get_rng_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["ddip"]
+        self.history, self.snapshots, self.best = state["history"], state["snapshots"], state["best"]
+        self.averaged, self.selected, self.last_terms = state["averaged"], state["selected"], state["last_terms"]
+        self._resumed_seconds, self._pending_rng = state["fit_seconds"], state["rng"]
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if self._pending_rng is not None:  # restored here: creating the data iterator draws from the RNG
+            torch.set_rng_state(self._pending_rng)
+            self._pending_rng = None
         step = self.global_step
         transform = int(batch["k"][0])
         layers = self(transform, self.task.reg_noise_std(step, self.steps))
@@ -204,13 +230,19 @@ class DecompositionModule(pl.LightningModule):
         return {name: self.crop(value) for name, value in layers.items()}
 
     def on_train_start(self) -> None:
+        """Start the clock; after a resume, run the evaluation due at the checkpoint's step (checkpoints are
+        written before that step's evaluation)."""
         self._fit_start = time.perf_counter()
+        done = self.global_step
+        evaluated = self.history[-1]["step"] if self.history else 0
+        if done and done % self.eval_every == 0 and evaluated < self.step_offset + done:
+            self.evaluate(done)
 
     def on_train_end(self) -> None:
-        self.fit_seconds = time.perf_counter() - self._fit_start
+        self.fit_seconds = self._resumed_seconds + time.perf_counter() - self._fit_start
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        done = batch_idx + 1
+        done = self.global_step
         if done % self.eval_every == 0 or done == self.steps:
             self.evaluate(done)
 

@@ -89,12 +89,28 @@ def build(cfg: DictConfig, data, task, steps: int, step_offset: int = 0) -> Deco
 
 
 def callbacks(cfg: DictConfig) -> list:
-    """The trainer's callbacks from its config plus the stopping rule, if any (fresh for every fit)."""
+    """The trainer's callbacks from its config plus the stopping rule and the checkpointing, if any (fresh
+    for every fit)."""
     listed = [instantiate(callback) for callback in cfg.trainer.get("callbacks") or []]
-    return listed + ([build_component(cfg, "stopping")] if cfg.get("stopping") else [])
+    return listed + [build_component(cfg, key) for key in ("stopping", "checkpoint") if cfg.get(key)]
 
 
-def fit_passes(cfg: DictConfig, data: ImageDataModule, task: Task, logger) -> tuple[DecompositionModule, list[dict]]:
+def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
+    """The checkpoint to continue from: ``ckpt_path``, or with ``resume=true`` the run dir's last one."""
+    if cfg.get("ckpt_path"):
+        path = Path(cfg.ckpt_path)
+    elif cfg.get("resume"):
+        path = output_dir / "checkpoints" / "last.ckpt"
+    else:
+        return None
+    if not path.is_file():
+        raise DdipError(f"no checkpoint to resume from at {path}")
+    return str(path)
+
+
+def fit_passes(
+    cfg: DictConfig, data: ImageDataModule, task: Task, logger, ckpt_path: str | None = None
+) -> tuple[DecompositionModule, list[dict]]:
     """Fit the image, then, for tasks with several passes, fit each pass's output again (``steps`` split
     evenly between the passes); returns the last module and each pass's results."""
     passes = task.passes
@@ -107,8 +123,10 @@ def fit_passes(cfg: DictConfig, data: ImageDataModule, task: Task, logger) -> tu
         steps = cfg.steps // passes + (index < cfg.steps % passes)
         offset = sum(r["steps"] for r in results)
         module = build(cfg, data, task, steps, offset)
-        trainer = build_component(cfg, "trainer", logger=logger, max_steps=steps, callbacks=callbacks(cfg))
-        trainer.fit(module, datamodule=data)
+        trainer = build_component(
+            cfg, "trainer", logger=logger, max_steps=steps, callbacks=callbacks(cfg), enable_checkpointing=bool(cfg.get("checkpoint"))
+        )
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path if index == 0 else None)
         images, metrics = module.result()
         results.append({"steps": trainer.global_step, "fit_seconds": module.fit_seconds, "images": images, "metrics": metrics})
         history, snapshots = history + module.history, snapshots + module.snapshots
@@ -129,9 +147,10 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
         torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
+    ckpt_path = resume_path(cfg, output_dir)
     logger = build_logger(cfg, output_dir)
     try:
-        module, results = fit_passes(cfg, data, task, logger)
+        module, results = fit_passes(cfg, data, task, logger, ckpt_path)
         images, metrics = results[-1]["images"], results[-1]["metrics"]
         if len(results) > 1:
             metrics["passes"] = [{k: v for k, v in r["metrics"].items() if k.startswith(("psnr", "ssim", "chosen"))} for r in results]

@@ -62,10 +62,12 @@ class ESWMV(pl.Callback):
         stop: end the fit at the patience limit.
     """
 
-    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True):
+    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True, monitor: str = "output"):
         if window < 2 or patience < 1:
             raise DdipError(f"stopping: window={window} must be >= 2 and patience={patience} >= 1")
-        self.window, self.patience, self.stop = window, patience, stop
+        if monitor not in ("output", "raw"):
+            raise DdipError(f"stopping.monitor={monitor!r} is not one of output, raw")
+        self.window, self.patience, self.stop, self.monitor = window, patience, stop, monitor
         self.variance = WindowedVariance(window)
         self.best = float("inf")
         self.best_step: int | None = None
@@ -73,10 +75,11 @@ class ESWMV(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:
         layers = module.output_layers
-        variance = self.variance.push(module.task.compose(layers))
+        watched = module.last_layers if self.monitor == "raw" else layers
+        variance = self.variance.push(module.task.compose(watched))
         if variance is None:
             return
-        step = batch_idx + 1
+        step = trainer.global_step
         if variance < self.best:
             self.best, self.best_step, self.waited = variance, step, 0
             module.select(step, layers)
@@ -86,4 +89,13 @@ class ESWMV(pl.Callback):
                 trainer.should_stop = True
         if module.logger and step % module.log_every == 0:
             module.logger.log_metrics({"stopping/variance": variance}, step=module.step_offset + step)
+
+    def state_dict(self) -> dict:
+        return {"window": list(self.variance.buffer), "best": self.best, "best_step": self.best_step, "waited": self.waited}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.variance = WindowedVariance(self.window)
+        for value in state["window"]:
+            self.variance.push(value)
+        self.best, self.best_step, self.waited = state["best"], state["best_step"], state["waited"]
 

@@ -1,0 +1,65 @@
+"""A killed run resumes from its last checkpoint and ends exactly as the uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+
+import lightning.pytorch as pl
+import pytest
+from conftest import compose_config, tiny_texture
+
+import ddip.run
+from ddip.errors import DdipError
+from ddip.run import run
+
+
+class Count(pl.Callback):
+    """Counts the steps this fit runs and remembers the first one."""
+
+    def __init__(self):
+        self.steps, self.first = 0, None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.steps += 1
+        self.first = trainer.global_step if self.first is None else self.first
+
+
+class Kill(pl.Callback):
+    """Kills the fit after ``at`` steps, as a crash or a cluster pre-emption would."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step == self.at:
+            raise RuntimeError("killed")
+
+
+@pytest.mark.parametrize("extra", [["task=seg", "data.augment=true"], ["task=denoise", "stopping.window=3", "backbone.channels=[8,8,8,8,8]"]])
+def test_resumed_run_ends_as_the_uninterrupted_one(tmp_path, monkeypatch, extra):
+    image = tiny_texture(tmp_path)
+    overrides = ["steps=12", "logger=none", "module.eval_every=2", "checkpoint.every_n_train_steps=4", f"data.image={image}", *extra]
+    full = run(compose_config(overrides), tmp_path / "full")
+
+    original = ddip.run.callbacks
+    monkeypatch.setattr(ddip.run, "callbacks", lambda cfg: original(cfg) + [Kill(at=6)])
+    with pytest.raises(RuntimeError, match="killed"):
+        run(compose_config(overrides), tmp_path / "killed")
+    monkeypatch.undo()
+    assert not (tmp_path / "killed" / "metrics.json").exists()
+    assert (tmp_path / "killed" / "checkpoints" / "last.ckpt").exists()
+
+    count = Count()
+    monkeypatch.setattr(ddip.run, "callbacks", lambda cfg: original(cfg) + [count])
+    resumed = run(compose_config(overrides + ["resume=true"]), tmp_path / "killed")
+    assert (count.first, count.steps) == (4, 8)  # continued from the step-4 checkpoint, not from scratch
+    for key in ("final_loss", "chosen_step", "chosen_by", "steps_run"):
+        assert resumed[key] == full[key], key
+    history = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert history["final_loss"] == full["final_loss"]
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
+    cfg = compose_config(["steps=2", "logger=none", "resume=true", f"data.image={tiny_texture(tmp_path)}"])
+    with pytest.raises(DdipError, match="no checkpoint to resume from"):
+        run(cfg, tmp_path / "fresh")
