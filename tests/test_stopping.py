@@ -23,7 +23,7 @@ def test_windowed_variance_matches_the_definition():
 
 
 class Trainer:
-    should_stop = False
+    should_stop, global_step = False, 0
 
 
 class FakeTask:
@@ -48,7 +48,8 @@ def drive(callback: ESWMV, curve) -> tuple[Module, int]:
     generator = torch.Generator().manual_seed(0)
     for index, scale in enumerate(curve):
         value = value + scale * torch.randn(value.shape, generator=generator)
-        module.output_layers = {"x": value.clone()}
+        module.output_layers = module.last_layers = {"x": value.clone()}
+        trainer.global_step = index + 1
         callback.on_train_batch_end(trainer, module, None, None, index)
         if trainer.should_stop:
             return module, index + 1
