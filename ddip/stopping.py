@@ -49,12 +49,15 @@ class WindowedVariance:
 
 
 class ESWMV(pl.Callback):
-    """ES-WMV early stopping on the task's reconstruction of each training step (of the running average
-    of the outputs when the module averages them, since that is the output the run returns).
+    """ES-WMV early stopping on the task's reconstruction of each training step (the raw outputs, as in the
+    paper).
 
-    At every new minimum of VAR the module's output is selected (:meth:`DecompositionModule.select`), so the
-    run's result is the detected iterate, labelled ``chosen_by: stopping rule``; ``stop`` ends the fit
-    ``patience`` steps after the last minimum (otherwise all ``steps`` run and the detection is reported).
+    At every new minimum of VAR, at step t, the module's output is selected (:meth:`DecompositionModule.select`),
+    so the run's result is the detected iterate, labelled ``chosen_by: stopping rule``. When the module returns
+    an exponential average of its outputs (``module.average = w``), the average lags its inputs by
+    ``w / (1 − w)`` steps (99 for 0.99), so the output is taken that many steps later, unless a newer minimum
+    comes first: the average then centres on the detected iterate. ``stop`` ends the fit ``patience`` steps
+    after the last minimum (otherwise all ``steps`` run and the detection is reported).
 
     Args:
         window: W, the number of reconstructions in the variance window (paper: 100).
@@ -62,27 +65,28 @@ class ESWMV(pl.Callback):
         stop: end the fit at the patience limit.
     """
 
-    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True, monitor: str = "output"):
+    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True):
         if window < 2 or patience < 1:
             raise DdipError(f"stopping: window={window} must be >= 2 and patience={patience} >= 1")
-        if monitor not in ("output", "raw"):
-            raise DdipError(f"stopping.monitor={monitor!r} is not one of output, raw")
-        self.window, self.patience, self.stop, self.monitor = window, patience, stop, monitor
+        self.window, self.patience, self.stop = window, patience, stop
         self.variance = WindowedVariance(window)
         self.best = float("inf")
         self.best_step: int | None = None
+        self.select_at: int | None = None
         self.waited = 0
 
     def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:
-        layers = module.output_layers
-        watched = module.last_layers if self.monitor == "raw" else layers
-        variance = self.variance.push(module.task.compose(watched))
+        step = trainer.global_step
+        if step == self.select_at:
+            module.select(self.best_step, module.output_layers)
+        variance = self.variance.push(module.task.compose(module.last_layers))
         if variance is None:
             return
-        step = trainer.global_step
         if variance < self.best:
             self.best, self.best_step, self.waited = variance, step, 0
-            module.select(step, layers)
+            self.select_at = step + round(module.average / (1.0 - module.average))
+            if step == self.select_at:
+                module.select(step, module.output_layers)
         else:
             self.waited += 1
             if self.stop and self.waited >= self.patience:
@@ -90,12 +94,24 @@ class ESWMV(pl.Callback):
         if module.logger and step % module.log_every == 0:
             module.logger.log_metrics({"stopping/variance": variance}, step=module.step_offset + step)
 
+    def on_train_end(self, trainer: pl.Trainer, module) -> None:
+        """The fit ended before the lagged average of the last detection was taken: take it now."""
+        if self.select_at is not None and self.select_at > trainer.global_step:
+            module.select(self.best_step, module.output_layers)
+
     def state_dict(self) -> dict:
-        return {"window": list(self.variance.buffer), "best": self.best, "best_step": self.best_step, "waited": self.waited}
+        return {
+            "window": list(self.variance.buffer),
+            "best": self.best,
+            "best_step": self.best_step,
+            "select_at": self.select_at,
+            "waited": self.waited,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.variance = WindowedVariance(self.window)
         for value in state["window"]:
             self.variance.push(value)
         self.best, self.best_step, self.waited = state["best"], state["best_step"], state["waited"]
+        self.select_at = state["select_at"]
 

@@ -35,20 +35,22 @@ class Module:
     """The surface ES-WMV uses: the step's outputs, the task's composition, select(), a logger."""
 
     def __init__(self):
-        self.task, self.logger, self.log_every, self.step_offset = FakeTask(), None, 10, 0
+        self.task, self.logger, self.log_every, self.step_offset, self.average = FakeTask(), None, 10, 0, 0.0
         self.output_layers, self.selected = {}, None
 
     def select(self, step, layers):
         self.selected = (step, layers)
 
 
-def drive(callback: ESWMV, curve) -> tuple[Module, int]:
-    """Feed outputs whose step-to-step change follows ``curve``; returns the module and the steps run."""
+def drive(callback: ESWMV, curve, average: float = 0.0) -> tuple[Module, int]:
+    """Feed outputs whose step-to-step change follows ``curve``; returns the module and the steps run.
+    The module's "output" at step i is i itself, so the selected output tells when it was taken."""
     module, trainer, value = Module(), Trainer(), torch.zeros(1, 1, 8, 8)
+    module.average = average
     generator = torch.Generator().manual_seed(0)
     for index, scale in enumerate(curve):
         value = value + scale * torch.randn(value.shape, generator=generator)
-        module.output_layers = module.last_layers = {"x": value.clone()}
+        module.last_layers, module.output_layers = {"x": value.clone()}, {"x": torch.tensor(float(index + 1))}
         trainer.global_step = index + 1
         callback.on_train_batch_end(trainer, module, None, None, index)
         if trainer.should_stop:
@@ -63,7 +65,15 @@ def test_stops_at_the_valley_of_the_change_rate_after_patience():
     module, steps_run = drive(callback, curve)
     assert 280 <= callback.best_step <= 330
     assert steps_run == callback.best_step + 100
-    assert module.selected[0] == callback.best_step
+    assert module.selected[0] == callback.best_step and float(module.selected[1]["x"]) == callback.best_step
+
+
+def test_with_averaged_outputs_the_average_is_taken_one_lag_after_the_detection():
+    curve = [1.0 / (1 + i / 10) if i < 300 else 1.0 / 31 * math.exp((i - 300) / 100) for i in range(1000)]
+    callback = ESWMV(window=20, patience=200)
+    module, _ = drive(callback, curve, average=0.99)
+    assert module.selected[0] == callback.best_step  # labelled with the detected step
+    assert float(module.selected[1]["x"]) == callback.best_step + 99  # the average 99 steps later
 
 
 def test_without_stop_every_step_runs_and_the_detection_is_kept():
