@@ -3,7 +3,7 @@
 Problems with the input or the configuration end the run with one line on stderr, exit code 2, and a
 ``FAILED.txt`` in the run dir (never a ``metrics.json``); in a sweep (``-m``) the failed job is reported the
 same way and the other jobs go on. Re-launching a sweep into its dir (``hydra.sweep.dir=multirun/<date>/<time>``)
-skips the jobs whose ``metrics.json`` is complete. The return value is the job's objective (for
+skips the jobs whose ``metrics.json`` is complete for the same overrides. The return value is the job's objective (for
 ``hparams_search=optuna``).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ddip.errors import DdipError
@@ -27,10 +27,12 @@ def main(cfg: DictConfig) -> float | None:
     from ddip.sweep import in_sweep
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
+    overrides = list(HydraConfig.get().overrides.task)
     done = output_dir / "metrics.json"
-    if in_sweep() and done.exists():
+    if in_sweep() and done.exists() and json.loads(done.read_text()).get("overrides") == overrides:
         print(f"ddip: {output_dir} is complete (metrics.json); skipped", file=sys.stderr)
         return objective(json.loads(done.read_text()))
+    OmegaConf.update(cfg, "overrides", overrides, force_add=True)
     try:
         return objective(run(cfg, output_dir))
     except (DdipError, OmegaConfBaseException) as error:

@@ -169,6 +169,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
             "fit_size": list(data.image.shape[-2:]),
             "device": str(module.device),
             "torch_threads": torch.get_num_threads(),
+            "overrides": list(cfg.get("overrides") or []),
         }
         if logger:
             module.log_panel(cfg.steps, images)

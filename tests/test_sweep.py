@@ -53,6 +53,8 @@ def test_a_failed_job_does_not_stop_the_sweep_and_a_relaunch_skips_finished_jobs
     before = finished.stat().st_mtime_ns
     again = multirun(tmp_path, "task=seg", "steps=0,2", "logger=none", f"data.image={image}")
     assert "is complete (metrics.json); skipped" in again.stderr and finished.stat().st_mtime_ns == before
+    other = multirun(tmp_path, "task=seg", "steps=0,3", "logger=none", f"data.image={image}")  # job 1 is now another job
+    assert "skipped" not in other.stderr and json.loads(finished.read_text())["steps"] == 3
 
 
 def test_optuna_search_runs_its_trials_and_keeps_the_study_in_sqlite(tmp_path):
