@@ -29,9 +29,10 @@ def main(cfg: DictConfig) -> float | None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     overrides = list(HydraConfig.get().overrides.task)
     done = output_dir / "metrics.json"
-    if in_sweep() and done.exists() and json.loads(done.read_text()).get("overrides") == overrides:
+    finished = json.loads(done.read_text()) if in_sweep() and done.exists() else {}
+    if finished.get("overrides") == overrides:
         print(f"ddip: {output_dir} is complete (metrics.json); skipped", file=sys.stderr)
-        return objective(json.loads(done.read_text()))
+        return objective(finished)
     OmegaConf.update(cfg, "overrides", overrides, force_add=True)
     try:
         return objective(run(cfg, output_dir))

@@ -50,8 +50,8 @@ def estimate_airlight(image: torch.Tensor, patch: int = 15, fraction: float = 0.
     the dark channel, the pixel of highest intensity ``R + G + B``. Clipped to ``[1e-3, 1]`` so that a black
     or haze-free image never divides by zero.
 
-    Measured on 99 synthetic hazy images (``scripts/haze_study.py``), this rule of the paper is closer to the
-    true airlight than the mean, the median or the per-channel maximum of the same pixels."""
+    Measured on 153 synthetic hazy images (``scripts/airlight_study.py``), this rule of the paper gives better
+    DCP dehazing than the mean or the median of the same pixels, and matches their per-channel maximum."""
     dark = dark_channel(image, patch).flatten(1)
     count = max(1, round(fraction * dark.shape[1]))
     index = dark.topk(count, dim=1).indices  # B × count

@@ -81,4 +81,3 @@ def smoothness_loss(image: torch.Tensor, window: int = 5) -> torch.Tensor:
         return gray.new_zeros(())
     local_mean = F.avg_pool2d(gray, window, stride=1)
     return F.mse_loss(gray[..., margin:-margin, margin:-margin], local_mean)
-

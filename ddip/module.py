@@ -174,7 +174,7 @@ class DecompositionModule(pl.LightningModule):
             "averaged": self.averaged,
             "selected": self.selected,
             "last_terms": self.last_terms,
-            "fit_seconds": time.perf_counter() - self._fit_start,
+            "fit_seconds": self._resumed_seconds + time.perf_counter() - self._fit_start,
             "rng": torch.get_rng_state(),
         }
 
@@ -229,6 +229,11 @@ class DecompositionModule(pl.LightningModule):
     def cropped(self, layers: Layers) -> Layers:
         return {name: self.crop(value) for name, value in layers.items()}
 
+    def current_output(self) -> Layers:
+        """The output as evaluated and returned now (cropped): the running average when averaging, else a
+        noise-free forward."""
+        return self.averaged if self.averaged is not None else self.cropped(self(0, 0.0))
+
     def on_train_start(self) -> None:
         """Start the clock; after a resume, run the evaluation due at the checkpoint's step (checkpoints are
         written before that step's evaluation)."""
@@ -253,7 +258,7 @@ class DecompositionModule(pl.LightningModule):
         bad = [name for name, value in terms.items() if not math.isfinite(value)]
         if bad:
             raise DdipError(f"the loss became non-finite at step {done} ({', '.join(bad)}); lower the learning rate")
-        layers = self.averaged if self.averaged is not None else self.cropped(self(0, 0.0))
+        layers = self.current_output()
         image = self.crop(self.image)
         score = self.task.selection_score(layers, image)
         record = {"step": self.step_offset + done, **terms, "score": score, **self.task.ground_truth_metrics(layers, self.truth, image)}
@@ -279,7 +284,7 @@ class DecompositionModule(pl.LightningModule):
     @torch.no_grad()
     def result(self) -> tuple[dict[str, torch.Tensor], dict]:
         """The task's result images and metrics from the chosen and the final iterate."""
-        final = self.averaged if self.averaged is not None else self.cropped(self(0, 0.0))
+        final = self.current_output()
         chosen_by, (chosen_step, chosen) = "score", self.best[1:] if self.best else (self.step_offset + self.steps, final)
         if self.selected is not None:
             chosen_by, (chosen_step, chosen) = "stopping rule", self.selected

@@ -118,6 +118,8 @@ def fit_passes(
         raise DdipError(f"steps={cfg.steps}: need at least one optimisation step")
     if passes < 1 or passes > cfg.steps:
         raise DdipError(f"task.passes={passes} must be between 1 and steps={cfg.steps}")
+    if ckpt_path and passes > 1:
+        raise DdipError(f"resuming works for single-pass runs; task.passes={passes}")
     history, snapshots, results = [], [], []
     for index in range(passes):
         steps = cfg.steps // passes + (index < cfg.steps % passes)

@@ -26,7 +26,7 @@ from ddip.data import resize  # noqa: E402
 from ddip.haze import dark_channel, dehaze_dcp  # noqa: E402
 from ddip.io import load_image  # noqa: E402
 from ddip.synthetic import synthetic_haze  # noqa: E402
-from ddip.tasks.dehaze import psnr  # noqa: E402
+from ddip.metrics import psnr  # noqa: E402
 from evaluate import write_results  # noqa: E402
 
 AIRLIGHTS = [(0.9, 0.9, 0.92), (0.8, 0.85, 0.9), (0.95, 0.9, 0.8)]

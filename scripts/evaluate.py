@@ -33,7 +33,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from ddip.haze import dehaze_dcp  # noqa: E402
 from ddip.io import load_image, load_map  # noqa: E402
 from ddip.run import run  # noqa: E402
-from ddip.tasks.dehaze import psnr, ssim  # noqa: E402
+from ddip.metrics import psnr, ssim  # noqa: E402
 from ddip.tasks.seg import iou  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -13,7 +13,8 @@ from ddip.haze import dark_channel, dcp_transmission, dehaze_dcp, estimate_airli
 from ddip.io import load_image
 from ddip.run import run
 from ddip.synthetic import synthetic_haze
-from ddip.tasks.dehaze import Dehazing, psnr
+from ddip.metrics import psnr
+from ddip.tasks.dehaze import Dehazing
 
 AIRLIGHT = (0.8, 0.85, 0.9)
 

@@ -63,3 +63,10 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     cfg = compose_config(["steps=2", "logger=none", "resume=true", f"data.image={tiny_texture(tmp_path)}"])
     with pytest.raises(DdipError, match="no checkpoint to resume from"):
         run(cfg, tmp_path / "fresh")
+
+
+def test_resume_of_a_multi_pass_run_is_a_clear_error(tmp_path):
+    overrides = ["task=dehaze", "task.passes=2", "steps=4", "logger=none", f"data.image={tiny_texture(tmp_path)}"]
+    run(compose_config(overrides), tmp_path / "run")
+    with pytest.raises(DdipError, match="resuming works for single-pass runs"):
+        run(compose_config(overrides + ["resume=true"]), tmp_path / "run")

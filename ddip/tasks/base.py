@@ -11,7 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio
+
+from ddip.metrics import psnr
 
 Layers = dict[str, torch.Tensor]
 
@@ -102,7 +103,7 @@ class Task(ABC):
         """How good an output is without ground truth (higher is better): the reconstruction PSNR, the
         rule of the Double-DIP reference."""
         reconstruction = self.compose(layers).clamp(0.0, 1.0)
-        return float(peak_signal_noise_ratio(reconstruction, image, data_range=1.0))
+        return psnr(reconstruction, image)
 
     def panel(self, layers: Layers) -> dict[str, torch.Tensor]:
         """The images shown in progress grids and W&B panels (C×H×W, first item of the batch)."""

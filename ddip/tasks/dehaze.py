@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ddip.errors import DdipError
 from ddip.haze import dcp_transmission, estimate_airlight, hazy_image, recover_clear, refine_transmission
 from ddip.losses import smoothness_loss
+from ddip.metrics import psnr, ssim
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
 
 AIRLIGHT_MODES = ("net", "constant")
@@ -200,16 +200,3 @@ class Dehazing(Task):
             metrics["psnr_input"] = psnr(image[None], clean)
         return images, metrics
 
-
-def _batched(image: torch.Tensor) -> torch.Tensor:
-    return image.reshape(-1, *image.shape[-3:])
-
-
-def psnr(estimate: torch.Tensor, clean: torch.Tensor) -> float:
-    """PSNR in dB of two images in [0, 1] (C×H×W or B×C×H×W; torchmetrics)."""
-    return float(peak_signal_noise_ratio(_batched(estimate), _batched(clean), data_range=1.0))
-
-
-def ssim(estimate: torch.Tensor, clean: torch.Tensor) -> float:
-    """SSIM (Wang et al. 2004, 11×11 Gaussian window; torchmetrics) of two images in [0, 1]."""
-    return float(structural_similarity_index_measure(_batched(estimate), _batched(clean), data_range=1.0))
