@@ -24,6 +24,7 @@ from torch import nn
 
 from ddip.data import Crop, dihedral, dihedral_inverse
 from ddip.errors import DdipError
+from ddip.nets.grouped import GeneratorBank
 from ddip.tasks.base import Layers, NoiseInput, Task
 
 
@@ -61,6 +62,9 @@ class DecompositionModule(pl.LightningModule):
         step_offset: steps run before this fit (by earlier passes), added to every logged step.
         average: weight of the exponential average of the outputs (DIP's ``exp_weight``, e.g. 0.99; 0 = off):
             with it, every evaluated and returned output is the running average of the training outputs.
+        stack_generators: run generators that share an architecture as one grouped network (the fast path;
+            same function and weights, see :mod:`ddip.nets.grouped`).
+        channels_last: keep the networks' weights and activations in NHWC layout (faster CPU convolutions).
     """
 
     def __init__(
@@ -76,6 +80,8 @@ class DecompositionModule(pl.LightningModule):
         snapshots: int = 6,
         step_offset: int = 0,
         average: float = 0.0,
+        stack_generators: bool = True,
+        channels_last: bool = True,
     ):
         super().__init__()
         if steps < 1:
@@ -92,14 +98,14 @@ class DecompositionModule(pl.LightningModule):
         self._pending_rng: torch.Tensor | None = None
         self._resumed_seconds = 0.0
         try:
-            self.generators = nn.ModuleDict(
-                {
-                    name: backbone(in_channels=task.inputs[spec.input].channels, out_channels=spec.out_channels)
-                    for name, spec in task.generators.items()
-                }
-            )
+            networks = {
+                name: backbone(in_channels=task.inputs[spec.input].channels, out_channels=spec.out_channels)
+                for name, spec in task.generators.items()
+            }
         except (ValueError, TypeError) as error:
             raise DdipError(f"invalid backbone configuration: {error}") from None
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.generators = GeneratorBank(networks, stack=stack_generators).to(memory_format=self.memory_format)
         try:
             self.optimizer = optimizer(self.parameters())
         except (ValueError, TypeError) as error:
@@ -115,11 +121,11 @@ class DecompositionModule(pl.LightningModule):
     # --- set-up ---------------------------------------------------------------------------------------
     @property
     def size_multiple(self) -> int:
-        return max(generator.size_multiple for generator in self.generators.values())
+        return self.generators.size_multiple
 
     @property
     def min_size(self) -> int:
-        return max(generator.min_size for generator in self.generators.values())
+        return self.generators.min_size
 
     def attach(
         self,
@@ -144,14 +150,13 @@ class DecompositionModule(pl.LightningModule):
     # --- forward ----------------------------------------------------------------------------------------
     def forward(self, transform: int = 0, jitter: float = 0.0) -> Layers:
         """All generators' outputs for dihedral ``transform`` of the inputs, jittered by N(0, jitter²)."""
-        layers = {}
+        inputs = {}
         for name, spec in self.task.generators.items():
-            source = self.task.inputs[spec.input]
             z = dihedral(getattr(self, f"input_{spec.input}"), transform)
-            if jitter > 0 and source.perturb:
+            if jitter > 0 and self.task.inputs[spec.input].perturb:
                 z = z + jitter * torch.randn_like(z)
-            layers[name] = self.generators[name](z)
-        return layers
+            inputs[name] = z.contiguous(memory_format=self.memory_format)
+        return self.generators(inputs)
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         """The reference Guided-DIP code draws a new input and a new Adam at every curriculum stage
@@ -188,14 +193,18 @@ class DecompositionModule(pl.LightningModule):
         if self._pending_rng is not None:  # restored here: creating the data iterator draws from the RNG
             torch.set_rng_state(self._pending_rng)
             self._pending_rng = None
-        step = self.global_step
+        return self.step_loss(batch, self.global_step)
+
+    def step_loss(self, batch: dict, step: int) -> torch.Tensor:
+        """The loss of optimisation step ``step`` on ``batch`` (jitter, forward, curriculum target, the task's
+        terms), with its terms logged every ``log_every`` steps."""
         transform = int(batch["k"][0])
         layers = self(transform, self.task.reg_noise_std(step, self.steps))
         self.remember(layers, transform)
         target = self.curriculum.target(batch["image"], step)
         terms = self.task.loss_terms(layers, target, batch["maps"], step, self.steps)
         loss = torch.stack(list(terms.values())).sum()
-        if step % self.log_every == 0:
+        if step % self.log_every == 0 and self._trainer is not None:
             self.log("train/loss", loss.detach(), on_step=True, prog_bar=True, logger=False)
             if self.logger:
                 scalars = {f"train/{name}": float(value.detach()) for name, value in terms.items()} | {"train/loss": float(loss.detach())}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ddip.nets.grouped import ChannelConcat
 from ddip.nets.blocks import (
     OUTPUT_ACTIVATIONS,
     check_choice,
@@ -30,12 +31,13 @@ class _SkipLevel(nn.Module):
         self.deeper = deeper
         self.skip = skip
         self.fuse = fuse
+        self.concat = ChannelConcat()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Concatenate skip and deeper features along channels (skip first), then fuse them."""
         features = self.deeper(x)
         if self.skip is not None:
-            features = torch.cat([self.skip(x), features], dim=1)
+            features = self.concat([self.skip(x), features])
         return self.fuse(features)
 
 

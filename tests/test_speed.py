@@ -1,0 +1,110 @@
+"""The fast path (``speed=fast``: stacked generators, channels-last, fused Adam) computes what the plain
+reference path (``speed=plain``) computes: same outputs, gradients and losses within fp32 rounding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ddip.nets import SegNet, SkipUNet
+from ddip.nets.grouped import ChannelConcat, GeneratorBank, GroupedGenerators
+from ddip.run import build, build_component
+from tests.conftest import compose_config, tiny_texture
+
+
+def unet(out_channels: int) -> SkipUNet:
+    return SkipUNet(2, out_channels, channels=(4, 8, 8), skip_channels=(2, 0, 2))
+
+
+def segnet(out_channels: int) -> SegNet:
+    return SegNet(2, out_channels, width=4, convs_per_stage=(2, 2, 3))
+
+
+@pytest.mark.parametrize("make", [unet, segnet])
+def test_stacked_generators_give_their_members_outputs_and_gradients(make):
+    torch.manual_seed(0)
+    members = [make(3), make(3), make(1)]
+    stacked = GroupedGenerators(members)
+    inputs = [torch.rand(1, 2, 32, 32) for _ in members]
+    expected = [member(x) for member, x in zip(members, inputs)]
+    outputs = stacked(inputs)
+    for out, ref in zip(outputs, expected):
+        assert out.shape == ref.shape
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    sum(((i + 1) * o).square().mean() for i, o in enumerate(expected)).backward()
+    sum(((i + 1) * o).square().mean() for i, o in enumerate(outputs)).backward()
+    first_conv = next(m for m in stacked.network.modules() if isinstance(m, torch.nn.Conv2d))
+    member_convs = [next(m for m in member.modules() if isinstance(m, torch.nn.Conv2d)) for member in members]
+    width = member_convs[0].out_channels
+    for g, conv in enumerate(member_convs):
+        torch.testing.assert_close(first_conv.weight.grad[g * width : (g + 1) * width], conv.weight.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_padded_output_filters_get_no_gradient_and_stay_zero():
+    torch.manual_seed(0)
+    stacked = GroupedGenerators([unet(3), unet(1)])
+    head = [m for m in stacked.network.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    optimizer = torch.optim.Adam(stacked.parameters(), lr=0.1, fused=True)
+    for _ in range(3):
+        optimizer.zero_grad()
+        sum(o.mean() for o in stacked([torch.rand(1, 2, 32, 32) for _ in range(2)])).backward()
+        optimizer.step()
+    padding = slice(4, 6)  # the second member's filters 1 and 2 of its 3-wide block
+    assert torch.count_nonzero(head.weight[padding]) == 0 and torch.count_nonzero(head.bias[padding]) == 0
+    assert torch.count_nonzero(head.weight[3]) > 0
+
+
+def test_channel_concat_keeps_each_members_channels_together():
+    a = torch.arange(4.0).reshape(1, 4, 1, 1)  # two members × two channels: a0 a0 | a1 a1
+    b = torch.arange(10.0, 16.0).reshape(1, 6, 1, 1)  # two members × three channels
+    assert ChannelConcat(2)([a, b]).flatten().tolist() == [0, 1, 10, 11, 12, 2, 3, 13, 14, 15]
+    assert torch.equal(ChannelConcat()([a, b]), torch.cat([a, b], dim=1))
+
+
+def test_bank_stacks_only_generators_that_share_an_architecture():
+    torch.manual_seed(0)
+    other = SkipUNet(2, 3, channels=(4, 8, 16), skip_channels=(2, 0, 2))
+    bank = GeneratorBank({"a": unet(3), "b": other, "c": unet(1)})
+    assert bank.members == [["a", "c"], ["b"]]
+    outputs = bank({name: torch.rand(1, 2, 32, 32) for name in "abc"})
+    assert list(outputs) == ["a", "b", "c"] and outputs["c"].shape[1] == 1
+    assert GeneratorBank({"a": unet(3), "c": unet(1)}, stack=False).members == [["a"], ["c"]]
+
+
+def losses(speed: str, overrides: list[str], dtype: torch.dtype, steps: int = 6) -> list[float]:
+    """Training losses of the first ``steps`` steps of one path, from the same seed, with networks and noise
+    inputs in ``dtype``."""
+    cfg = compose_config([f"speed={speed}", "logger=none", *overrides])
+    torch.manual_seed(cfg.seed)
+    data, task = build_component(cfg, "data"), build_component(cfg, "task")
+    module = build(cfg, data, task, cfg.steps).to(dtype)
+    values = []
+    for step, batch in zip(range(steps), data.train_dataloader()):
+        loss = module.step_loss(batch, step)
+        module.optimizer.zero_grad()
+        loss.backward()
+        module.optimizer.step()
+        values.append(loss.item())
+    return values
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        ["task=seg", "backbone=segnet"],
+        ["task=seg"],
+        ["task=dehaze", "task.airlight=net", "backbone.channels=[8,8,16]", "backbone.skip_channels=[0,4,4]"],
+        ["task=denoise", "backbone.channels=[8,16,16]", "backbone.skip_channels=[4,4,4]"],
+    ],
+    ids=["seg-segnet", "seg-unet", "dehaze-airlight-net", "denoise"],
+)
+def test_fast_path_losses_equal_the_plain_path(tmp_path, task):
+    """In float32 the first step's loss agrees to rounding; over later steps the fit itself amplifies rounding
+    differences (BatchNorm on 4×4 maps, Adam's normalised first steps) by ~10× per step, so the trajectories
+    are compared in float64, where the two paths must agree to 1e-9 after six Adam steps."""
+    overrides = [*task, "steps=40", f"data.image={tiny_texture(tmp_path)}", f"paths.output_dir={tmp_path}"]
+    plain, fast = losses("plain", overrides, torch.float32, steps=1), losses("fast", overrides, torch.float32, steps=1)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-7)
+    plain, fast = losses("plain", overrides, torch.float64), losses("fast", overrides, torch.float64)
+    assert abs(plain[0] - plain[-1]) > 1e-3  # the fit moves
+    torch.testing.assert_close(fast, plain, rtol=1e-9, atol=1e-12)
