@@ -135,6 +135,13 @@ class StepSampler(Sampler[int]):
         return self.length
 
 
+def one_item_batch(items: list[dict]) -> dict:
+    """Collate a batch of one item: tensors get a batch axis, the transform index ``k`` stays a Python int (so
+    reading it never waits for an accelerator)."""
+    (item,) = items
+    return {"k": item["k"], "image": item["image"][None], "maps": {name: value[None] for name, value in item["maps"].items()}}
+
+
 class StepLoader(DataLoader):
     """A loader that resumes by construction (:class:`StepSampler` starts at the trainer's step), declared
     stateful so Lightning neither warns nor fast-forwards it."""
@@ -216,7 +223,8 @@ class ImageDataModule(pl.LightningDataModule):
         if self.dataset is None:
             raise RuntimeError("ImageDataModule.build() must be called before training")
         start = self.trainer.global_step if self.trainer is not None else 0
-        return StepLoader(self.dataset, batch_size=1, sampler=StepSampler(len(self.dataset), start), num_workers=0)
+        sampler = StepSampler(len(self.dataset), start)
+        return StepLoader(self.dataset, batch_size=1, sampler=sampler, num_workers=0, collate_fn=one_item_batch)
 
 
 def sample_image_path():

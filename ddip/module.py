@@ -1,7 +1,8 @@
 """``DecompositionModule``: the generators, their fixed noise inputs and the task's composite loss.
 
 One optimisation step: jitter the noise inputs (reg-noise), apply the step's dihedral transform to them
-(the same one the data module applied to the image), run every generator, let the task compose the
+(the same one the data module applied to the image), run the generators (on the fast path, those sharing an
+architecture as one grouped network: :mod:`ddip.nets.grouped`), let the task compose the
 layers and compute its loss terms against the curriculum's target, and take an Adam step.
 
 Every ``eval_every`` steps a noise-free forward is scored: the task's ground-truth-free selection score
@@ -198,7 +199,7 @@ class DecompositionModule(pl.LightningModule):
     def step_loss(self, batch: dict, step: int) -> torch.Tensor:
         """The loss of optimisation step ``step`` on ``batch`` (jitter, forward, curriculum target, the task's
         terms), with its terms logged every ``log_every`` steps."""
-        transform = int(batch["k"][0])
+        transform = batch["k"]
         layers = self(transform, self.task.reg_noise_std(step, self.steps))
         self.remember(layers, transform)
         target = self.curriculum.target(batch["image"], step)
@@ -206,8 +207,9 @@ class DecompositionModule(pl.LightningModule):
         loss = torch.stack(list(terms.values())).sum()
         if step % self.log_every == 0 and self._trainer is not None:
             self.log("train/loss", loss.detach(), on_step=True, prog_bar=True, logger=False)
-            if self.logger:
-                scalars = {f"train/{name}": float(value.detach()) for name, value in terms.items()} | {"train/loss": float(loss.detach())}
+            if self.logger:  # one device-to-host copy for all terms
+                values = torch.stack([*terms.values(), loss]).detach().tolist()
+                scalars = dict(zip([f"train/{name}" for name in terms] + ["train/loss"], values))
                 self.logger.log_metrics(scalars, step=self.step_offset + step)
         self.last_terms = {name: value.detach() for name, value in terms.items()} | {"loss": loss.detach()}
         return loss

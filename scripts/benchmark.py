@@ -14,12 +14,17 @@ For every task and size, the default config on a texture image of that size, tim
   bar, no checkpoints; the noise-free evaluation every ``module.eval_every`` = 50 steps, one extra forward,
   is left out of all three paths).
 
-All paths time the same steps of the task's default schedule: steps ``--warmup`` to ``--warmup + --steps``
-(the loops in ``--repeats`` consecutive blocks, Lightning in ``--repeats`` fresh fits); the median block gives
-s/step. FLOPs of one forward + backward come from ``torch.utils.flop_counter``. ``conv_peak`` times a
+- ``bf16`` (with ``--bf16``): the Lightning path with ``trainer.precision=bf16-mixed`` (convolutions in
+  bfloat16 under autocast): faster where the CPU has bfloat16 instructions, but not the same numbers, so it is
+  an option, not the default.
+
+Each path first runs ``--warmup`` untimed steps; then the paths take turns, ``--repeats`` rounds of one block
+each (``--steps / --repeats`` steps: the loops continue their run, each Lightning block is a fresh fit timing
+the same steps), so drifts in the machine's speed hit all paths alike; the median block gives s/step. FLOPs of one forward + backward come from ``torch.utils.flop_counter``. ``conv_peak`` times a
 128→128-channel 3×3 convolution (forward + backward, 128×128, channels-last): the CPU's convolution
 throughput that the DIP denoising net is compared with. Writes ``--out`` (records: task, size, path,
-s_per_step, gflop_per_step, gflops) and a markdown table beside it with the speed-ups.
+s_per_step, gflop_per_step, gflops) and a markdown table beside it with the speed-ups. With a CUDA device
+(``--accelerator gpu``, the default when one is present) everything runs there (``trainer=gpu``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
+from lightning.fabric.utilities.apply_func import move_data_to_device  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from ddip.run import build, build_component  # noqa: E402
@@ -48,16 +54,23 @@ PLAIN = ["speed=plain"]
 LEAN = ["logger=none", "checkpoint=null", "trainer.enable_progress_bar=false", "~trainer.callbacks", "stopping=none"]
 
 
+def clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once the device has finished its queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def texture(size: int, folder: Path) -> Path:
     path = folder / f"bench_{size}.png"
     Image.open(ROOT / "tests" / "data" / "grass.png").convert("RGB").resize((size, size)).save(path)
     return path
 
 
-def configure(task: str, image: Path, extra: list[str]):
+def configure(task: str, image: Path, accelerator: str, extra: list[str]):
     """The task's default config (its default ``steps``: the schedule of a real run) on ``image``, lean."""
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"task={task}", f"data.image={image}", *LEAN, *extra])
+        cfg = compose("train", overrides=[f"task={task}", f"data.image={image}", f"trainer={accelerator}", *LEAN, *extra])
     OmegaConf.update(cfg, "paths.output_dir", str(image.parent), force_add=True)
     return cfg
 
@@ -71,51 +84,70 @@ def loop_step(module, batch: dict, index: int) -> None:
     module.optimizer.step()
 
 
-def time_loop(cfg, steps: int, warmup: int, repeats: int) -> tuple[float, float]:
-    """(median s/step, GFLOP per step) of the bare loop over the data module's batches: steps 0, 1, … of the
-    default schedule, as the Lightning path runs them."""
+class Loop:
+    """The bare loop over the data module's batches: steps 0, 1, … of the default schedule, as the Lightning
+    path runs them. Built, warmed up and FLOP-counted on creation; :meth:`block` times the next steps."""
+
+    def __init__(self, cfg, warmup: int, device: torch.device) -> None:
+        data, task = build_component(cfg, "data"), build_component(cfg, "task")
+        self.module, self.device = build(cfg, data, task, cfg.steps).to(device), device
+        self.batches = ((move_data_to_device(batch, device), index) for index, batch in enumerate(data.train_dataloader()))
+        with FlopCounterMode(display=False) as counter:
+            loop_step(self.module, *next(self.batches))
+        self.gflop = counter.get_total_flops() / 1e9
+        for _ in range(warmup - 1):
+            loop_step(self.module, *next(self.batches))
+
+    def block(self, steps: int) -> float:
+        """s/step of the next ``steps`` steps."""
+        started = clock(self.device)
+        for _ in range(steps):
+            loop_step(self.module, *next(self.batches))
+        return (clock(self.device) - started) / steps
+
+
+def lightning_fit(cfg, steps: int, warmup: int, device: torch.device) -> float:
+    """s/step of a fresh ``trainer.fit`` stopped after ``warmup + steps`` steps, its first ``warmup`` untimed."""
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
     module = build(cfg, data, task, cfg.steps)
-    batches = enumerate(data.train_dataloader())
-    with FlopCounterMode(display=False) as counter:
-        loop_step(module, *reversed(next(batches)))
-    for _ in range(warmup - 1):
-        loop_step(module, *reversed(next(batches)))
-    blocks = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(steps):
-            loop_step(module, *reversed(next(batches)))
-        blocks.append((time.perf_counter() - started) / steps)
-    return statistics.median(blocks), counter.get_total_flops() / 1e9
+    stamps: list[float] = []
+    module.on_train_batch_end = lambda *args, **kwargs: stamps.append(clock(device))
+    trainer = build_component(cfg, "trainer", logger=False, max_steps=warmup + steps, enable_checkpointing=False)
+    trainer.fit(module, datamodule=data)
+    return (stamps[-1] - stamps[warmup - 1]) / (len(stamps) - warmup)
 
 
-def time_lightning(cfg, steps: int, warmup: int, repeats: int) -> float:
-    """Median s/step of ``trainer.fit`` stopped after ``warmup + steps`` steps (each block a fresh fit; its first
-    ``warmup`` steps untimed)."""
-    blocks = []
-    for _ in range(repeats):
-        data, task = build_component(cfg, "data"), build_component(cfg, "task")
-        module = build(cfg, data, task, cfg.steps)
-        stamps: list[float] = []
-        module.on_train_batch_end = lambda *args, **kwargs: stamps.append(time.perf_counter())
-        trainer = build_component(cfg, "trainer", logger=False, max_steps=warmup + steps, enable_checkpointing=False)
-        trainer.fit(module, datamodule=data)
-        blocks.append((stamps[-1] - stamps[warmup - 1]) / (len(stamps) - warmup))
-    return statistics.median(blocks)
+def time_paths(task: str, image: Path, args, device: torch.device) -> tuple[dict[str, float], float]:
+    """Median s/step of every path and the GFLOP per step. The paths take turns, one block each per repeat,
+    so drifts of the machine's speed hit all of them alike."""
+    warmup, block = max(1, args.warmup), max(1, args.steps // args.repeats)
+    loops = {
+        "plain": Loop(configure(task, image, args.accelerator, PLAIN), warmup, device),
+        "fast": Loop(configure(task, image, args.accelerator, []), warmup, device),
+    }
+    fits = {"lightning": configure(task, image, args.accelerator, [])}
+    if args.bf16:
+        fits["bf16"] = configure(task, image, args.accelerator, ["trainer.precision=bf16-mixed"])
+    samples: dict[str, list[float]] = {name: [] for name in [*loops, *fits]}
+    for _ in range(args.repeats):
+        for name, loop in loops.items():
+            samples[name].append(loop.block(block))
+        for name, cfg in fits.items():
+            samples[name].append(lightning_fit(cfg, block, warmup, device))
+    return {name: statistics.median(values) for name, values in samples.items()}, loops["plain"].gflop
 
 
-def conv_peak(steps: int, repeats: int) -> float:
+def conv_peak(steps: int, repeats: int, device: torch.device) -> float:
     """GFLOP/s of a 128→128-channel 3×3 convolution, forward + backward (input and weight gradients), 128×128."""
-    conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(memory_format=torch.channels_last)
-    x = torch.randn(1, 128, 128, 128).to(memory_format=torch.channels_last).requires_grad_()
+    conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(device, memory_format=torch.channels_last)
+    x = torch.randn(1, 128, 128, 128, device=device).to(memory_format=torch.channels_last).requires_grad_()
     flop = 3 * 2 * 128 * 128 * 9 * 128 * 128 / 1e9
     blocks = []
     for _ in range(repeats + 1):
-        started = time.perf_counter()
+        started = clock(device)
         for _ in range(steps):
             conv(x).sum().backward()
-        blocks.append((time.perf_counter() - started) / steps)
+        blocks.append((clock(device) - started) / steps)
     return flop / statistics.median(blocks[1:])
 
 
@@ -127,28 +159,26 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("results/benchmark/benchmark.json"))
+    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="gpu" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--bf16", action="store_true", help="also time trainer.precision=bf16-mixed")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*self.log.*")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    peak = conv_peak(max(3, args.steps // 4), args.repeats)
+    device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
+    peak = conv_peak(max(3, args.steps // 4), args.repeats, device)
     records = [{"task": "conv_peak", "size": 128, "path": "conv", "s_per_step": None, "gflop_per_step": None, "gflops": peak}]
     print(f"conv peak: {peak:.1f} GFLOP/s", flush=True)
     for task in args.tasks:
         for size in args.sizes:
-            image = texture(size, args.out.parent)
-            warmup = max(1, args.warmup)
-            plain, gflop = time_loop(configure(task, image, PLAIN), args.steps // args.repeats, warmup, args.repeats)
-            cfg = configure(task, image, [])
-            fast, _ = time_loop(cfg, args.steps // args.repeats, warmup, args.repeats)
-            lightning = time_lightning(cfg, args.steps, warmup, args.repeats)
-            for path, seconds in (("plain", plain), ("fast", fast), ("lightning", lightning)):
+            times, gflop = time_paths(task, texture(size, args.out.parent), args, device)
+            for path, seconds in times.items():
                 records.append({"task": task, "size": size, "path": path, "s_per_step": seconds, "gflop_per_step": gflop, "gflops": gflop / seconds})
-            print(f"{task} {size}px: plain {plain:.4f}, fast {fast:.4f}, lightning {lightning:.4f} s/step; "
-                  f"speed-up {plain / lightning:.2f}x, Lightning overhead {100 * (lightning / fast - 1):+.1f} %", flush=True)
+            print(f"{task} {size}px: " + ", ".join(f"{k} {v:.4f}" for k, v in times.items()) + " s/step", flush=True)
     args.out.write_text(json.dumps(records, indent=2) + "\n")
     command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
     table = markdown(records)
-    args.out.with_suffix(".md").write_text(f"`{command}`\n\n{torch.get_num_threads()} threads, torch {torch.__version__}\n\n{table}")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    args.out.with_suffix(".md").write_text(f"`{command}`\n\n{where}, torch {torch.__version__}\n\n{table}")
     print(table)
 
 
@@ -159,17 +189,22 @@ def markdown(records: list[dict]) -> str:
     by_case: dict[tuple, dict] = {}
     for r in records[1:]:
         by_case.setdefault((r["task"], r["size"]), {})[r["path"]] = r
+    bf16 = any("bf16" in paths for paths in by_case.values())
     lines = [
         f"Convolution peak (128→128 3×3, 128×128, forward + backward): {peak:.1f} GFLOP/s\n",
-        "| task | size | plain s/step | fast s/step | lightning s/step | speed-up | Lightning overhead | GFLOP/step | GFLOP/s (share of peak) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| task | size | plain s/step | fast s/step | lightning s/step | speed-up | Lightning overhead | GFLOP/step "
+        "| GFLOP/s (share of peak) |" + (" bf16-mixed s/step (speed-up) |" if bf16 else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if bf16 else ""),
     ]
     for (task, size), p in by_case.items():
         plain, fast, light = (p[k]["s_per_step"] for k in ("plain", "fast", "lightning"))
-        lines.append(
+        row = (
             f"| {task} | {size} | {plain:.4f} | {fast:.4f} | {light:.4f} | {plain / light:.2f}× | {100 * (light / fast - 1):+.1f} % "
             f"| {p['lightning']['gflop_per_step']:.2f} | {p['lightning']['gflops']:.1f} ({100 * p['lightning']['gflops'] / peak:.0f} %) |"
         )
+        if bf16:
+            row += f" {p['bf16']['s_per_step']:.4f} ({plain / p['bf16']['s_per_step']:.2f}×) |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ddip.data import AugmentedImageDataset, ImageDataModule, dihedral, dihedral_inverse, pad_to_multiple
+from ddip.data import AugmentedImageDataset, ImageDataModule, dihedral, dihedral_inverse, one_item_batch, pad_to_multiple
 from ddip.errors import DdipError
 from ddip.io import load_image, load_map, save_image
 
@@ -115,6 +115,13 @@ def test_augmentation_moves_image_and_maps_together():
         assert torch.equal(dihedral_inverse(item["image"], item["k"]), image)
     assert [dataset[i]["k"] for i in range(16)] == [AugmentedImageDataset(image, maps, 16, True, 3)[i]["k"] for i in range(16)]
     assert {AugmentedImageDataset(image, maps, 4, False, 3)[i]["k"] for i in range(4)} == {0}
+
+
+def test_batches_keep_the_transform_index_on_the_host():
+    dataset = AugmentedImageDataset(torch.rand(3, 8, 6), {"hint": torch.rand(1, 8, 6)}, length=4, augment=True, seed=3)
+    batch = one_item_batch([dataset[2]])
+    assert batch["k"] == dataset[2]["k"] and isinstance(batch["k"], int)
+    assert torch.equal(batch["image"][0], dataset[2]["image"]) and batch["maps"]["hint"].shape[0] == 1
 
 
 def test_datamodule_uses_bundled_sample_without_image():

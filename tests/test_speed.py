@@ -71,6 +71,25 @@ def test_bank_stacks_only_generators_that_share_an_architecture():
     assert GeneratorBank({"a": unet(3), "c": unet(1)}, stack=False).members == [["a"], ["c"]]
 
 
+class Undeclared(torch.nn.Module):
+    """A backbone that does not declare ``stackable``: it may mix channels in ways stacking cannot see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).flip(1)
+
+
+def test_backbones_that_do_not_declare_stacking_or_use_unknown_layers_run_unstacked():
+    assert GeneratorBank({"a": Undeclared(), "b": Undeclared()}).members == [["a"], ["b"]]
+    with_unknown_layer = [unet(3), unet(3)]
+    for net in with_unknown_layer:
+        net.head.append(torch.nn.PixelShuffle(1))
+    assert GeneratorBank(dict(zip("ab", with_unknown_layer))).members == [["a"], ["b"]]
+
+
 def losses(speed: str, overrides: list[str], dtype: torch.dtype, steps: int = 6) -> list[float]:
     """Training losses of the first ``steps`` steps of one path, from the same seed, with networks and noise
     inputs in ``dtype``."""

@@ -9,6 +9,10 @@ anyway. The result is the same function of the same weights, in a third of the k
 Members must have the same parameter shapes except the output convolution's output channels (a mask beside
 RGB layers): the stacked output convolution is padded with zero filters, whose outputs are cut away, so
 they never receive a gradient and stay zero under Adam.
+
+A backbone opts in with the class attribute ``stackable = True``, which vouches that its forward mixes channels
+only through its layers (concatenations through :class:`ChannelConcat`); its leaf layers must be of the types
+listed here. Any other backbone runs unstacked (the plain path), so a new backbone is correct before it is fast.
 """
 
 from __future__ import annotations
@@ -20,17 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
-CHANNEL_WISE = (
-    nn.LeakyReLU,
-    nn.ReLU,
-    nn.Sigmoid,
-    nn.Upsample,
-    nn.MaxPool2d,
-    nn.MaxUnpool2d,
-    nn.Identity,
-    nn.Sequential,
-    nn.ModuleList,
-)
+CHANNEL_WISE = (nn.LeakyReLU, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Upsample, nn.MaxPool2d, nn.MaxUnpool2d, nn.AvgPool2d, nn.Identity)
 
 
 class ChannelConcat(nn.Module):
@@ -50,8 +44,11 @@ class ChannelConcat(nn.Module):
 
 
 def groupable(members: Sequence[nn.Module]) -> bool:
-    """True when the members can be stacked: one class, equal parameter shapes except the output filters."""
-    if len({type(member) for member in members}) != 1:
+    """True when the members can be stacked: one class that declares ``stackable``, built from known layers, with
+    equal parameter shapes except the output filters."""
+    if len({type(member) for member in members}) != 1 or not getattr(members[0], "stackable", False):
+        return False
+    if not all(_known_layer(layer) for layer in members[0].modules() if not any(True for _ in layer.children())):
         return False
     signatures = [_signature(member) for member in members]
     return all(signature == signatures[0] for signature in signatures)
@@ -121,16 +118,20 @@ def _stack_layer(module: nn.Module, members: list[nn.Module]) -> nn.Module:
         return stacked
     if isinstance(module, ChannelConcat):
         return ChannelConcat(groups)
-    if isinstance(module, CHANNEL_WISE) or not any(True for _ in module.parameters(recurse=False)):
-        return module
-    raise ValueError(f"cannot stack a {type(module).__name__} layer")
+    return module  # channel-wise layers and the containers of a stackable backbone
+
+
+def _known_layer(layer: nn.Module) -> bool:
+    """A leaf layer that stacking handles: an ungrouped convolution, BatchNorm, the concatenation, or a layer that
+    acts on each channel alone."""
+    if isinstance(layer, nn.Conv2d):
+        return layer.groups == 1
+    return isinstance(layer, (nn.BatchNorm2d, ChannelConcat, *CHANNEL_WISE))
 
 
 def _stack_conv(members: list[nn.Conv2d]) -> nn.Conv2d:
     """A convolution with ``groups = G`` whose group g is member g (output filters zero-padded to the widest)."""
     first, groups = members[0], len(members)
-    if first.groups != 1:
-        raise ValueError("cannot stack convolutions that are already grouped")
     width = max(m.out_channels for m in members)
     stacked = skip_init(
         nn.Conv2d,

@@ -47,6 +47,8 @@ class SkipUNet(nn.Module):
     Input H and W must be multiples of :attr:`size_multiple` and at least :attr:`min_size`.
     """
 
+    stackable = True  # forward mixes channels only through its layers: see ddip.nets.grouped
+
     def __init__(
         self,
         in_channels: int,
