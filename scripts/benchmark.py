@@ -34,6 +34,7 @@ import warnings
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -168,12 +169,13 @@ def main() -> None:
     peak = conv_peak(max(3, args.steps // 4), args.repeats, device)
     records = [{"task": "conv_peak", "size": 128, "path": "conv", "s_per_step": None, "gflop_per_step": None, "gflops": peak}]
     print(f"conv peak: {peak:.1f} GFLOP/s", flush=True)
-    for task in args.tasks:
-        for size in args.sizes:
-            times, gflop = time_paths(task, texture(size, args.out.parent), args, device)
-            for path, seconds in times.items():
-                records.append({"task": task, "size": size, "path": path, "s_per_step": seconds, "gflop_per_step": gflop, "gflops": gflop / seconds})
-            print(f"{task} {size}px: " + ", ".join(f"{k} {v:.4f}" for k, v in times.items()) + " s/step", flush=True)
+    with tempfile.TemporaryDirectory(prefix="ddip-bench-") as images:
+        for task in args.tasks:
+            for size in args.sizes:
+                times, gflop = time_paths(task, texture(size, Path(images)), args, device)
+                for path, seconds in times.items():
+                    records.append({"task": task, "size": size, "path": path, "s_per_step": seconds, "gflop_per_step": gflop, "gflops": gflop / seconds})
+                print(f"{task} {size}px: " + ", ".join(f"{k} {v:.4f}" for k, v in times.items()) + " s/step", flush=True)
     args.out.write_text(json.dumps(records, indent=2) + "\n")
     command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
     table = markdown(records)

@@ -3,13 +3,17 @@ reference path (``speed=plain``) computes: same outputs, gradients and losses wi
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from ddip.nets import SegNet, SkipUNet
 from ddip.nets.grouped import ChannelConcat, GeneratorBank, GroupedGenerators
 from ddip.run import build, build_component
-from tests.conftest import compose_config, tiny_texture
+from tests.conftest import ROOT, compose_config, tiny_texture
 
 
 def unet(out_channels: int) -> SkipUNet:
@@ -127,3 +131,16 @@ def test_fast_path_losses_equal_the_plain_path(tmp_path, task):
     plain, fast = losses("plain", overrides, torch.float64), losses("fast", overrides, torch.float64)
     assert abs(plain[0] - plain[-1]) > 1e-3  # the fit moves
     torch.testing.assert_close(fast, plain, rtol=1e-9, atol=1e-12)
+
+
+def test_benchmark_times_every_path_on_the_same_work(tmp_path):
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "scripts/benchmark.py", "--tasks", "seg", "--sizes", "32", "--steps", "2", "--warmup", "1", "--repeats", "2", "--out", str(out)]
+    subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    records = json.loads(out.read_text())
+    assert records[0]["task"] == "conv_peak" and records[0]["gflops"] > 0
+    paths = {r["path"]: r for r in records[1:]}
+    assert set(paths) == {"plain", "fast", "lightning"}
+    assert all(r["s_per_step"] > 0 for r in paths.values())
+    assert len({r["gflop_per_step"] for r in paths.values()}) == 1 and paths["plain"]["gflop_per_step"] > 0
+    assert "| seg | 32 |" in out.with_suffix(".md").read_text()
