@@ -185,6 +185,12 @@ class DecompositionModule(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        expected = {name: tuple(value.shape) for name, value in self.state_dict().items()}
+        if {name: tuple(value.shape) for name, value in checkpoint["state_dict"].items()} != expected:
+            raise DdipError(
+                "the checkpoint's networks do not match this config (task, backbone or speed changed since it was "
+                "written); resume with the run's own config (its .hydra/config.yaml)"
+            )
         state = checkpoint["ddip"]
         self.history, self.snapshots, self.best = state["history"], state["snapshots"], state["best"]
         self.averaged, self.selected, self.last_terms = state["averaged"], state["selected"], state["last_terms"]
