@@ -22,8 +22,10 @@ Each path first runs ``--warmup`` untimed steps; then the paths take turns, ``--
 each (``--steps / --repeats`` steps: the loops continue their run, each Lightning block is a fresh fit timing
 the same steps), so drifts in the machine's speed hit all paths alike; the median block gives s/step. FLOPs of one forward + backward come from ``torch.utils.flop_counter``. ``conv_peak`` times a
 128→128-channel 3×3 convolution (forward + backward, 128×128, channels-last): the CPU's convolution
-throughput that the DIP denoising net is compared with. Writes ``--out`` (records: task, size, path,
-s_per_step, gflop_per_step, gflops) and a markdown table beside it with the speed-ups. With a CUDA device
+throughput that the DIP denoising net is compared with. ``--profile SIZE`` adds, per task, where the fast
+step's time goes at that size (convolution, batch norm, optimiser, other operators; ``torch.profiler``).
+Writes ``--out`` (records: task, size, path, s_per_step, gflop_per_step, gflops) and a markdown table beside it
+with the speed-ups. With a CUDA device
 (``--accelerator gpu``, the default when one is present) everything runs there (``trainer=gpu``).
 """
 
@@ -138,6 +140,29 @@ def time_paths(task: str, image: Path, args, device: torch.device) -> tuple[dict
     return {name: statistics.median(values) for name, values in samples.items()}, loops["plain"].gflop
 
 
+PROFILE_CATEGORIES = {"convolution": ("conv",), "batch norm": ("batch_norm",), "optimiser": ("adam",)}
+
+
+def profile_fast(task: str, image: Path, args, device: torch.device) -> dict[str, float]:
+    """Milliseconds per step of the fast loop's operators by category (self time of every ATen op under
+    ``torch.profiler``, over ``--steps`` steps after the warm-up): convolution (forward and backward), batch norm,
+    optimiser, other, and the step's wall time."""
+    from torch.profiler import profile
+
+    loop = Loop(configure(task, image, args.accelerator, []), max(1, args.warmup), device)
+    started = clock(device)
+    with profile() as profiler:
+        loop.block(args.steps)
+    wall = clock(device) - started
+    totals = dict.fromkeys([*PROFILE_CATEGORIES, "other"], 0.0)
+    for event in profiler.key_averages():
+        if not event.key.startswith("aten::"):
+            continue
+        category = next((c for c, keys in PROFILE_CATEGORIES.items() if any(k in event.key for k in keys)), "other")
+        totals[category] += event.self_cpu_time_total / 1e3 / args.steps
+    return totals | {"step (wall, profiled)": 1e3 * wall / args.steps}
+
+
 def conv_peak(steps: int, repeats: int, device: torch.device) -> float:
     """GFLOP/s of a 128→128-channel 3×3 convolution, forward + backward (input and weight gradients), 128×128."""
     conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(device, memory_format=torch.channels_last)
@@ -162,6 +187,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/benchmark/benchmark.json"))
     parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="gpu" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--bf16", action="store_true", help="also time trainer.precision=bf16-mixed")
+    parser.add_argument("--profile", type=int, default=None, metavar="SIZE", help="also profile the fast step at this size")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*self.log.*")
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +202,9 @@ def main() -> None:
                 for path, seconds in times.items():
                     records.append({"task": task, "size": size, "path": path, "s_per_step": seconds, "gflop_per_step": gflop, "gflops": gflop / seconds})
                 print(f"{task} {size}px: " + ", ".join(f"{k} {v:.4f}" for k, v in times.items()) + " s/step", flush=True)
+            if args.profile:
+                breakdown = profile_fast(task, texture(args.profile, Path(images)), args, device)
+                records.append({"task": task, "size": args.profile, "path": "fast profile", "ms_per_step": breakdown})
     args.out.write_text(json.dumps(records, indent=2) + "\n")
     command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
     table = markdown(records)
@@ -189,7 +218,10 @@ def markdown(records: list[dict]) -> str:
     the fast loop, GFLOP per step and the default path's GFLOP/s as a share of the convolution peak."""
     peak = records[0]["gflops"]
     by_case: dict[tuple, dict] = {}
+    profiles = [r for r in records if r["path"] == "fast profile"]
     for r in records[1:]:
+        if r in profiles:
+            continue
         by_case.setdefault((r["task"], r["size"]), {})[r["path"]] = r
     bf16 = any("bf16" in paths for paths in by_case.values())
     lines = [
@@ -207,6 +239,11 @@ def markdown(records: list[dict]) -> str:
         if bf16:
             row += f" {p['bf16']['s_per_step']:.4f} ({plain / p['bf16']['s_per_step']:.2f}×) |"
         lines.append(row)
+    if profiles:
+        names = list(profiles[0]["ms_per_step"])
+        lines += ["", "Where a fast step's time goes (ms per step, self time of the ATen operators under the profiler):", ""]
+        lines += ["| task | size | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+        lines += [f"| {r['task']} | {r['size']} | " + " | ".join(f"{r['ms_per_step'][n]:.1f}" for n in names) + " |" for r in profiles]
     return "\n".join(lines) + "\n"
 
 

@@ -135,12 +135,14 @@ def test_fast_path_losses_equal_the_plain_path(tmp_path, task):
 
 def test_benchmark_times_every_path_on_the_same_work(tmp_path):
     out = tmp_path / "bench.json"
-    command = [sys.executable, "scripts/benchmark.py", "--tasks", "seg", "--sizes", "32", "--steps", "2", "--warmup", "1", "--repeats", "2", "--out", str(out)]
+    command = [sys.executable, "scripts/benchmark.py", "--tasks", "seg", "--sizes", "32", "--steps", "2", "--warmup", "1", "--repeats", "2", "--profile", "32", "--out", str(out)]
     subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
     records = json.loads(out.read_text())
     assert records[0]["task"] == "conv_peak" and records[0]["gflops"] > 0
     paths = {r["path"]: r for r in records[1:]}
-    assert set(paths) == {"plain", "fast", "lightning"}
+    assert set(paths) == {"plain", "fast", "lightning", "fast profile"}
+    profile = paths.pop("fast profile")["ms_per_step"]
+    assert profile["convolution"] > 0 and profile["step (wall, profiled)"] > profile["convolution"]
     assert all(r["s_per_step"] > 0 for r in paths.values())
     assert len({r["gflop_per_step"] for r in paths.values()}) == 1 and paths["plain"]["gflop_per_step"] > 0
-    assert "| seg | 32 |" in out.with_suffix(".md").read_text()
+    assert "| seg | 32 |" in out.with_suffix(".md").read_text() and "Where a fast step's time goes" in out.with_suffix(".md").read_text()
