@@ -4,7 +4,7 @@ Double-DIP fits two to three small hourglasses per step. Run one by one, a step 
 kernels whose fixed cost dominates; stacked along the channel axis they become one network in which every
 convolution has ``groups = G`` (member g sees only its own channels), every BatchNorm normalises G times as
 many channels (per channel, so per member) and every activation, pool, unpool and upsampling is channel-wise
-anyway. The result is the same function of the same weights, in a third of the kernel launches.
+anyway. The result is the same function of the same weights, in 1/G of the kernel launches.
 
 Members must have the same parameter shapes except the output convolution's output channels (a mask beside
 RGB layers): the stacked output convolution is padded with zero filters, whose outputs are cut away, so
