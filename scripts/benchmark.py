@@ -79,8 +79,8 @@ def configure(task: str, image: Path, accelerator: str, extra: list[str]):
 
 
 def loop_step(module, batch: dict, index: int) -> None:
-    """One optimisation step without Lightning: the module's own ``training_step`` (jitter, forward, curriculum
-    target, loss terms), backward, optimiser step."""
+    """One optimisation step without Lightning: the module's own step loss (jitter, forward, curriculum target,
+    loss terms, as ``training_step`` computes it), backward, optimiser step."""
     loss = module.step_loss(batch, index)
     module.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -124,11 +124,9 @@ def time_paths(task: str, image: Path, args, device: torch.device) -> tuple[dict
     """Median s/step of every path and the GFLOP per step. The paths take turns, one block each per repeat,
     so drifts of the machine's speed hit all of them alike."""
     warmup, block = max(1, args.warmup), max(1, args.steps // args.repeats)
-    loops = {
-        "plain": Loop(configure(task, image, args.accelerator, PLAIN), warmup, device),
-        "fast": Loop(configure(task, image, args.accelerator, []), warmup, device),
-    }
-    fits = {"lightning": configure(task, image, args.accelerator, [])}
+    fast = configure(task, image, args.accelerator, [])
+    loops = {"plain": Loop(configure(task, image, args.accelerator, PLAIN), warmup, device), "fast": Loop(fast, warmup, device)}
+    fits = {"lightning": fast}
     if args.bf16:
         fits["bf16"] = configure(task, image, args.accelerator, ["trainer.precision=bf16-mixed"])
     samples: dict[str, list[float]] = {name: [] for name in [*loops, *fits]}

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ddip.nets.grouped import ChannelConcat
 from ddip.nets.blocks import (
     OUTPUT_ACTIVATIONS,
     check_choice,
@@ -19,6 +18,7 @@ from ddip.nets.blocks import (
     output_head,
     reflect_conv,
 )
+from ddip.nets.grouped import ChannelConcat
 
 UPSAMPLE_MODES = ("bilinear", "nearest")
 
