@@ -4,7 +4,10 @@ measured in one run, and this CPU's convolution throughput.
     python scripts/benchmark.py [--tasks seg dehaze denoise] [--sizes 64 128 256] [--steps 20] [--warmup 5]
                                 [--repeats 3] [--out results/benchmark/benchmark.json]
 
-For every task and size, the default config on a texture image of that size, timed as
+Cases (``--tasks``): ``seg``, ``dehaze`` (the task defaults), ``denoise`` (one DIP network,
+``task.ensemble=1``: the network the conv-throughput goal is about), ``denoise-ensemble`` (the denoise
+default: two fits, separate networks) and ``denoise-ensemble-stacked`` (the two fits as one grouped network).
+For every case and size, its config on a texture image of that size, timed as
 
 - ``plain``: the reference path (``speed=plain``): the same networks and losses, each generator run on its
   own, contiguous NCHW tensors, PyTorch's per-tensor Adam, in a bare loop of forward, loss, backward, step;
@@ -70,10 +73,20 @@ def texture(size: int, folder: Path) -> Path:
     return path
 
 
-def configure(task: str, image: Path, accelerator: str, extra: list[str]):
-    """The task's default config (its default ``steps``: the schedule of a real run) on ``image``, lean."""
+CASES = {
+    "seg": ["task=seg"],
+    "dehaze": ["task=dehaze"],
+    "denoise": ["task=denoise", "task.ensemble=1"],
+    "denoise-ensemble": ["task=denoise"],
+    "denoise-ensemble-stacked": ["task=denoise"],
+}
+FAST_ONLY = {"denoise-ensemble-stacked": ["module.stack_generators=true"]}  # the plain path never stacks
+
+
+def configure(case: str, image: Path, accelerator: str, extra: list[str]):
+    """The case's config (its task's default ``steps``: the schedule of a real run) on ``image``, lean."""
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"task={task}", f"data.image={image}", f"trainer={accelerator}", *LEAN, *extra])
+        cfg = compose("train", overrides=[*CASES[case], f"data.image={image}", f"trainer={accelerator}", *LEAN, *extra])
     OmegaConf.update(cfg, "paths.output_dir", str(image.parent), force_add=True)
     return cfg
 
@@ -124,11 +137,11 @@ def time_paths(task: str, image: Path, args, device: torch.device) -> tuple[dict
     """Median s/step of every path and the GFLOP per step. The paths take turns, one block each per repeat,
     so drifts of the machine's speed hit all of them alike."""
     warmup, block = max(1, args.warmup), max(1, args.steps // args.repeats)
-    fast = configure(task, image, args.accelerator, [])
+    fast = configure(task, image, args.accelerator, FAST_ONLY.get(task, []))
     loops = {"plain": Loop(configure(task, image, args.accelerator, PLAIN), warmup, device), "fast": Loop(fast, warmup, device)}
     fits = {"lightning": fast}
     if args.bf16:
-        fits["bf16"] = configure(task, image, args.accelerator, ["trainer.precision=bf16-mixed"])
+        fits["bf16"] = configure(task, image, args.accelerator, [*FAST_ONLY.get(task, []), "trainer.precision=bf16-mixed"])
     samples: dict[str, list[float]] = {name: [] for name in [*loops, *fits]}
     for _ in range(args.repeats):
         for name, loop in loops.items():
@@ -147,7 +160,7 @@ def profile_fast(task: str, image: Path, args, device: torch.device) -> dict[str
     optimiser, other, and the step's wall time."""
     from torch.profiler import profile
 
-    loop = Loop(configure(task, image, args.accelerator, []), max(1, args.warmup), device)
+    loop = Loop(configure(task, image, args.accelerator, FAST_ONLY.get(task, [])), max(1, args.warmup), device)
     started = clock(device)
     with profile() as profiler:
         loop.block(args.steps)
@@ -177,7 +190,7 @@ def conv_peak(steps: int, repeats: int, device: torch.device) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="*", default=["seg", "dehaze", "denoise"])
+    parser.add_argument("--tasks", nargs="*", choices=list(CASES), default=["seg", "dehaze", "denoise"], metavar="CASE")
     parser.add_argument("--sizes", nargs="*", type=int, default=[64, 128, 256])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)

@@ -1,13 +1,17 @@
-"""DIP denoising: a tiny run beats the noisy input; averaging and the curriculum's faithful resets."""
+"""DIP denoising: a tiny run beats the noisy input; the ensemble's fits are independent and averaged; the
+curriculum's faithful resets."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from conftest import compose_config
 from PIL import Image
 
+from ddip.errors import DdipError
 from ddip.run import build, build_component, run
+from ddip.tasks.denoise import Denoising
 from ddip.synthetic import ellipse_mask
 
 SMALL_NET = ["backbone.channels=[16,32,32,32,32]", "backbone.skip_channels=[4,4,4,4,4]"]
@@ -39,12 +43,44 @@ def test_faithful_curriculum_redraws_the_input_and_resets_adam_at_stage_starts(t
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
     module = build(cfg, data, task, cfg.steps)
     boundary = module.curriculum.boundaries[1]
-    before = module.input_image.clone()
-    loss = module(0, 0.0)["denoised"].mean()
+    before = module.input_z_1.clone()
+    loss = module(0, 0.0)["fit_1"].mean()
     loss.backward()
     module.optimizer.step()
     assert module.optimizer.state
     module.on_train_batch_start({}, boundary - 1)
-    assert torch.equal(module.input_image, before) and module.optimizer.state  # inside a stage: nothing changes
+    assert torch.equal(module.input_z_1, before) and module.optimizer.state  # inside a stage: nothing changes
     module.on_train_batch_start({}, boundary)
-    assert not torch.equal(module.input_image, before) and not module.optimizer.state
+    assert not torch.equal(module.input_z_1, before) and not module.optimizer.state
+
+
+def test_ensemble_output_is_the_mean_of_independent_fits():
+    task = Denoising(ensemble=2)
+    target = torch.rand(1, 3, 8, 8)
+    first, second = torch.rand(1, 3, 8, 8, requires_grad=True), torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(task.compose({"fit_1": first, "fit_2": second}), (first + second) / 2)
+
+    def first_gradient(other: torch.Tensor) -> torch.Tensor:
+        loss = task.loss_terms({"fit_1": first, "fit_2": other}, target, {}, 0, 1)["reconstruction"]
+        return torch.autograd.grad(loss, first)[0]
+
+    # each fit follows its own Eq. 2: its gradient does not depend on the other fit's output
+    torch.testing.assert_close(first_gradient(second), first_gradient(torch.zeros_like(second)))
+    torch.testing.assert_close(first_gradient(second), (first - target).detach() / first.numel())
+
+
+def test_ensemble_fits_start_from_different_weights_and_inputs(tmp_path):
+    noisy, _ = noisy_case(tmp_path, size=32)
+    cfg = compose_config(["task=denoise", "task.ensemble=2", "steps=2", *SMALL_NET, f"data.image={noisy}"])
+    data, task = build_component(cfg, "data"), build_component(cfg, "task")
+    module = build(cfg, data, task, cfg.steps)
+    outputs = module(0, 0.0)
+    assert set(outputs) == {"fit_1", "fit_2"}
+    assert not torch.equal(module.input_z_1, module.input_z_2)
+    assert not torch.allclose(outputs["fit_1"], outputs["fit_2"])
+
+
+def test_ensemble_of_no_fits_is_a_clear_error(tmp_path):
+    noisy, _ = noisy_case(tmp_path, size=32)
+    with pytest.raises(DdipError, match="task.ensemble=0"):
+        run(compose_config(["task=denoise", "task.ensemble=0", "steps=2", "logger=none", f"data.image={noisy}"]), tmp_path / "run")

@@ -111,24 +111,29 @@ def losses(speed: str, overrides: list[str], dtype: torch.dtype, steps: int = 6)
     return values
 
 
+SMALL_DENOISER = ["task=denoise", "backbone.channels=[8,16,16]", "backbone.skip_channels=[4,4,4]"]
+
+
 @pytest.mark.parametrize(
-    "task",
+    "task, fast_extra",
     [
-        ["task=seg", "backbone=segnet"],
-        ["task=seg"],
-        ["task=dehaze", "task.airlight=net", "backbone.channels=[8,8,16]", "backbone.skip_channels=[0,4,4]"],
-        ["task=denoise", "backbone.channels=[8,16,16]", "backbone.skip_channels=[4,4,4]"],
+        (["task=seg", "backbone=segnet"], []),
+        (["task=seg"], []),
+        (["task=dehaze", "task.airlight=net", "backbone.channels=[8,8,16]", "backbone.skip_channels=[0,4,4]"], []),
+        (SMALL_DENOISER, []),
+        (SMALL_DENOISER, ["module.stack_generators=true"]),  # the ensemble's two fits as one grouped network
     ],
-    ids=["seg-segnet", "seg-unet", "dehaze-airlight-net", "denoise"],
+    ids=["seg-segnet", "seg-unet", "dehaze-airlight-net", "denoise-ensemble", "denoise-ensemble-stacked"],
 )
-def test_fast_path_losses_equal_the_plain_path(tmp_path, task):
+def test_fast_path_losses_equal_the_plain_path(tmp_path, task, fast_extra):
     """In float32 the first step's loss agrees to rounding; over later steps the fit itself amplifies rounding
     differences (BatchNorm on 4×4 maps, Adam's normalised first steps) by ~10× per step, so the trajectories
     are compared in float64, where the two paths must agree to 1e-9 after six Adam steps."""
     overrides = [*task, "steps=40", f"data.image={tiny_texture(tmp_path)}", f"paths.output_dir={tmp_path}"]
-    plain, fast = losses("plain", overrides, torch.float32, steps=1), losses("fast", overrides, torch.float32, steps=1)
+    fast_overrides = [*overrides, *fast_extra]
+    plain, fast = losses("plain", overrides, torch.float32, steps=1), losses("fast", fast_overrides, torch.float32, steps=1)
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-7)
-    plain, fast = losses("plain", overrides, torch.float64), losses("fast", overrides, torch.float64)
+    plain, fast = losses("plain", overrides, torch.float64), losses("fast", fast_overrides, torch.float64)
     assert abs(plain[0] - plain[-1]) > 1e-3  # the fit moves
     torch.testing.assert_close(fast, plain, rtol=1e-9, atol=1e-12)
 

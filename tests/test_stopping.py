@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from ddip.errors import DdipError
 from ddip.stopping import ESWMV, WindowedVariance
+from tests.conftest import ROOT
 
 
 def test_windowed_variance_matches_the_definition():
@@ -87,3 +90,14 @@ def test_without_stop_every_step_runs_and_the_detection_is_kept():
 def test_bad_values_are_one_line_errors(kwargs):
     with pytest.raises(DdipError, match="window="):
         ESWMV(**kwargs)
+
+
+def test_stopping_gaps_reports_the_longest_wait_between_new_minima(tmp_path):
+    run = tmp_path / "run"
+    (run / "csv").mkdir(parents=True)
+    variances = {10: 5.0, 20: 4.0, 30: 4.5, 40: 4.2, 50: 3.0, 60: 3.5, 70: 2.9, 80: 3.1}  # minima at 10, 20, 50, 70
+    rows = ["step,stopping/variance,train/loss"] + [f"{step},{value},0.1" for step, value in variances.items()]
+    rows.insert(3, "25,,0.1")  # rows of other metrics are skipped
+    (run / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    result = subprocess.run([sys.executable, "scripts/stopping_gaps.py", str(run)], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert f"| {run} | 70 | 30 |" in result.stdout
