@@ -23,10 +23,15 @@ import yaml
 DEFAULT_METRICS = ["psnr_final", "oracle_psnr", "oracle_psnr_step", "psnr_chosen", "chosen_step", "iou_chosen", "seconds_per_step"]
 
 
+def job_order(path: Path) -> list:
+    """Sort key of a job's path: Hydra's numbered job dirs in numeric order (2 before 10)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in path.parts]
+
+
 def read_jobs(sweep: Path) -> list[dict]:
     """Each finished job as ``{"dir", "overrides": {key: value}, "metrics": {...}}``, in job order."""
     jobs = []
-    for metrics_path in sorted(sweep.rglob("metrics.json")):
+    for metrics_path in sorted(sweep.rglob("metrics.json"), key=lambda path: job_order(path.relative_to(sweep))):
         folder = metrics_path.parent
         overrides_path = folder / ".hydra" / "overrides.yaml"
         if not overrides_path.exists():

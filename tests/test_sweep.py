@@ -75,3 +75,14 @@ def test_slurm_and_joblib_launchers_compose():
     assert slurm.hydra.launcher._target_.endswith("SlurmLauncher") and slurm.hydra.launcher.partition == "gpu"
     assert slurm.hydra.launcher.gpus_per_node == 1 and slurm.hydra.launcher.array_parallelism > 0
     assert joblib.hydra.launcher._target_.endswith("JoblibLauncher") and joblib.hydra.launcher.n_jobs == 2
+
+
+def test_compare_runs_lists_jobs_in_numeric_order(tmp_path):
+    sweep = tmp_path / "sweep"
+    for job in (10, 2):
+        (sweep / str(job) / ".hydra").mkdir(parents=True)
+        (sweep / str(job) / ".hydra" / "overrides.yaml").write_text(f"- seed={job}\n")
+        (sweep / str(job) / "metrics.json").write_text(json.dumps({"psnr_final": 20.0 + job}))
+    subprocess.run([sys.executable, "scripts/compare_runs.py", str(sweep)], cwd=ROOT, capture_output=True, text=True, check=True)
+    jobs = [row.split(",")[0] for row in (sweep / "runs.csv").read_text().splitlines()[1:]]
+    assert jobs == ["2", "10"]
