@@ -80,7 +80,8 @@ def test_ensemble_fits_start_from_different_weights_and_inputs(tmp_path):
     assert not torch.allclose(outputs["fit_1"], outputs["fit_2"])
 
 
-def test_ensemble_of_no_fits_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("value", ["0", "1.5", "two"])
+def test_ensemble_of_no_whole_number_of_fits_is_a_clear_error(tmp_path, value):
     noisy, _ = noisy_case(tmp_path, size=32)
-    with pytest.raises(DdipError, match="task.ensemble=0"):
-        run(compose_config(["task=denoise", "task.ensemble=0", "steps=2", "logger=none", f"data.image={noisy}"]), tmp_path / "run")
+    with pytest.raises(DdipError, match=f"task.ensemble={value}: need a whole number of fits"):
+        run(compose_config(["task=denoise", f"task.ensemble={value}", "steps=2", "logger=none", f"data.image={noisy}"]), tmp_path / "run")

@@ -31,8 +31,8 @@ class Denoising(Task):
 
     def __init__(self, input_channels: int = 32, input_scale: float = 0.1, ensemble: int = 1, **common):
         super().__init__(**common)
-        if ensemble < 1:
-            raise DdipError(f"task.ensemble={ensemble}: need at least one fit")
+        if not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1:
+            raise DdipError(f"task.ensemble={ensemble}: need a whole number of fits, at least 1")
         self.inputs = {f"z_{i}": NoiseInput(input_channels, input_scale) for i in range(1, ensemble + 1)}
         self.generators = {f"fit_{i}": GeneratorSpec(3, f"z_{i}") for i in range(1, ensemble + 1)}
 
