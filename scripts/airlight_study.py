@@ -5,9 +5,10 @@
 
 Every image found (PNG/JPEG, masks skipped) is resized to ``--size``², hazed with ``t = exp(−β·d)`` for a
 vertical depth ramp 1.0 → 0.2 (:func:`ddip.synthetic.synthetic_haze`), β ∈ {1.0, 1.6, 2.5} and three airlight
-colours. Each rule picks the airlight from the brightest 0.1 % of the 15×15 dark channel; the table gives its
+colours. The dark channel rules pick the airlight from the brightest 0.1 % of the 15×15 dark channel; the
+haze-lines rule (:func:`ddip.haze.estimate_airlight_haze_lines`) uses the whole image. The table gives each rule's
 mean absolute error and the PSNR of dark channel prior dehazing (:func:`ddip.haze.dehaze_dcp`) with it,
-beside the true airlight (oracle). Writes ``airlight_study.md`` and ``.json`` into ``--out``.
+beside the true airlight (oracle), and on how many cases that PSNR beats He et al.'s rule. Writes ``airlight_study.md`` and ``.json`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ddip.data import resize  # noqa: E402
-from ddip.haze import dark_channel, dehaze_dcp  # noqa: E402
+from ddip.haze import dark_channel, dehaze_dcp, estimate_airlight_haze_lines  # noqa: E402
 from ddip.io import load_image  # noqa: E402
 from ddip.synthetic import synthetic_haze  # noqa: E402
 from ddip.metrics import psnr  # noqa: E402
@@ -40,11 +42,18 @@ def opaque_pixels(hazy: torch.Tensor, fraction: float = 0.001) -> torch.Tensor:
     return hazy.flatten(2)[0][:, index]
 
 
+def among_opaque(rule: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A rule that picks the airlight from the haze-opaque pixels, as a function of the hazy image."""
+    return lambda hazy: rule(opaque_pixels(hazy))
+
+
+BASELINE = "brightest R+G+B (He et al.)"
 RULES = {
-    "brightest R+G+B (He et al.)": lambda pixels: pixels[:, pixels.sum(0).argmax()],
-    "per-channel median": lambda pixels: pixels.median(1).values,
-    "per-channel mean": lambda pixels: pixels.mean(1),
-    "per-channel max": lambda pixels: pixels.max(1).values,
+    BASELINE: among_opaque(lambda pixels: pixels[:, pixels.sum(0).argmax()]),
+    "per-channel median": among_opaque(lambda pixels: pixels.median(1).values),
+    "per-channel mean": among_opaque(lambda pixels: pixels.mean(1)),
+    "per-channel max": among_opaque(lambda pixels: pixels.max(1).values),
+    "haze-lines (Berman et al.)": lambda hazy: estimate_airlight_haze_lines(hazy)[0],
 }
 
 
@@ -66,16 +75,27 @@ def main() -> None:
         hazy = synthetic_haze(clear, airlight, beta=beta)[0][None]
         truth = torch.tensor([airlight])
         hazy_psnr.append(psnr(hazy, clear))
-        estimates = {"oracle (true airlight)": truth[0]} | {name: rule(opaque_pixels(hazy)) for name, rule in RULES.items()}
+        estimates = {"oracle (true airlight)": truth[0]} | {name: rule(hazy) for name, rule in RULES.items()}
         for name, estimate in estimates.items():
             dehazed = dehaze_dcp(hazy, airlight=estimate[None])["clear"]
             scores[name].append((float((estimate - truth[0]).abs().mean()), psnr(dehazed, clear)))
     rows = [{"method": "hazy input", "psnr": float(np.mean(hazy_psnr)), "cases": len(hazy_psnr)}]
+    baseline = np.array([value for _, value in scores[BASELINE]])
     for name, values in scores.items():
-        errors, psnrs = zip(*values)
-        rows.append({"method": f"DCP, airlight = {name}", "airlight_error": float(np.mean(errors)), "psnr": float(np.mean(psnrs)), "cases": len(values)})
+        errors, psnrs = (np.array(column) for column in zip(*values))
+        rows.append(
+            {
+                "method": f"DCP, airlight = {name}",
+                "airlight_error": float(errors.mean()),
+                "psnr": float(psnrs.mean()),
+                "psnr_median": float(np.median(psnrs)),
+                "better_than_he": int((psnrs > baseline + 1e-6).sum()),
+                "cases": len(values),
+            }
+        )
     args.out.mkdir(parents=True, exist_ok=True)
-    write_results(rows, args.out, "airlight_study", columns=["method", "airlight_error", "psnr", "cases"])
+    columns = ["method", "airlight_error", "psnr", "psnr_median", "better_than_he", "cases"]
+    write_results(rows, args.out, "airlight_study", columns=columns)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,17 @@ from conftest import DATA, compose_config
 from PIL import Image
 
 from ddip.errors import DdipError
-from ddip.haze import dark_channel, dcp_transmission, dehaze_dcp, estimate_airlight, hazy_image, recover_clear
+from ddip.haze import (
+    colour_clusters,
+    dark_channel,
+    dcp_transmission,
+    dehaze_dcp,
+    estimate_airlight,
+    estimate_airlight_haze_lines,
+    haze_line_votes,
+    hazy_image,
+    recover_clear,
+)
 from ddip.io import load_image
 from ddip.run import run
 from ddip.synthetic import synthetic_haze
@@ -59,6 +69,49 @@ def test_airlight_estimate_is_within_005_of_the_truth(texture):
     assert torch.allclose(estimate, torch.tensor(AIRLIGHT), atol=0.05), estimate
 
 
+def test_colour_clusters_find_the_colours_and_their_shares():
+    image = torch.zeros(3, 8, 8)
+    image[:, :, :2] = torch.tensor([0.9, 0.1, 0.2])[:, None, None]  # a quarter red, the rest black
+    centres, shares = colour_clusters(image, count=5)
+    order = shares.argsort()
+    assert torch.allclose(centres[order], torch.tensor([[0.9, 0.1, 0.2], [0.0, 0.0, 0.0]]))
+    assert torch.allclose(shares[order], torch.tensor([0.25, 0.75]))
+
+
+def test_haze_lines_meet_at_the_airlight():
+    """Forty scene colours, each seen at ten transmissions (plus a little noise), lie on forty lines through
+    A = (0.8, 0.7): the candidate with the most votes is A, to the grid step."""
+    airlight, generator = torch.tensor([0.8, 0.7]), torch.Generator().manual_seed(1)
+    colours, transmissions = torch.rand(40, 1, 2, generator=generator) * 0.7, torch.rand(40, 10, 1, generator=generator) * 0.8 + 0.15
+    points = (airlight + transmissions * (colours - airlight)).reshape(-1, 2) + 0.005 * torch.randn(400, 2, generator=generator)
+    grid = torch.arange(0.0, 1.01, 0.02)
+    candidates = torch.cartesian_prod(grid, grid)
+    votes = haze_line_votes(points, torch.full((400,), 1 / 400), candidates, angles=40, tolerance=0.01)
+    assert torch.allclose(candidates[votes.argmax()], airlight, atol=0.021)
+
+
+def test_haze_lines_find_the_airlight_where_no_pixel_is_haze_opaque():
+    """Light haze (t ≥ 0.2) over bright books: the dark channel rule takes a hazy book for the airlight;
+    extrapolating the haze-lines lands closer to it."""
+    hazy, _, _ = hazy_case(texture="books", beta=1.6)
+    truth = torch.tensor(AIRLIGHT)
+    lines, dark = (float((estimate(hazy)[0] - truth).abs().mean()) for estimate in (estimate_airlight_haze_lines, estimate_airlight))
+    assert lines < 0.06 and lines < dark / 2, (lines, dark)
+
+
+def test_task_takes_its_airlight_from_the_chosen_estimator():
+    hazy, _, _ = hazy_case(texture="books", beta=1.6)
+    for rule, estimate in (("dark_channel", estimate_airlight), ("haze_lines", estimate_airlight_haze_lines)):
+        task = Dehazing(airlight="constant", airlight_estimate=rule)
+        task.prepare(hazy[0])
+        assert torch.allclose(task.airlight_estimate, estimate(hazy)[0])
+
+
+def test_haze_lines_on_a_flat_image_fall_back_to_the_dark_channel_rule():
+    image = torch.full((1, 3, 16, 16), 0.6)
+    assert torch.allclose(estimate_airlight_haze_lines(image), estimate_airlight(image))
+
+
 def test_dark_channel_prior_dehazing_beats_the_hazy_input():
     hazy, clear, transmission = hazy_case(beta=1.6)
     result = dehaze_dcp(hazy)
@@ -80,6 +133,9 @@ def test_haze_free_or_uniform_images_give_finite_non_black_results(image):
     [
         ({"airlight": "sky"}, "task.airlight='sky'"),
         ({"output": "best"}, "task.output='best'"),
+        ({"airlight_estimate": "sky"}, "task.airlight_estimate='sky'"),
+        ({"omega": 0}, "task.omega=0"),
+        ({"omega": 1.5}, "task.omega=1.5"),
         ({"airlight_value": [0.9, 0.9]}, "three numbers"),
         ({"airlight_value": [0.9, 1.5, 0.9]}, "three numbers"),
     ],
@@ -93,6 +149,25 @@ def test_given_airlight_overrides_the_estimate():
     task = Dehazing(airlight="constant", airlight_value=[0.5, 0.6, 0.7])
     task.prepare(torch.rand(3, 16, 16))
     assert torch.allclose(task.airlight_estimate, torch.tensor([0.5, 0.6, 0.7]))
+
+
+def test_transmission_prior_is_the_coarse_dark_channel_transmission_unless_refined():
+    hazy, _, _ = hazy_case(beta=1.6)
+    airlight = torch.tensor([[0.8, 0.85, 0.9]])
+    coarse = dcp_transmission(hazy, airlight)
+    for refined in (False, True):
+        task = Dehazing(airlight="constant", airlight_value=[0.8, 0.85, 0.9], transmission_prior_fraction=1.0, transmission_prior_refined=refined)
+        prior = task.prepare(hazy[0])["transmission_prior"]
+        assert torch.allclose(prior, coarse[0, 0]) != refined
+
+
+def test_omega_sets_how_much_haze_the_transmission_prior_removes():
+    hazy, _, _ = hazy_case(beta=1.6)
+    priors = {}
+    for omega in (0.95, 1.0):
+        task = Dehazing(airlight="constant", transmission_prior_fraction=1.0, omega=omega)
+        priors[omega] = task.prepare(hazy[0])["transmission_prior"]
+    assert float(priors[1.0].mean()) < float(priors[0.95].mean()) - 0.01
 
 
 def test_tiny_dehaze_run_beats_the_hazy_input(tmp_path):

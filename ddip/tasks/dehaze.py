@@ -28,12 +28,20 @@ import torch
 import torch.nn.functional as F
 
 from ddip.errors import DdipError
-from ddip.haze import dcp_transmission, estimate_airlight, hazy_image, recover_clear, refine_transmission
+from ddip.haze import (
+    dcp_transmission,
+    estimate_airlight,
+    estimate_airlight_haze_lines,
+    hazy_image,
+    recover_clear,
+    refine_transmission,
+)
 from ddip.losses import smoothness_loss
 from ddip.metrics import psnr, ssim
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
 
 AIRLIGHT_MODES = ("net", "constant")
+AIRLIGHT_ESTIMATES = ("dark_channel", "haze_lines")
 OUTPUT_RULES = ("formula", "network")
 
 
@@ -42,9 +50,14 @@ class Dehazing(Task):
 
     Args:
         airlight: ``net`` (a generator on a meshgrid) or ``constant``.
-        airlight_value: the airlight colour ``[r, g, b]`` in [0, 1]; ``None`` = the dark channel prior estimate.
+        airlight_value: the airlight colour ``[r, g, b]`` in [0, 1]; ``None`` = estimated by ``airlight_estimate``.
+        airlight_estimate: ``dark_channel`` (He et al.) or ``haze_lines`` (Berman et al., ICCP 2017).
         airlight_patch, airlight_fraction: dark-channel window and share of its brightest pixels used for the
-            estimate (He et al.: 15, 0.1 %).
+            estimate (He et al.: 15, 0.1 %); the window is also that of the transmission prior.
+        transmission_prior_fraction: share of the run during which ``t`` is pulled to the dark channel prior's.
+        transmission_prior_refined: the prior is DCP's guided-filtered ``t`` (else its coarse ``t``, Eq. 12).
+        omega: the share of the haze the transmission prior removes, ``t = 1 − ω·dark(I/A)`` (He et al. Eq. 12:
+            0.95, keeping some haze for depth perception; 1 = the model's haze-free ``J``).
         airlight_prior_fraction: share of the run during which ``airlight=net`` is pulled to the estimate.
         input_channels, input_scale: depth and amplitude of the noise inputs (reference: 8, 1/10).
         weights: loss weights ``reconstruction``, ``transmission_smoothness``, ``airlight_smoothness``,
@@ -59,10 +72,13 @@ class Dehazing(Task):
         self,
         airlight: str = "net",
         airlight_value: list[float] | None = None,
+        airlight_estimate: str = "dark_channel",
         airlight_patch: int = 15,
         airlight_fraction: float = 0.001,
         airlight_prior_fraction: float = 0.25,
         transmission_prior_fraction: float = 0.0,
+        omega: float = 0.95,
+        transmission_prior_refined: bool = False,
         input_channels: int = 8,
         input_scale: float = 0.1,
         weights: dict | None = None,
@@ -76,11 +92,15 @@ class Dehazing(Task):
         super().__init__(**common)
         if airlight not in AIRLIGHT_MODES:
             raise DdipError(f"task.airlight={airlight!r} is not one of {', '.join(AIRLIGHT_MODES)}")
+        if airlight_estimate not in AIRLIGHT_ESTIMATES:
+            raise DdipError(f"task.airlight_estimate={airlight_estimate!r} is not one of {', '.join(AIRLIGHT_ESTIMATES)}")
+        if not 0 < omega <= 1:
+            raise DdipError(f"task.omega={omega!r} must be in (0, 1]")
         if output not in OUTPUT_RULES:
             raise DdipError(f"task.output={output!r} is not one of {', '.join(OUTPUT_RULES)}")
         self.airlight_value = self._checked_airlight(airlight_value)
         self.airlight_mode, self.airlight_patch, self.airlight_fraction = airlight, airlight_patch, airlight_fraction
-        self.airlight_prior_fraction = airlight_prior_fraction
+        self.airlight_prior_fraction, self.airlight_rule, self.omega = airlight_prior_fraction, airlight_estimate, omega
         self.weights = {
             "reconstruction": 1.0,
             "transmission_smoothness": 0.005,
@@ -89,6 +109,7 @@ class Dehazing(Task):
             "transmission_prior": 1.0,
         } | (weights or {})
         self.transmission_prior_fraction = transmission_prior_fraction
+        self.transmission_prior_refined = transmission_prior_refined
         self.refine_radius, self.refine_eps, self.t_min, self.output = refine_radius, refine_eps, t_min, output
         self.passes = passes
         self.inputs = {
@@ -116,11 +137,15 @@ class Dehazing(Task):
             raise DdipError("dehazing needs a colour image")
         if self.airlight_value is not None:
             self.airlight_estimate = self.airlight_value
+        elif self.airlight_rule == "haze_lines":
+            self.airlight_estimate = estimate_airlight_haze_lines(image[None])[0]
         else:
             self.airlight_estimate = estimate_airlight(image[None], self.airlight_patch, self.airlight_fraction)[0]
         if not self.transmission_prior_fraction:
             return {}
-        coarse = dcp_transmission(image[None], self.airlight_estimate[None], self.airlight_patch)
+        coarse = dcp_transmission(image[None], self.airlight_estimate[None], self.airlight_patch, self.omega)
+        if not self.transmission_prior_refined:
+            return {"transmission_prior": coarse[0, 0]}
         prior = refine_transmission(coarse, image[None], self.refine_radius, self.refine_eps)
         return {"transmission_prior": prior[0, 0]}
 
