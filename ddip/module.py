@@ -64,7 +64,8 @@ class DecompositionModule(pl.LightningModule):
         average: weight of the exponential average of the outputs (DIP's ``exp_weight``, e.g. 0.99; 0 = off):
             with it, every evaluated and returned output is the running average of the training outputs.
         stack_generators: run generators that share an architecture as one grouped network (the fast path;
-            same function and weights, see :mod:`ddip.nets.grouped`).
+            same function and weights, see :mod:`ddip.nets.grouped`); the config's ``gpu`` is resolved to a bool
+            by :func:`ddip.run.stack_generators`.
         channels_last: keep the networks' weights and activations in NHWC layout (faster CPU convolutions).
     """
 
@@ -253,8 +254,9 @@ class DecompositionModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         """Start the clock; after a resume, run the evaluation due at the checkpoint's step (checkpoints are
-        written before that step's evaluation)."""
+        written before that step's evaluation); bring the ground truth to the module's device."""
         self._fit_start = time.perf_counter()
+        self.truth = {name: value.to(self.device) for name, value in self.truth.items()}
         done = self.global_step
         evaluated = self.history[-1]["step"] if self.history else 0
         if done and done % self.eval_every == 0 and evaluated < self.step_offset + done:
@@ -305,9 +307,10 @@ class DecompositionModule(pl.LightningModule):
         chosen_by, (chosen_step, chosen) = "score", self.best[1:] if self.best else (self.step_offset + self.steps, final)
         if self.selected is not None:
             chosen_by, (chosen_step, chosen) = "stopping rule", self.selected
+        # after the fit Lightning has moved the module back to the CPU; the kept iterates may still be on the GPU
         image, truth = self.original[0].to(self.device), {k: v.to(self.device) for k, v in self.original[1].items()}
         size = tuple(image.shape[-2:])
-        chosen, final = upsampled(chosen, size), upsampled(final, size)
+        chosen, final = ({k: v.to(self.device) for k, v in upsampled(layers, size).items()} for layers in (chosen, final))
         images, metrics = self.task.finalize(chosen, final, image, truth)
         metrics = {"chosen_by": chosen_by, "chosen_step": chosen_step, "chosen_score": self.best[0] if self.best else None} | metrics
         metrics |= {f"final_{name}": value for name, value in self.history[-1].items() if name != "step"}

@@ -12,6 +12,7 @@ import torch
 
 from ddip.nets import SegNet, SkipUNet
 from ddip.nets.grouped import ChannelConcat, GeneratorBank, GroupedGenerators
+from ddip.errors import DdipError
 from ddip.run import build, build_component
 from tests.conftest import ROOT, compose_config, tiny_texture
 
@@ -136,6 +137,23 @@ def test_fast_path_losses_equal_the_plain_path(tmp_path, task, fast_extra):
     plain, fast = losses("plain", overrides, torch.float64), losses("fast", fast_overrides, torch.float64)
     assert abs(plain[0] - plain[-1]) > 1e-3  # the fit moves
     torch.testing.assert_close(fast, plain, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("trainer, groups", [("cpu", 2), ("gpu", 1)])
+def test_denoise_stacks_its_two_fits_only_on_a_gpu(tmp_path, trainer, groups):
+    """``module.stack_generators=gpu`` (the denoise default): one grouped network on a GPU, where it is faster,
+    two separate ones on a CPU, where grouped 128-channel convolutions are slower (README "Speed")."""
+    image = tiny_texture(tmp_path)
+    cfg = compose_config([*SMALL_DENOISER, f"trainer={trainer}", "logger=none", f"data.image={image}", f"paths.output_dir={tmp_path}"])
+    data, task = build_component(cfg, "data"), build_component(cfg, "task")
+    assert len(build(cfg, data, task, cfg.steps).generators.networks) == groups
+
+
+def test_unknown_stacking_value_is_a_one_line_error(tmp_path):
+    cfg = compose_config([*SMALL_DENOISER, "module.stack_generators=sometimes", f"data.image={tiny_texture(tmp_path)}"])
+    data, task = build_component(cfg, "data"), build_component(cfg, "task")
+    with pytest.raises(DdipError, match="module.stack_generators='sometimes' is not one of true, false, gpu"):
+        build(cfg, data, task, cfg.steps)
 
 
 def test_benchmark_times_every_path_on_the_same_work(tmp_path):
