@@ -6,7 +6,8 @@
 Every image found (PNG/JPEG, masks skipped) is resized to ``--size``², hazed with ``t = exp(−β·d)`` for a
 vertical depth ramp 1.0 → 0.2 (:func:`ddip.synthetic.synthetic_haze`), β ∈ {1.0, 1.6, 2.5} and three airlight
 colours. The dark channel rules pick the airlight from the brightest 0.1 % of the 15×15 dark channel; the
-haze-lines rule (:func:`ddip.haze.estimate_airlight_haze_lines`) uses the whole image. The table gives each rule's
+haze-lines rule (:func:`ddip.haze.estimate_airlight_haze_lines`) uses the whole image; the last row is the
+mean of He et al.'s and the haze-lines estimate. The table gives each rule's
 mean absolute error and the PSNR of dark channel prior dehazing (:func:`ddip.haze.dehaze_dcp`) with it,
 beside the true airlight (oracle), and on how many cases that PSNR beats He et al.'s rule. Writes ``airlight_study.md`` and ``.json`` into ``--out``.
 """
@@ -48,13 +49,15 @@ def among_opaque(rule: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torc
 
 
 BASELINE = "brightest R+G+B (He et al.)"
+HAZE_LINES = "haze-lines (Berman et al.)"
 RULES = {
     BASELINE: among_opaque(lambda pixels: pixels[:, pixels.sum(0).argmax()]),
     "per-channel median": among_opaque(lambda pixels: pixels.median(1).values),
     "per-channel mean": among_opaque(lambda pixels: pixels.mean(1)),
     "per-channel max": among_opaque(lambda pixels: pixels.max(1).values),
-    "haze-lines (Berman et al.)": lambda hazy: estimate_airlight_haze_lines(hazy)[0],
+    HAZE_LINES: lambda hazy: estimate_airlight_haze_lines(hazy)[0],
 }
+COMBINED = "mean of He et al.'s and haze-lines"
 
 
 def images(folders: list[Path], size: int) -> list[torch.Tensor]:
@@ -68,7 +71,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--out", type=Path, default=Path("results/airlight_study"))
     args = parser.parse_args()
-    scores: dict[str, list[tuple[float, float]]] = {name: [] for name in ["oracle (true airlight)", *RULES]}
+    scores: dict[str, list[tuple[float, float]]] = {name: [] for name in ["oracle (true airlight)", *RULES, COMBINED]}
     hazy_psnr = []
     clears = images(args.images, args.size)
     for clear, airlight, beta in itertools.product(clears, AIRLIGHTS, BETAS):
@@ -76,6 +79,7 @@ def main() -> None:
         truth = torch.tensor([airlight])
         hazy_psnr.append(psnr(hazy, clear))
         estimates = {"oracle (true airlight)": truth[0]} | {name: rule(hazy) for name, rule in RULES.items()}
+        estimates[COMBINED] = (estimates[BASELINE] + estimates[HAZE_LINES]) / 2
         for name, estimate in estimates.items():
             dehazed = dehaze_dcp(hazy, airlight=estimate[None])["clear"]
             scores[name].append((float((estimate - truth[0]).abs().mean()), psnr(dehazed, clear)))
