@@ -160,6 +160,7 @@ class ImageDataModule(pl.LightningDataModule):
         image: path of the image to decompose; ``None`` uses the sample bundled with ddip.
         clean: optional ground-truth clean image (reporting only).
         gt_mask: optional ground-truth foreground mask, white = foreground (reporting only).
+        layers: optional ground-truth layers of a mixture, in order (``task=separate``; reporting only).
         augment: apply a random one of the 8 flips/rotations at every step.
         seed: fixes the augmentation sequence.
         max_side: above this longer side the generators fit a downscaled copy (``image``); the results are
@@ -171,6 +172,7 @@ class ImageDataModule(pl.LightningDataModule):
         image: str | None = None,
         clean: str | None = None,
         gt_mask: str | None = None,
+        layers: list[str] | None = None,
         augment: bool = False,
         seed: int = 0,
         max_side: int | None = None,
@@ -181,9 +183,8 @@ class ImageDataModule(pl.LightningDataModule):
         self.path = image or str(sample_image_path())
         self.original = load_image(self.path)
         size = tuple(self.original.shape[-2:])
-        self.clean = load_image(clean) if clean else None
-        if self.clean is not None and tuple(self.clean.shape[-2:]) != size:
-            raise DdipError(f"data.clean {clean} is {tuple(self.clean.shape[-2:])}, the image is {size}")
+        self.clean = load_truth_image(clean, "data.clean", size) if clean else None
+        self.layers = [load_truth_image(path, "data.layers", size) for path in layers or []]
         self.gt_mask = load_map(gt_mask, size) if gt_mask else None
         self.max_side = max_side
         self.image = resize(self.original, fit_size(size, max_side))
@@ -202,9 +203,10 @@ class ImageDataModule(pl.LightningDataModule):
         self.image = resize(self.original, fit_size(self.size, self.max_side))
 
     def truth(self, fitted: bool = False) -> dict[str, torch.Tensor]:
-        """The ground truth given (``clean``, ``gt_mask``), at the input's size or, with ``fitted``, at the
+        """The ground truth given (``clean``, ``gt_mask``, ``layer1``, …), at the input's size or, with ``fitted``, at the
         size the generators fit."""
-        given = {name: value for name, value in (("clean", self.clean), ("gt_mask", self.gt_mask)) if value is not None}
+        named = [("clean", self.clean), ("gt_mask", self.gt_mask)] + [(f"layer{i}", v) for i, v in enumerate(self.layers, 1)]
+        given = {name: value for name, value in named if value is not None}
         if not fitted:
             return given
         size = tuple(self.image.shape[-2:])
@@ -225,6 +227,14 @@ class ImageDataModule(pl.LightningDataModule):
         start = self.trainer.global_step if self.trainer is not None else 0
         sampler = StepSampler(len(self.dataset), start)
         return StepLoader(self.dataset, batch_size=1, sampler=sampler, num_workers=0, collate_fn=one_item_batch)
+
+
+def load_truth_image(path: str, key: str, size: tuple[int, int]) -> torch.Tensor:
+    """A ground-truth RGB image, which must have the input's ``size``."""
+    image = load_image(path)
+    if tuple(image.shape[-2:]) != size:
+        raise DdipError(f"{key} {path} is {tuple(image.shape[-2:])}, the image is {size}")
+    return image
 
 
 def sample_image_path():

@@ -1,0 +1,73 @@
+"""Double-DIP layer separation of one mixture (Gandelsman, Shocher, Irani, CVPR 2019: the separation of two
+mixed textures that opens the paper): two DIPs whose sum explains the image and whose edges do not coincide.
+
+The physics is Eq. 1 with a constant mask ``m = ½``: ``I = (y1 + y2) / 2`` — the mixture of two images in
+equal parts. (The reference writes ``I = R + T`` with layers at half intensity and doubles them for display;
+``y = 2R`` is the same model with layers in the image's own range.) Loss: ``L1((y1 + y2)/2, I)`` plus
+``0.01 · Loss_Excl(y1, y2)`` (Eq. 1's exclusion term). Which layer is which is arbitrary, so with ground truth
+(``data.layers``) the two outputs are scored under the better of the two assignments.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ddip.losses import exclusion_loss, reconstruction_loss
+from ddip.metrics import psnr, ssim
+from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
+
+LAYERS = ("layer1", "layer2")
+
+
+class Separation(Task):
+    """Two images mixed in equal parts, recovered from the mixture alone.
+
+    Args:
+        input_channels, input_scale: depth and amplitude of each layer's noise input (reference: 3, 1/100).
+        weights: loss weights ``reconstruction`` and ``exclusion`` (reference: 1, 0.01).
+    """
+
+    def __init__(self, input_channels: int = 3, input_scale: float = 0.01, weights: dict | None = None, **common):
+        super().__init__(**common)
+        self.inputs = {f"z_{name}": NoiseInput(input_channels, input_scale) for name in LAYERS}
+        self.generators = {name: GeneratorSpec(3, f"z_{name}") for name in LAYERS}
+        self.weights = {"reconstruction": 1.0, "exclusion": 0.01} | (weights or {})
+
+    def compose(self, layers: Layers) -> torch.Tensor:
+        """``I = (y1 + y2) / 2`` (Eq. 1 with ``m = ½``)."""
+        return (layers["layer1"] + layers["layer2"]) / 2
+
+    def loss_terms(self, layers, target, maps, step, steps):
+        return {
+            "reconstruction": self.weights["reconstruction"] * reconstruction_loss(self.compose(layers), target),
+            "exclusion": self.weights["exclusion"] * exclusion_loss(layers["layer1"], layers["layer2"]),
+        }
+
+    @staticmethod
+    def matched(layers: Layers, truth: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], bool]:
+        """The outputs (clamped) in the order of the true layers that fits them better, and whether it swaps."""
+        outputs = [layers[name].clamp(0.0, 1.0) for name in LAYERS]
+        truths = [truth[name] for name in LAYERS]
+        straight = sum(psnr(o, t) for o, t in zip(outputs, truths))
+        swapped = sum(psnr(o, t) for o, t in zip(outputs[::-1], truths))
+        return (outputs[::-1], True) if swapped > straight else (outputs, False)
+
+    def ground_truth_metrics(self, layers: Layers, truth: dict[str, torch.Tensor], image: torch.Tensor) -> dict[str, float]:
+        if not all(name in truth for name in LAYERS):
+            return {}
+        outputs, _ = self.matched(layers, truth)
+        return {"psnr_layers": sum(psnr(o, truth[n]) for o, n in zip(outputs, LAYERS)) / len(LAYERS)}
+
+    def finalize(self, chosen, final, image, truth):
+        images = {name: chosen[name][0].clamp(0.0, 1.0) for name in LAYERS}
+        images["reconstruction"] = self.compose(chosen)[0].clamp(0.0, 1.0)
+        metrics: dict = {}
+        if all(name in truth for name in LAYERS):
+            for end, layers in (("chosen", chosen), ("final", final)):
+                outputs, swapped = self.matched(layers, truth)
+                for output, name in zip(outputs, LAYERS):
+                    metrics |= {f"psnr_{name}_{end}": psnr(output, truth[name]), f"ssim_{name}_{end}": ssim(output, truth[name])}
+                metrics[f"psnr_layers_{end}"] = (metrics[f"psnr_layer1_{end}"] + metrics[f"psnr_layer2_{end}"]) / 2
+                metrics[f"swapped_{end}"] = swapped
+            metrics["psnr_layers_input"] = sum(psnr(image[None], truth[name]) for name in LAYERS) / len(LAYERS)
+        return images, metrics
