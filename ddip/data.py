@@ -184,6 +184,8 @@ class ImageDataModule(pl.LightningDataModule):
         self.original = load_image(self.path)
         size = tuple(self.original.shape[-2:])
         self.clean = load_truth_image(clean, "data.clean", size) if clean else None
+        if layers is not None and (isinstance(layers, str) or len(layers) != 2):
+            raise DdipError(f"data.layers={layers!r}: give the mixture's two layers as a list, [layer1.png,layer2.png]")
         self.layers = [load_truth_image(path, "data.layers", size) for path in layers or []]
         self.gt_mask = load_map(gt_mask, size) if gt_mask else None
         self.max_side = max_side

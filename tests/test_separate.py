@@ -55,6 +55,14 @@ def test_ground_truth_layers_of_another_size_are_a_one_line_error(tmp_path):
         build_component(cfg, "data")
 
 
+@pytest.mark.parametrize("layers", ["one.png", "[one.png]"])
+def test_layers_that_are_not_a_pair_are_a_one_line_error(tmp_path, layers):
+    mixture, _, _ = mixture_case(tmp_path)
+    cfg = compose_config(["task=separate", f"data.image={mixture}", f"data.layers={layers}"])
+    with pytest.raises(DdipError, match=r"data.layers=.*give the mixture's two layers as a list"):
+        build_component(cfg, "data")
+
+
 def load(path) -> torch.Tensor:
     return torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255).permute(2, 0, 1)
 
