@@ -6,7 +6,8 @@ measured in one run, and this CPU's convolution throughput.
 
 Cases (``--tasks``): ``seg``, ``dehaze`` (the task defaults), ``denoise`` (one DIP network,
 ``task.ensemble=1``: the network the conv-throughput goal is about), ``denoise-ensemble`` (the denoise
-default: two fits, separate networks) and ``denoise-ensemble-stacked`` (the two fits as one grouped network).
+default: two fits, separate networks), ``denoise-ensemble-stacked`` (the two fits as one grouped network) and
+``separate`` (the task default).
 For every case and size, its config on a texture image of that size, timed as
 
 - ``plain``: the reference path (``speed=plain``): the same networks and losses, each generator run on its
@@ -79,6 +80,7 @@ CASES = {
     "denoise": ["task=denoise", "task.ensemble=1"],
     "denoise-ensemble": ["task=denoise"],
     "denoise-ensemble-stacked": ["task=denoise"],
+    "separate": ["task=separate"],
 }
 FAST_ONLY = {"denoise-ensemble-stacked": ["module.stack_generators=true"]}  # the plain path never stacks
 
