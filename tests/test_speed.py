@@ -123,8 +123,9 @@ SMALL_DENOISER = ["task=denoise", "backbone.channels=[8,16,16]", "backbone.skip_
         (["task=dehaze", "task.airlight=net", "backbone.channels=[8,8,16]", "backbone.skip_channels=[0,4,4]"], []),
         (SMALL_DENOISER, []),
         (SMALL_DENOISER, ["module.stack_generators=true"]),  # the ensemble's two fits as one grouped network
+        (["task=separate", "backbone.channels=[8,8,16]", "backbone.skip_channels=[0,4,4]"], []),
     ],
-    ids=["seg-segnet", "seg-unet", "dehaze-airlight-net", "denoise-ensemble", "denoise-ensemble-stacked"],
+    ids=["seg-segnet", "seg-unet", "dehaze-airlight-net", "denoise-ensemble", "denoise-ensemble-stacked", "separate"],
 )
 def test_fast_path_losses_equal_the_plain_path(tmp_path, task, fast_extra):
     """In float32 the first step's loss agrees to rounding; over later steps the fit itself amplifies rounding
