@@ -1,5 +1,5 @@
 """Layer separation (Double-DIP, one mixture): the physics, the assignment of outputs to true layers, ground-truth
-layers in the data module, and a tiny run that separates a smooth image from a texture."""
+layers in the data module (bad ones are one-line errors), and a tiny end-to-end run."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from conftest import DATA, compose_config
 from PIL import Image
 
 from ddip.errors import DdipError
+from ddip.io import load_image
 from ddip.metrics import psnr
 from ddip.run import build_component, run
 from ddip.tasks.separate import Separation
@@ -42,8 +43,8 @@ def test_outputs_are_scored_under_the_better_assignment():
     task = Separation()
     truth = {"layer1": torch.rand(3, 16, 16), "layer2": torch.rand(3, 16, 16)}
     swapped = {"layer1": truth["layer2"][None], "layer2": truth["layer1"][None]}
-    outputs, was_swapped = task.matched(swapped, truth)
-    assert was_swapped and torch.equal(outputs[0][0], truth["layer1"])
+    outputs, psnrs, was_swapped = task.matched(swapped, truth)
+    assert was_swapped and torch.equal(outputs[0][0], truth["layer1"]) and min(psnrs) > 90
     assert task.ground_truth_metrics(swapped, truth, torch.rand(3, 16, 16))["psnr_layers"] > 90
 
 
@@ -63,17 +64,13 @@ def test_layers_that_are_not_a_pair_are_a_one_line_error(tmp_path, layers):
         build_component(cfg, "data")
 
 
-def load(path) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255).permute(2, 0, 1)
-
-
 def test_tiny_run_writes_both_layers_that_remix_into_the_mixture(tmp_path):
-    """A few hundred steps of small nets cannot separate yet (the slow test below can); the run must still
+    """A few hundred steps of small nets cannot separate yet (README "Separation"); the run must still
     give two layers at the input's size whose mean is the mixture, and score them against both true layers."""
     mixture, ramp, texture = mixture_case(tmp_path)
     overrides = ["task=separate", "steps=300", "logger=none", *SMALL_NET, f"data.image={mixture}", f"data.layers=[{ramp},{texture}]"]
     metrics = run(compose_config(overrides), tmp_path / "run")
-    layers = [load(tmp_path / "run" / f"{name}.png") for name in ("layer1", "layer2")]
+    layers = [load_image(tmp_path / "run" / f"{name}.png") for name in ("layer1", "layer2")]
     assert all(layer.shape == (3, 64, 64) for layer in layers)
-    assert psnr((layers[0] + layers[1]) / 2, load(mixture)) > 25
+    assert psnr((layers[0] + layers[1]) / 2, load_image(mixture)) > 25
     assert {"psnr_layers_chosen", "psnr_layers_final", "psnr_layers_input", "swapped_chosen"} <= metrics.keys()

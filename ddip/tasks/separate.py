@@ -44,19 +44,22 @@ class Separation(Task):
         }
 
     @staticmethod
-    def matched(layers: Layers, truth: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], bool]:
-        """The outputs (clamped) in the order of the true layers that fits them better, and whether it swaps."""
+    def matched(layers: Layers, truth: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[float], bool]:
+        """The outputs (clamped) in the order of the true layers that fits them better, their PSNRs against
+        those layers, and whether that order swaps the outputs."""
         outputs = [layers[name].clamp(0.0, 1.0) for name in LAYERS]
         truths = [truth[name] for name in LAYERS]
-        straight = sum(psnr(o, t) for o, t in zip(outputs, truths))
-        swapped = sum(psnr(o, t) for o, t in zip(outputs[::-1], truths))
-        return (outputs[::-1], True) if swapped > straight else (outputs, False)
+        straight = [psnr(o, t) for o, t in zip(outputs, truths)]
+        crossed = [psnr(o, t) for o, t in zip(outputs[::-1], truths)]
+        if sum(crossed) > sum(straight):
+            return outputs[::-1], crossed, True
+        return outputs, straight, False
 
     def ground_truth_metrics(self, layers: Layers, truth: dict[str, torch.Tensor], image: torch.Tensor) -> dict[str, float]:
         if not all(name in truth for name in LAYERS):
             return {}
-        outputs, _ = self.matched(layers, truth)
-        return {"psnr_layers": sum(psnr(o, truth[n]) for o, n in zip(outputs, LAYERS)) / len(LAYERS)}
+        _, psnrs, _ = self.matched(layers, truth)
+        return {"psnr_layers": sum(psnrs) / len(LAYERS)}
 
     def finalize(self, chosen, final, image, truth):
         images = {name: chosen[name][0].clamp(0.0, 1.0) for name in LAYERS}
@@ -64,10 +67,10 @@ class Separation(Task):
         metrics: dict = {}
         if all(name in truth for name in LAYERS):
             for end, layers in (("chosen", chosen), ("final", final)):
-                outputs, swapped = self.matched(layers, truth)
-                for output, name in zip(outputs, LAYERS):
-                    metrics |= {f"psnr_{name}_{end}": psnr(output, truth[name]), f"ssim_{name}_{end}": ssim(output, truth[name])}
-                metrics[f"psnr_layers_{end}"] = (metrics[f"psnr_layer1_{end}"] + metrics[f"psnr_layer2_{end}"]) / 2
+                outputs, psnrs, swapped = self.matched(layers, truth)
+                for output, value, name in zip(outputs, psnrs, LAYERS):
+                    metrics |= {f"psnr_{name}_{end}": value, f"ssim_{name}_{end}": ssim(output, truth[name])}
+                metrics[f"psnr_layers_{end}"] = sum(psnrs) / len(LAYERS)
                 metrics[f"swapped_{end}"] = swapped
             metrics["psnr_layers_input"] = sum(psnr(image[None], truth[name]) for name in LAYERS) / len(LAYERS)
         return images, metrics
