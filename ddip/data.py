@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ddip.errors import DdipError
-from ddip.io import load_image, load_map
+from ddip.io import load_image, load_map, reading
 
 NUM_DIHEDRAL = 8
 
@@ -187,7 +187,8 @@ class ImageDataModule(pl.LightningDataModule):
         if layers is not None and (isinstance(layers, str) or len(layers) != 2):
             raise DdipError(f"data.layers={layers!r}: give the mixture's two layers as a list, [layer1.png,layer2.png]")
         self.layers = [load_truth_image(path, "data.layers", size) for path in layers or []]
-        self.gt_mask = load_map(gt_mask, size) if gt_mask else None
+        with reading("data.gt_mask"):
+            self.gt_mask = load_map(gt_mask, size) if gt_mask else None
         self.max_side = max_side
         self.image = resize(self.original, fit_size(size, max_side))
         self.augment, self.seed = augment, seed
@@ -233,9 +234,10 @@ class ImageDataModule(pl.LightningDataModule):
 
 def load_truth_image(path: str, key: str, size: tuple[int, int]) -> torch.Tensor:
     """A ground-truth RGB image, which must have the input's ``size``."""
-    image = load_image(path)
-    if tuple(image.shape[-2:]) != size:
-        raise DdipError(f"{key} {path} is {tuple(image.shape[-2:])}, the image is {size}")
+    with reading(key):
+        image = load_image(path)
+        if tuple(image.shape[-2:]) != size:
+            raise DdipError(f"{path} is {tuple(image.shape[-2:])}, the image is {size}")
     return image
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,16 @@ from ddip.errors import DdipError
 
 MIN_SIDE = 4
 """Smallest height/width ddip accepts: below it there is nothing for a prior to model."""
+
+
+@contextmanager
+def reading(key: str) -> Iterator[None]:
+    """Name the config key whose file is being read in any :class:`DdipError` raised meanwhile, so that
+    ``image not found: PATH`` says which of several given files it was (``data.clean: image not found: PATH``)."""
+    try:
+        yield
+    except DdipError as error:
+        raise DdipError(f"{key}: {error}") from None
 
 
 def _open(path: str | os.PathLike) -> Image.Image:

@@ -28,7 +28,10 @@ def run_with(tmp_path, overrides):
     "overrides, message",
     [
         (["data.image=/nonexistent/photo.jpg"], "image not found"),
-        (["task.hints=files", "task.fg_hint=/nonexistent/fg.png", "task.bg_hint=/nonexistent/bg.png"], "image not found"),
+        (["task.hints=files", "task.fg_hint=/nonexistent/fg.png", "task.bg_hint=/nonexistent/bg.png"], "task.fg_hint: image not found"),
+        (["data.clean=/nonexistent/clean.png"], "data.clean: image not found: /nonexistent/clean.png"),
+        (["data.gt_mask=/nonexistent/mask.png"], "data.gt_mask: image not found"),
+        (["task=separate", "data.layers=[/nonexistent/a.png,/nonexistent/b.png]"], "data.layers: image not found: /nonexistent/a.png"),
         (["task.hints=files"], "needs both task.fg_hint"),
         (["task.hints=maybe"], "task.hints='maybe' is not one of"),
         (["steps=0"], "at least one optimisation step"),

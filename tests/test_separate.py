@@ -52,7 +52,7 @@ def test_ground_truth_layers_of_another_size_are_a_one_line_error(tmp_path):
     mixture, ramp, _ = mixture_case(tmp_path)
     Image.open(ramp).resize((32, 32)).save(tmp_path / "small.png")
     cfg = compose_config(["task=separate", f"data.image={mixture}", f"data.layers=[{ramp},{tmp_path / 'small.png'}]"])
-    with pytest.raises(DdipError, match=r"data.layers .*small.png is \(32, 32\), the image is \(64, 64\)"):
+    with pytest.raises(DdipError, match=r"data.layers: .*small.png is \(32, 32\), the image is \(64, 64\)"):
         build_component(cfg, "data")
 
 

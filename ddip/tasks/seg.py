@@ -30,7 +30,7 @@ from torchmetrics.functional.classification import binary_jaccard_index
 
 from ddip.errors import DdipError
 from ddip.filters import guided_filter
-from ddip.io import load_map
+from ddip.io import load_map, reading
 from ddip.losses import binarization_loss, exclusion_loss, masked_l1_loss, reconstruction_loss
 from ddip.saliency import confident_regions, hints_from_saliency, saliency_map
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
@@ -124,12 +124,17 @@ class Segmentation(Task):
             fg, bg = torch.maximum(fg, dense_fg) * (1 - dense_bg), torch.maximum(bg, dense_bg) * (1 - dense_fg)
         return fg, bg, saliency
 
+    @staticmethod
+    def _load_hint(key: str, path: str, size: tuple[int, int]) -> torch.Tensor:
+        with reading(key):
+            return load_map(path, size)
+
     def prepare(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         size = tuple(image.shape[-2:])
         if self.hints == "none":
             return {}
         if self.hints == "files":
-            fg, bg = (load_map(path, size) for path in self.hint_paths)
+            fg, bg = (self._load_hint(key, path, size) for key, path in zip(("task.fg_hint", "task.bg_hint"), self.hint_paths))
             saliency = None
         else:
             fg, bg, saliency = self.auto_hints(image)
