@@ -38,11 +38,29 @@ def recover_clear(
 def dark_channel(image: torch.Tensor, patch: int = 15) -> torch.Tensor:
     """``min_{y ∈ Ω(x)} min_c I^c(y)`` (Eq. 5): the minimum over colours and a ``patch``² window, with
     edge-replicated borders; B×1×H×W. The window shrinks to the image on tiny inputs."""
-    patch = max(1, min(patch, 2 * (min(image.shape[-2:]) // 2) - 1))
-    radius = patch // 2
-    darkest = image.amin(dim=1, keepdim=True)
-    padded = F.pad(darkest, (radius,) * 4, mode="replicate") if radius else darkest
-    return -F.max_pool2d(-padded, patch, stride=1)
+    return -max_filter(-image.amin(dim=1, keepdim=True), patch)
+
+
+def max_filter(image: torch.Tensor, window: int) -> torch.Tensor:
+    """The maximum over a ``window``² neighbourhood with edge-replicated borders (the window shrinks to the
+    image on tiny inputs)."""
+    window = max(1, min(window, 2 * (min(image.shape[-2:]) // 2) - 1))
+    radius = window // 2
+    padded = F.pad(image, (radius,) * 4, mode="replicate") if radius else image
+    return F.max_pool2d(padded, window, stride=1)
+
+
+def close_transmission(transmission: torch.Tensor, window: int) -> torch.Tensor:
+    """Morphological closing of a transmission map (``window``² maximum, then minimum): fills the dips
+    narrower than the window and keeps smooth ramps. With ω = 1 the dark channel's ``t`` is a lower bound,
+    ``1 − dark(I/A) = t·(1 − dark(J/A)) ≤ t``, reached where the window holds a dark scene point and too low on
+    bright objects (dark(J) > 0); the closing lifts those dips to their surroundings' level, as Meng et al.
+    (ICCV 2013) close their boundary-constraint map. ``window`` 0 or 1 returns the map unchanged."""
+    window = min(window, 2 * (min(transmission.shape[-2:]) // 2) - 1)
+    if window <= 1:
+        return transmission
+    padded = F.pad(transmission, (window - 1,) * 4, mode="replicate")  # once, so that ramps reach the borders intact
+    return -F.max_pool2d(-F.max_pool2d(padded, window, stride=1), window, stride=1)
 
 
 def estimate_airlight(image: torch.Tensor, patch: int = 15, fraction: float = 0.001) -> torch.Tensor:
@@ -87,13 +105,15 @@ def dehaze_dcp(
     eps: float = 1e-3,
     fraction: float = 0.001,
     airlight: torch.Tensor | None = None,
+    closing: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Dark channel prior dehazing (He et al.): airlight, coarse ``t`` (Eq. 12), guided-filter refinement
-    (:func:`refine_transmission`), and the recovery of Eq. 22; ``airlight`` (B×3) replaces the estimate.
+    (:func:`refine_transmission`), and the recovery of Eq. 22; ``airlight`` (B×3) replaces the estimate, and
+    ``closing`` > 1 closes the coarse ``t`` first (:func:`close_transmission`; He et al.: none).
     Returns ``clear``, ``transmission`` (refined) and ``airlight`` (B×3)."""
     if airlight is None:
         airlight = estimate_airlight(image, patch, fraction)
-    coarse = dcp_transmission(image, airlight, patch, omega)
+    coarse = close_transmission(dcp_transmission(image, airlight, patch, omega), closing)
     transmission = refine_transmission(coarse, image, radius, eps)
     clear = recover_clear(image, transmission, airlight[..., None, None], t_min)
     return {"clear": clear, "transmission": transmission, "airlight": airlight}

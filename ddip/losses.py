@@ -81,3 +81,12 @@ def smoothness_loss(image: torch.Tensor, window: int = 5) -> torch.Tensor:
         return gray.new_zeros(())
     local_mean = F.avg_pool2d(gray, window, stride=1)
     return F.mse_loss(gray[..., margin:-margin, margin:-margin], local_mean)
+
+
+def expectile_loss(prediction: torch.Tensor, target: torch.Tensor, expectile: float = 0.5) -> torch.Tensor:
+    """Asymmetric squared error (expectile regression, Newey & Powell 1987): ``mean(w·(p − y)²)`` with
+    ``w = 2τ`` where the prediction is below the target and ``2(1 − τ)`` above it; ``τ = 0.5`` is the MSE, and
+    ``τ > 0.5`` lets a smooth prediction run along the upper envelope of a target that is a lower bound."""
+    error = prediction - target
+    weight = torch.where(error < 0, 2.0 * expectile, 2.0 * (1.0 - expectile))
+    return (weight * error.square()).mean()

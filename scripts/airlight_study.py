@@ -7,9 +7,11 @@ Every image found (PNG/JPEG, masks skipped) is resized to ``--size``², hazed wi
 vertical depth ramp 1.0 → 0.2 (:func:`ddip.synthetic.synthetic_haze`), β ∈ {1.0, 1.6, 2.5} and three airlight
 colours. The dark channel rules pick the airlight from the brightest 0.1 % of the 15×15 dark channel; the
 haze-lines rule (:func:`ddip.haze.estimate_airlight_haze_lines`) uses the whole image; the last row is the
-mean of He et al.'s and the haze-lines estimate. The table gives each rule's
+mean of He et al.'s and the haze-lines estimate. ``--omegas`` and ``--closings`` add rows of DCP with other ω
+(Eq. 12: the share of haze removed) and with its coarse ``t`` closed (:func:`ddip.haze.close_transmission`), every
+combination, for He et al.'s rule and the true airlight. The table gives each rule's
 mean absolute error and the PSNR of dark channel prior dehazing (:func:`ddip.haze.dehaze_dcp`) with it,
-beside the true airlight (oracle), and on how many cases that PSNR beats He et al.'s rule. Writes ``airlight_study.md`` and ``.json`` into ``--out``.
+beside the true airlight (oracle), on how many cases that PSNR beats He et al.'s rule, and its mean per β. Writes ``airlight_study.md`` and ``.json`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ RULES = {
     HAZE_LINES: lambda hazy: estimate_airlight_haze_lines(hazy)[0],
 }
 COMBINED = "mean of He et al.'s and haze-lines"
+ORACLE = "oracle (true airlight)"
 
 
 def images(folders: list[Path], size: int) -> list[torch.Tensor]:
@@ -69,36 +72,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, nargs="+", required=True)
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--omegas", type=float, nargs="*", default=[], help="also DCP with these ω (default 0.95 only)")
+    parser.add_argument("--closings", type=int, nargs="*", default=[], help="also DCP with its t closed over these windows")
     parser.add_argument("--out", type=Path, default=Path("results/airlight_study"))
     args = parser.parse_args()
-    scores: dict[str, list[tuple[float, float]]] = {name: [] for name in ["oracle (true airlight)", *RULES, COMBINED]}
-    hazy_psnr = []
+    priors = [prior for prior in itertools.product([0.95, *args.omegas], [0, *args.closings]) if prior != (0.95, 0)]
+    methods = [(name, 0.95, 0) for name in [ORACLE, *RULES, COMBINED]] + [(name, *prior) for prior in priors for name in (BASELINE, ORACLE)]
+    scores: dict[tuple[str, float, int], list[tuple[float, float]]] = {method: [] for method in methods}
+    hazy_psnr, betas = [], []
     clears = images(args.images, args.size)
     for clear, airlight, beta in itertools.product(clears, AIRLIGHTS, BETAS):
         hazy = synthetic_haze(clear, airlight, beta=beta)[0][None]
         truth = torch.tensor([airlight])
         hazy_psnr.append(psnr(hazy, clear))
-        estimates = {"oracle (true airlight)": truth[0]} | {name: rule(hazy) for name, rule in RULES.items()}
+        betas.append(beta)
+        estimates = {ORACLE: truth[0]} | {name: rule(hazy) for name, rule in RULES.items()}
         estimates[COMBINED] = (estimates[BASELINE] + estimates[HAZE_LINES]) / 2
-        for name, estimate in estimates.items():
-            dehazed = dehaze_dcp(hazy, airlight=estimate[None])["clear"]
-            scores[name].append((float((estimate - truth[0]).abs().mean()), psnr(dehazed, clear)))
+        for name, omega, closing in methods:
+            dehazed = dehaze_dcp(hazy, omega=omega, closing=closing, airlight=estimates[name][None])["clear"]
+            scores[name, omega, closing].append((float((estimates[name] - truth[0]).abs().mean()), psnr(dehazed, clear)))
     rows = [{"method": "hazy input", "psnr": float(np.mean(hazy_psnr)), "cases": len(hazy_psnr)}]
-    baseline = np.array([value for _, value in scores[BASELINE]])
-    for name, values in scores.items():
+    baseline = np.array([value for _, value in scores[BASELINE, 0.95, 0]])
+    for (name, omega, closing), values in scores.items():
         errors, psnrs = (np.array(column) for column in zip(*values))
         rows.append(
             {
-                "method": f"DCP, airlight = {name}",
+                "method": f"DCP, airlight = {name}" + ("" if omega == 0.95 else f", ω = {omega:g}") + (f", t closed over {closing}²" if closing else ""),
                 "airlight_error": float(errors.mean()),
                 "psnr": float(psnrs.mean()),
                 "psnr_median": float(np.median(psnrs)),
                 "better_than_he": int((psnrs > baseline + 1e-6).sum()),
                 "cases": len(values),
             }
+            | {f"psnr_beta_{beta:g}": float(psnrs[np.array(betas) == beta].mean()) for beta in BETAS}
         )
     args.out.mkdir(parents=True, exist_ok=True)
-    columns = ["method", "airlight_error", "psnr", "psnr_median", "better_than_he", "cases"]
+    columns = ["method", "airlight_error", "psnr", "psnr_median", "better_than_he", "cases", *(f"psnr_beta_{b:g}" for b in BETAS)]
     write_results(rows, args.out, "airlight_study", columns=columns)
 
 

@@ -11,9 +11,9 @@ and ``evaluate.json`` (one record per case and method) into ``--out``; run dirs 
 Baselines: seg — GrabCut (Rother et al., SIGGRAPH 2004; OpenCV, 5 iterations, box = image minus a
 4-px border); denoise — NL-means (scikit-image) and CBM3D (PyPI ``bm3d``; both given the true σ, from
 ``requirements-eval.txt``); dehaze — the dark channel prior (He et al., CVPR 2009 / TPAMI 2011: 15×15 window, ω 0.95,
-t0 0.1, guided-filter refinement; :func:`ddip.haze.dehaze_dcp`) with its own airlight estimate, with the airlight
-ddip used (so the gain of the fit is seen apart from the airlight's), and, as an oracle row, with the true
-airlight when the case gives it; separate — no classical baseline, the mixture itself taken as each layer.
+t0 0.1, guided-filter refinement; :func:`ddip.haze.dehaze_dcp`) with its own airlight estimate; with the airlight
+ddip used and ddip's transmission prior (its ω and closing), so that the gain of the fit is seen apart from
+the airlight's and the prior's; and, as an oracle row, with the true airlight when the case gives it; separate — no classical baseline, the mixture itself taken as each layer.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 from ddip.haze import dehaze_dcp  # noqa: E402
 from ddip.io import load_image, load_map  # noqa: E402
@@ -53,7 +54,8 @@ def grabcut(image_path: Path, border: int = 4, iterations: int = 5) -> np.ndarra
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
 
 
-def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: list[str]) -> dict:
+def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: list[str]) -> tuple[DictConfig, dict]:
+    """The run's composed config and its metrics."""
     overrides = [f"task={case['task']}", "logger=csv", "trainer.enable_progress_bar=false", "~trainer.callbacks"]
     overrides.append(f"data.image={folder / case['image']}")
     for key in ("gt_mask", "clean"):
@@ -66,11 +68,11 @@ def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: 
     overrides += extra
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
-    return run(cfg, run_dir)
+    return cfg, run(cfg, run_dir)
 
 
 def evaluate_seg(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
-    metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
+    _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
     rows = [
         {
             "case": name,
@@ -92,7 +94,7 @@ def evaluate_seg(name: str, case: dict, folder: Path, out: Path, steps: int | No
 
 
 def evaluate_dehaze(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
-    metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
+    cfg, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
     label = " ".join(["ddip (Double-DIP dehaze)"] + extra)
     rows = [
         {
@@ -114,8 +116,9 @@ def evaluate_dehaze(name: str, case: dict, folder: Path, out: Path, steps: int |
     dcp = dehaze_dcp(hazy)["clear"]
     seconds = time.perf_counter() - started
     rows.append({"case": name, "method": "DCP (He et al.)", "psnr": psnr(dcp, clean), "ssim": ssim(dcp, clean), "seconds": seconds})
-    same_airlight = dehaze_dcp(hazy, airlight=torch.tensor([metrics["airlight_estimate"]]))["clear"]
-    rows.append({"case": name, "method": "DCP with ddip's airlight", "psnr": psnr(same_airlight, clean), "ssim": ssim(same_airlight, clean)})
+    prior = {"patch": cfg.task.airlight_patch, "omega": cfg.task.omega, "closing": cfg.task.transmission_prior_closing}
+    same = dehaze_dcp(hazy, airlight=torch.tensor([metrics["airlight_estimate"]]), **prior)["clear"]
+    rows.append({"case": name, "method": "DCP with ddip's airlight and prior", "psnr": psnr(same, clean), "ssim": ssim(same, clean)})
     if "airlight" in case:
         oracle = dehaze_dcp(hazy, airlight=torch.tensor([case["airlight"]]))["clear"]
         rows.append({"case": name, "method": "DCP, true airlight (oracle)", "psnr": psnr(oracle, clean), "ssim": ssim(oracle, clean)})
@@ -138,7 +141,7 @@ def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def evaluate_denoise(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
-    metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
+    _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
     rows = [
         {
             "case": name,
@@ -173,7 +176,7 @@ def evaluate_denoise(name: str, case: dict, folder: Path, out: Path, steps: int 
 def evaluate_separate(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
     """PSNR/SSIM of the two recovered layers (mean of both, under the better assignment) beside the mixture
     taken as an estimate of each layer."""
-    metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
+    _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
     rows = [
         {
             "case": name,

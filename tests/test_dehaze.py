@@ -10,6 +10,7 @@ from PIL import Image
 
 from ddip.errors import DdipError
 from ddip.haze import (
+    close_transmission,
     colour_clusters,
     dark_channel,
     dcp_transmission,
@@ -136,6 +137,9 @@ def test_haze_free_or_uniform_images_give_finite_non_black_results(image):
         ({"airlight_estimate": "sky"}, "task.airlight_estimate='sky'"),
         ({"omega": 0}, "task.omega=0"),
         ({"omega": 1.5}, "task.omega=1.5"),
+        ({"transmission_prior_expectile": 1.0}, "task.transmission_prior_expectile=1.0 must be in"),
+        ({"transmission_prior_closing": -3}, "task.transmission_prior_closing=-3"),
+        ({"transmission_prior_closing": 7.5}, "task.transmission_prior_closing=7.5"),
         ({"airlight_value": [0.9, 0.9]}, "three numbers"),
         ({"airlight_value": [0.9, 1.5, 0.9]}, "three numbers"),
     ],
@@ -168,6 +172,29 @@ def test_omega_sets_how_much_haze_the_transmission_prior_removes():
         task = Dehazing(airlight="constant", transmission_prior_fraction=1.0, omega=omega)
         priors[omega] = task.prepare(hazy[0])["transmission_prior"]
     assert float(priors[1.0].mean()) < float(priors[0.95].mean()) - 0.01
+
+
+def test_closing_fills_narrow_dips_and_keeps_a_ramp():
+    ramp = torch.linspace(0.2, 0.8, 32)[:, None].expand(32, 32)[None, None].clone()
+    assert torch.allclose(close_transmission(ramp, 7), ramp)
+    dipped = ramp.clone()
+    dipped[..., 10:13, 10:13] = 0.05  # a bright object: the dark channel's t falls short there
+    assert torch.allclose(close_transmission(dipped, 7), ramp)
+    assert torch.equal(close_transmission(dipped, 0), dipped)
+
+
+def test_closing_lifts_the_prior_towards_the_true_transmission_on_bright_objects():
+    clear = torch.full((3, 32, 32), 0.02)
+    clear[:, 12:16, 12:16] = 0.9  # a bright patch violates the dark channel prior
+    hazy, truth = synthetic_haze(clear, (0.9, 0.9, 0.92), beta=1.6)
+    priors = {
+        window: Dehazing(airlight_value=[0.9, 0.9, 0.92], transmission_prior_fraction=1.0, omega=1.0, transmission_prior_closing=window, airlight_patch=3)
+        .prepare(hazy)["transmission_prior"]
+        for window in (0, 9)
+    }
+    errors = {window: (prior - truth[0]).abs() for window, prior in priors.items()}
+    assert float(errors[9][12:16, 12:16].mean()) < 0.2 * float(errors[0][12:16, 12:16].mean())
+    assert torch.allclose(errors[9][:8], errors[0][:8])  # away from the object the prior is unchanged
 
 
 def test_tiny_dehaze_run_beats_the_hazy_input(tmp_path):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from ddip.losses import binarization_loss, exclusion_loss, masked_l1_loss, reconstruction_loss
+from ddip.losses import binarization_loss, exclusion_loss, expectile_loss, masked_l1_loss, reconstruction_loss
 
 
 def test_reconstruction_kinds():
@@ -47,3 +48,15 @@ def test_binarization_prefers_binary_masks():
     binary = (torch.rand(1, 1, 8, 8) > 0.5).float()
     assert binarization_loss(binary) == pytest.approx(2.0, rel=1e-4)
     assert binarization_loss(torch.full((1, 1, 8, 8), 0.48)) > 10 * binarization_loss(binary)
+
+
+def test_expectile_is_mse_at_one_half_and_weighs_undershoot_more_above_it():
+    target = torch.zeros(1, 1, 4, 4)
+    above, below = target + 0.1, target - 0.1
+    assert torch.isclose(expectile_loss(above, target, 0.5), F.mse_loss(above, target))
+    assert torch.isclose(expectile_loss(below, target, 0.9), 9 * expectile_loss(above, target, 0.9))
+    # the constant that minimises it is the τ-expectile: above the mean of a two-valued target for τ > 0.5
+    values = torch.tensor([0.0, 1.0])
+    grid = torch.linspace(0, 1, 1001)
+    best = grid[torch.stack([expectile_loss(g.expand(2), values, 0.9) for g in grid]).argmin()]
+    assert abs(float(best) - 0.9) < 1e-3

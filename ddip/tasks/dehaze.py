@@ -12,9 +12,14 @@ reference: 1000 of 4000 steps).
 
 Loss (reference): ``MSE(t·J + (1 − t)·A, I) + 0.005·Std(t) [+ 0.1·Std(A)]`` with ``Std`` the local-mean
 deviation of :func:`ddip.losses.smoothness_loss`; plus (ddip's default, ``transmission_prior_fraction``) a
-transmission prior ``MSE(t, t_dcp)`` towards the dark channel prior's guided-filtered transmission, for the
-same reason the reference pulls ``A`` to its estimate: reconstruction alone cannot tell haze from scene
-(any ``t`` fits with a matching ``J``), and without the prior the fit settles near ``t ≈ 1``.
+transmission prior pulling ``t`` to the dark channel prior's, for the same reason the reference pulls ``A`` to
+its estimate: reconstruction alone cannot tell haze from scene (any ``t`` fits with a matching ``J``), and
+without the prior the fit settles near ``t ≈ 1``. With ``ω = 1`` the dark channel's ``t = 1 − dark(I/A)`` is a
+lower bound of the true ``t`` (``dark(J) ≥ 0``), met where a window holds a dark scene point and too low on
+bright objects. So the prior is that ``t`` morphologically closed (:func:`ddip.haze.close_transmission`, the
+narrow dips lifted), and the pull is an expectile loss (:func:`ddip.losses.expectile_loss`, τ = 0.95): the
+smooth transmission net pays 19× more for falling below the bound than for rising above it, so it follows the
+bound's upper envelope instead of every dip.
 
 Result (no ground truth used): the evaluated iterate of best reconstruction PSNR; its ``t`` is refined by a
 guided filter with the image as guide and clipped to ``[t_min, 1]``; the dehazed image is, by ``output``,
@@ -29,6 +34,7 @@ import torch.nn.functional as F
 
 from ddip.errors import DdipError
 from ddip.haze import (
+    close_transmission,
     dcp_transmission,
     estimate_airlight,
     estimate_airlight_haze_lines,
@@ -36,7 +42,7 @@ from ddip.haze import (
     recover_clear,
     refine_transmission,
 )
-from ddip.losses import smoothness_loss
+from ddip.losses import expectile_loss, smoothness_loss
 from ddip.metrics import psnr, ssim
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
 
@@ -57,7 +63,9 @@ class Dehazing(Task):
         transmission_prior_fraction: share of the run during which ``t`` is pulled to the dark channel prior's.
         transmission_prior_refined: the prior is DCP's guided-filtered ``t`` (else its coarse ``t``, Eq. 12).
         omega: the share of the haze the transmission prior removes, ``t = 1 − ω·dark(I/A)`` (He et al. Eq. 12:
-            0.95, keeping some haze for depth perception; 1 = the model's haze-free ``J``).
+            0.95, keeping some haze for depth perception; 1 = the model's haze-free ``J``, a lower bound of ``t``).
+        transmission_prior_closing: window (px) of the morphological closing of the prior (0 = none).
+        transmission_prior_expectile: τ of the expectile loss pulling ``t`` to the prior (0.5 = MSE).
         airlight_prior_fraction: share of the run during which ``airlight=net`` is pulled to the estimate.
         input_channels, input_scale: depth and amplitude of the noise inputs (reference: 8, 1/10).
         weights: loss weights ``reconstruction``, ``transmission_smoothness``, ``airlight_smoothness``,
@@ -79,6 +87,8 @@ class Dehazing(Task):
         transmission_prior_fraction: float = 0.0,
         omega: float = 0.95,
         transmission_prior_refined: bool = False,
+        transmission_prior_expectile: float = 0.5,
+        transmission_prior_closing: int = 0,
         input_channels: int = 8,
         input_scale: float = 0.1,
         weights: dict | None = None,
@@ -96,6 +106,10 @@ class Dehazing(Task):
             raise DdipError(f"task.airlight_estimate={airlight_estimate!r} is not one of {', '.join(AIRLIGHT_ESTIMATES)}")
         if not 0 < omega <= 1:
             raise DdipError(f"task.omega={omega!r} must be in (0, 1]")
+        if not 0 < transmission_prior_expectile < 1:
+            raise DdipError(f"task.transmission_prior_expectile={transmission_prior_expectile!r} must be in (0, 1)")
+        if not isinstance(transmission_prior_closing, int) or transmission_prior_closing < 0:
+            raise DdipError(f"task.transmission_prior_closing={transmission_prior_closing!r} must be a window in pixels, 0 or more")
         if output not in OUTPUT_RULES:
             raise DdipError(f"task.output={output!r} is not one of {', '.join(OUTPUT_RULES)}")
         self.airlight_value = self._checked_airlight(airlight_value)
@@ -110,6 +124,8 @@ class Dehazing(Task):
         } | (weights or {})
         self.transmission_prior_fraction = transmission_prior_fraction
         self.transmission_prior_refined = transmission_prior_refined
+        self.transmission_prior_expectile = transmission_prior_expectile
+        self.transmission_prior_closing = transmission_prior_closing
         self.refine_radius, self.refine_eps, self.t_min, self.output = refine_radius, refine_eps, t_min, output
         self.passes = passes
         self.inputs = {
@@ -144,6 +160,7 @@ class Dehazing(Task):
         if not self.transmission_prior_fraction:
             return {}
         coarse = dcp_transmission(image[None], self.airlight_estimate[None], self.airlight_patch, self.omega)
+        coarse = close_transmission(coarse, self.transmission_prior_closing)
         if not self.transmission_prior_refined:
             return {"transmission_prior": coarse[0, 0]}
         prior = refine_transmission(coarse, image[None], self.refine_radius, self.refine_eps)
@@ -173,7 +190,9 @@ class Dehazing(Task):
         }
         if step < self.transmission_prior_fraction * steps:
             prior = maps["transmission_prior"]
-            terms["transmission_prior"] = weights["transmission_prior"] * F.mse_loss(layers["transmission"], prior)
+            terms["transmission_prior"] = weights["transmission_prior"] * expectile_loss(
+                layers["transmission"], prior, self.transmission_prior_expectile
+            )
         if "airlight" in layers:
             airlight = layers["airlight"]
             terms["airlight_smoothness"] = weights["airlight_smoothness"] * smoothness_loss(airlight)
