@@ -41,10 +41,15 @@ def dark_channel(image: torch.Tensor, patch: int = 15) -> torch.Tensor:
     return -max_filter(-image.amin(dim=1, keepdim=True), patch)
 
 
+def _fitted_window(window: int, image: torch.Tensor) -> int:
+    """``window`` shrunk to the largest odd size that fits in the image (at least 1)."""
+    return max(1, min(window, 2 * (min(image.shape[-2:]) // 2) - 1))
+
+
 def max_filter(image: torch.Tensor, window: int) -> torch.Tensor:
     """The maximum over a ``window``² neighbourhood with edge-replicated borders (the window shrinks to the
     image on tiny inputs)."""
-    window = max(1, min(window, 2 * (min(image.shape[-2:]) // 2) - 1))
+    window = _fitted_window(window, image)
     radius = window // 2
     padded = F.pad(image, (radius,) * 4, mode="replicate") if radius else image
     return F.max_pool2d(padded, window, stride=1)
@@ -56,7 +61,7 @@ def close_transmission(transmission: torch.Tensor, window: int) -> torch.Tensor:
     ``1 − dark(I/A) = t·(1 − dark(J/A)) ≤ t``, reached where the window holds a dark scene point and too low on
     bright objects (dark(J) > 0); the closing lifts those dips to their surroundings' level, as Meng et al.
     (ICCV 2013) close their boundary-constraint map. ``window`` 0 or 1 returns the map unchanged."""
-    window = min(window, 2 * (min(transmission.shape[-2:]) // 2) - 1)
+    window = _fitted_window(window, transmission)
     if window <= 1:
         return transmission
     padded = F.pad(transmission, (window - 1,) * 4, mode="replicate")  # once, so that ramps reach the borders intact

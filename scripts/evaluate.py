@@ -13,7 +13,8 @@ Baselines: seg — GrabCut (Rother et al., SIGGRAPH 2004; OpenCV, 5 iterations, 
 ``requirements-eval.txt``); dehaze — the dark channel prior (He et al., CVPR 2009 / TPAMI 2011: 15×15 window, ω 0.95,
 t0 0.1, guided-filter refinement; :func:`ddip.haze.dehaze_dcp`) with its own airlight estimate; with the airlight
 ddip used and ddip's transmission prior (its ω and closing), so that the gain of the fit is seen apart from
-the airlight's and the prior's; and, as an oracle row, with the true airlight when the case gives it; separate — no classical baseline, the mixture itself taken as each layer.
+the airlight's and the prior's; and, as an oracle row, with the true airlight when the case gives it;
+separate — no classical baseline, the mixture itself taken as each layer.
 """
 
 from __future__ import annotations
