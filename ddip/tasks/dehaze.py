@@ -51,6 +51,11 @@ AIRLIGHT_ESTIMATES = ("dark_channel", "haze_lines")
 OUTPUT_RULES = ("formula", "network")
 
 
+def _is_number(value) -> bool:
+    """An int or float from the config (a bool is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class Dehazing(Task):
     """Single-image dehazing by coupled DIPs.
 
@@ -104,11 +109,11 @@ class Dehazing(Task):
             raise DdipError(f"task.airlight={airlight!r} is not one of {', '.join(AIRLIGHT_MODES)}")
         if airlight_estimate not in AIRLIGHT_ESTIMATES:
             raise DdipError(f"task.airlight_estimate={airlight_estimate!r} is not one of {', '.join(AIRLIGHT_ESTIMATES)}")
-        if not 0 < omega <= 1:
+        if not (_is_number(omega) and 0 < omega <= 1):
             raise DdipError(f"task.omega={omega!r} must be in (0, 1]")
-        if not 0 < transmission_prior_expectile < 1:
+        if not (_is_number(transmission_prior_expectile) and 0 < transmission_prior_expectile < 1):
             raise DdipError(f"task.transmission_prior_expectile={transmission_prior_expectile!r} must be in (0, 1)")
-        if not isinstance(transmission_prior_closing, int) or transmission_prior_closing < 0:
+        if not (_is_number(transmission_prior_closing) and isinstance(transmission_prior_closing, int) and transmission_prior_closing >= 0):
             raise DdipError(f"task.transmission_prior_closing={transmission_prior_closing!r} must be a window in pixels, 0 or more")
         if output not in OUTPUT_RULES:
             raise DdipError(f"task.output={output!r} is not one of {', '.join(OUTPUT_RULES)}")
