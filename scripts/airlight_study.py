@@ -61,6 +61,7 @@ RULES = {
 }
 COMBINED = "mean of He et al.'s and haze-lines"
 ORACLE = "oracle (true airlight)"
+HE_OMEGA = 0.95  # He et al.'s ω, the default of dehaze_dcp
 
 
 def images(folders: list[Path], size: int) -> list[torch.Tensor]:
@@ -76,8 +77,8 @@ def main() -> None:
     parser.add_argument("--closings", type=int, nargs="*", default=[], help="also DCP with its t closed over these windows")
     parser.add_argument("--out", type=Path, default=Path("results/airlight_study"))
     args = parser.parse_args()
-    priors = [prior for prior in itertools.product([0.95, *args.omegas], [0, *args.closings]) if prior != (0.95, 0)]
-    methods = [(name, 0.95, 0) for name in [ORACLE, *RULES, COMBINED]] + [(name, *prior) for prior in priors for name in (BASELINE, ORACLE)]
+    priors = [prior for prior in itertools.product([HE_OMEGA, *args.omegas], [0, *args.closings]) if prior != (HE_OMEGA, 0)]
+    methods = [(name, HE_OMEGA, 0) for name in [ORACLE, *RULES, COMBINED]] + [(name, *prior) for prior in priors for name in (BASELINE, ORACLE)]
     scores: dict[tuple[str, float, int], list[tuple[float, float]]] = {method: [] for method in methods}
     hazy_psnr, betas = [], []
     clears = images(args.images, args.size)
@@ -92,12 +93,12 @@ def main() -> None:
             dehazed = dehaze_dcp(hazy, omega=omega, closing=closing, airlight=estimates[name][None])["clear"]
             scores[name, omega, closing].append((float((estimates[name] - truth[0]).abs().mean()), psnr(dehazed, clear)))
     rows = [{"method": "hazy input", "psnr": float(np.mean(hazy_psnr)), "cases": len(hazy_psnr)}]
-    baseline = np.array([value for _, value in scores[BASELINE, 0.95, 0]])
+    baseline = np.array([value for _, value in scores[BASELINE, HE_OMEGA, 0]])
     for (name, omega, closing), values in scores.items():
         errors, psnrs = (np.array(column) for column in zip(*values))
         rows.append(
             {
-                "method": f"DCP, airlight = {name}" + ("" if omega == 0.95 else f", ω = {omega:g}") + (f", t closed over {closing}²" if closing else ""),
+                "method": f"DCP, airlight = {name}" + ("" if omega == HE_OMEGA else f", ω = {omega:g}") + (f", t closed over {closing}²" if closing else ""),
                 "airlight_error": float(errors.mean()),
                 "psnr": float(psnrs.mean()),
                 "psnr_median": float(np.median(psnrs)),
