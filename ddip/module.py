@@ -67,6 +67,8 @@ class DecompositionModule(pl.LightningModule):
             same function and weights, see :mod:`ddip.nets.grouped`); the config's ``gpu`` is resolved to a bool
             by :func:`ddip.run.stack_generators`.
         channels_last: keep the networks' weights and activations in NHWC layout (faster CPU convolutions).
+        cuda_graphs: on a GPU, replay each network's forward and backward pass from CUDA graphs (one launch
+            instead of hundreds; same kernels, see :mod:`ddip.nets.graphed`); no effect on a CPU.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class DecompositionModule(pl.LightningModule):
         average: float = 0.0,
         stack_generators: bool = True,
         channels_last: bool = True,
+        cuda_graphs: bool = False,
     ):
         super().__init__()
         if steps < 1:
@@ -107,7 +110,7 @@ class DecompositionModule(pl.LightningModule):
         except (ValueError, TypeError) as error:
             raise DdipError(f"invalid backbone configuration: {error}") from None
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.generators = GeneratorBank(networks, stack=stack_generators).to(memory_format=self.memory_format)
+        self.generators = GeneratorBank(networks, stack=stack_generators, cuda_graphs=cuda_graphs).to(memory_format=self.memory_format)
         try:
             self.optimizer = optimizer(self.parameters())
         except (ValueError, TypeError) as error:

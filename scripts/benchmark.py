@@ -18,6 +18,8 @@ For every case and size, its config on a texture image of that size, timed as
   bar, no checkpoints; the noise-free evaluation every ``module.eval_every`` = 50 steps, one extra forward,
   is left out of all three paths).
 
+- ``fast eager`` (with ``--eager``): the fast loop with ``module.cuda_graphs=false``: on a GPU, the fast path
+  without its CUDA graphs (on a CPU the two are the same path);
 - ``bf16`` (with ``--bf16``): the Lightning path with ``trainer.precision=bf16-mixed`` (convolutions in
   bfloat16 under autocast): faster where the CPU has bfloat16 instructions, but not the same numbers, so it is
   an option, not the default.
@@ -128,11 +130,18 @@ def lightning_fit(cfg, steps: int, warmup: int, device: torch.device) -> float:
     """s/step of a fresh ``trainer.fit`` stopped after ``warmup + steps`` steps, its first ``warmup`` untimed."""
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
     module = build(cfg, data, task, cfg.steps)
+    done: list[int] = []
     stamps: list[float] = []
-    module.on_train_batch_end = lambda *args, **kwargs: stamps.append(clock(device))
+
+    def stamp(*args, **kwargs) -> None:  # waits for the device only at the block's two ends, as the bare loop does
+        done.append(1)
+        if len(done) in (warmup, warmup + steps):
+            stamps.append(clock(device))
+
+    module.on_train_batch_end = stamp
     trainer = build_component(cfg, "trainer", logger=False, max_steps=warmup + steps, enable_checkpointing=False)
     trainer.fit(module, datamodule=data)
-    return (stamps[-1] - stamps[warmup - 1]) / (len(stamps) - warmup)
+    return (stamps[1] - stamps[0]) / steps
 
 
 def time_paths(task: str, image: Path, args, device: torch.device) -> tuple[dict[str, float], float]:
@@ -141,6 +150,9 @@ def time_paths(task: str, image: Path, args, device: torch.device) -> tuple[dict
     warmup, block = max(1, args.warmup), max(1, args.steps // args.repeats)
     fast = configure(task, image, args.accelerator, FAST_ONLY.get(task, []))
     loops = {"plain": Loop(configure(task, image, args.accelerator, PLAIN), warmup, device), "fast": Loop(fast, warmup, device)}
+    if args.eager:
+        eager = configure(task, image, args.accelerator, [*FAST_ONLY.get(task, []), "module.cuda_graphs=false"])
+        loops["fast eager"] = Loop(eager, warmup, device)
     fits = {"lightning": fast}
     if args.bf16:
         fits["bf16"] = configure(task, image, args.accelerator, [*FAST_ONLY.get(task, []), "trainer.precision=bf16-mixed"])
@@ -200,6 +212,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/benchmark/benchmark.json"))
     parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="gpu" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--bf16", action="store_true", help="also time trainer.precision=bf16-mixed")
+    parser.add_argument("--eager", action="store_true", help="also time the fast loop without CUDA graphs")
     parser.add_argument("--profile", type=int, default=None, metavar="SIZE", help="also profile the fast step at this size")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*self.log.*")
@@ -237,16 +250,19 @@ def markdown(records: list[dict]) -> str:
             continue
         by_case.setdefault((r["task"], r["size"]), {})[r["path"]] = r
     bf16 = any("bf16" in paths for paths in by_case.values())
+    eager = any("fast eager" in paths for paths in by_case.values())
     lines = [
         f"Convolution peak (128→128 3×3, 128×128, forward + backward): {peak:.1f} GFLOP/s\n",
-        "| task | size | plain s/step | fast s/step | lightning s/step | speed-up | Lightning overhead | GFLOP/step "
+        "| task | size | plain s/step | fast s/step |" + (" fast without CUDA graphs s/step |" if eager else "")
+        + " lightning s/step | speed-up | Lightning overhead | GFLOP/step "
         "| GFLOP/s (share of peak) |" + (" bf16-mixed s/step (speed-up) |" if bf16 else ""),
-        "|---|---|---|---|---|---|---|---|---|" + ("---|" if bf16 else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if eager else "") + ("---|" if bf16 else ""),
     ]
     for (task, size), p in by_case.items():
         plain, fast, light = (p[k]["s_per_step"] for k in ("plain", "fast", "lightning"))
+        without_graphs = f" {p['fast eager']['s_per_step']:.4f} |" if eager else ""
         row = (
-            f"| {task} | {size} | {plain:.4f} | {fast:.4f} | {light:.4f} | {plain / light:.2f}× | {100 * (light / fast - 1):+.1f} % "
+            f"| {task} | {size} | {plain:.4f} | {fast:.4f} |{without_graphs} {light:.4f} | {plain / light:.2f}× | {100 * (light / fast - 1):+.1f} % "
             f"| {p['lightning']['gflop_per_step']:.2f} | {p['lightning']['gflops']:.1f} ({100 * p['lightning']['gflops'] / peak:.0f} %) |"
         )
         if bf16:

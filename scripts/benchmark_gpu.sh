@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU measurements of the README's "Speed" section, in one go (about 8 minutes on an H200):
 #   scripts/benchmark_gpu.sh OUT_DIR [CASES_DIR]
-# 1. scripts/benchmark.py on CUDA: every benchmark case at 64/128/256 px, plain / fast / Lightning / bf16-mixed,
-#    and where a fast step's time goes at 128 px (seg, denoise);
+# 1. scripts/benchmark.py on CUDA: every benchmark case at 64/128/256 px, plain / fast / fast without CUDA graphs /
+#    Lightning / bf16-mixed, and where a fast step's time goes at 128 px (seg, denoise);
 # 2. quality of bf16-mixed against fp32 (TF32 convolutions, PyTorch's default on CUDA): scripts/evaluate.py on
 #    one dev case of each task (CASES_DIR, default ../shared/data/dev), once per precision, both at once.
 # OUT_DIR receives nine files (tables, JSON, the GPU's name); run dirs stay in a temporary folder.
@@ -19,7 +19,7 @@ export PYTHONUNBUFFERED=1 WANDB_MODE=offline
   python3 -c "import torch; print('torch', torch.__version__, '| cuDNN', torch.backends.cudnn.version(), '| TF32 convolutions', torch.backends.cudnn.allow_tf32)"
 } | tee "$out/gpu.txt"
 # shellcheck disable=SC2086
-timeout 330 python3 scripts/benchmark.py --accelerator "$ACCELERATOR" --bf16 $BENCH_ARGS \
+timeout 400 python3 scripts/benchmark.py --accelerator "$ACCELERATOR" --bf16 --eager $BENCH_ARGS \
   --tasks seg dehaze denoise denoise-ensemble denoise-ensemble-stacked --out "$out/benchmark_gpu.json" 2>&1 | grep -v -i warn
 timeout 120 python3 scripts/benchmark.py --accelerator "$ACCELERATOR" --tasks seg denoise --sizes 128 --steps 20 --repeats 2 \
   --profile 128 --out "$out/profile_gpu_128.json" 2>&1 | grep -v -i warn

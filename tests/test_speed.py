@@ -9,6 +9,8 @@ import sys
 
 import pytest
 import torch
+from lightning_utilities.core.apply_func import apply_to_collection
+from PIL import Image
 
 from ddip.nets import SegNet, SkipUNet
 from ddip.nets.grouped import ChannelConcat, GeneratorBank, GroupedGenerators
@@ -95,21 +97,26 @@ def test_backbones_that_do_not_declare_stacking_or_use_unknown_layers_run_unstac
     assert GeneratorBank(dict(zip("ab", with_unknown_layer))).members == [["a"], ["b"]]
 
 
-def losses(speed: str, overrides: list[str], dtype: torch.dtype, steps: int = 6) -> list[float]:
+def fit_losses(speed: str, overrides: list[str], dtype: torch.dtype, steps: int = 6, device: str = "cpu"):
     """Training losses of the first ``steps`` steps of one path, from the same seed, with networks and noise
-    inputs in ``dtype``."""
+    inputs in ``dtype`` on ``device``; and the module."""
     cfg = compose_config([f"speed={speed}", "logger=none", *overrides])
     torch.manual_seed(cfg.seed)
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
-    module = build(cfg, data, task, cfg.steps).to(dtype)
+    module = build(cfg, data, task, cfg.steps).to(device, dtype)
     values = []
     for step, batch in zip(range(steps), data.train_dataloader()):
+        batch = apply_to_collection(batch, torch.Tensor, lambda t: t.to(device, dtype if t.is_floating_point() else t.dtype))
         loss = module.step_loss(batch, step)
         module.optimizer.zero_grad()
         loss.backward()
         module.optimizer.step()
         values.append(loss.item())
-    return values
+    return values, module
+
+
+def losses(speed: str, overrides: list[str], dtype: torch.dtype, steps: int = 6) -> list[float]:
+    return fit_losses(speed, overrides, dtype, steps)[0]
 
 
 SMALL_DENOISER = ["task=denoise", "backbone.channels=[8,16,16]", "backbone.skip_channels=[4,4,4]"]
@@ -138,6 +145,34 @@ def test_fast_path_losses_equal_the_plain_path(tmp_path, task, fast_extra):
     plain, fast = losses("plain", overrides, torch.float64), losses("fast", fast_overrides, torch.float64)
     assert abs(plain[0] - plain[-1]) > 1e-3  # the fit moves
     torch.testing.assert_close(fast, plain, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+@pytest.mark.parametrize(
+    "task, shapes",
+    [
+        (["task=seg", "backbone=segnet"], 2),
+        (["task=seg"], 2),
+        (["task=dehaze"], 1),  # padded to a square
+        ([*SMALL_DENOISER, "module.stack_generators=true"], 2),
+        (["task=separate"], 1),  # padded to a square
+    ],
+    ids=["seg-segnet", "seg-unet", "dehaze", "denoise-ensemble-stacked", "separate"],
+)
+def test_cuda_graphs_give_the_eager_losses(tmp_path, task, shapes):
+    """On a GPU the fast path replays its networks from CUDA graphs: the same kernels, so the same losses as
+    running them eagerly, step by step (to the rounding of cuDNN's atomic gradient sums), on a non-square image
+    under the dihedral augmentation (a graph per input shape: the image and its transpose)."""
+    image = tmp_path / "wide.png"
+    Image.open(tiny_texture(tmp_path, size=64)).crop((0, 0, 64, 32)).save(image)
+    overrides = [*task, "steps=40", "trainer=gpu", "data.augment=true", f"data.image={image}", f"paths.output_dir={tmp_path}"]
+    eager, _ = fit_losses("fast", [*overrides, "module.cuda_graphs=false"], torch.float64, steps=8, device="cuda")
+    graphed, module = fit_losses("fast", overrides, torch.float64, steps=8, device="cuda")
+    assert abs(eager[0] - eager[-1]) > 1e-3
+    torch.testing.assert_close(graphed, eager, rtol=1e-7, atol=1e-10)
+    assert [len(runner.graphs) for runner in module.generators.runners] == [shapes] * len(module.generators.runners)
+    with torch.no_grad():
+        torch.testing.assert_close(module(0, 0.0), module(0, 0.0))  # replay outputs are copies, not the graph's memory
 
 
 @pytest.mark.parametrize("trainer, groups", [("cpu", 2), ("gpu", 1)])

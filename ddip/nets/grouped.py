@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
 from torch.nn.utils import skip_init
+
+from ddip.nets.graphed import GraphedNetwork
 
 CHANNEL_WISE = (nn.LeakyReLU, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Upsample, nn.MaxPool2d, nn.MaxUnpool2d, nn.AvgPool2d, nn.Identity)
 
@@ -157,12 +160,14 @@ def _stack_conv(members: list[nn.Conv2d]) -> nn.Conv2d:
 
 class GeneratorBank(nn.Module):
     """A task's named generators. With ``stack=True`` (the fast path) generators that share an architecture
-    run as one :class:`GroupedGenerators`; with ``stack=False`` (the plain path) each runs on its own.
+    run as one :class:`GroupedGenerators`; with ``stack=False`` (the plain path) each runs on its own. With
+    ``cuda_graphs=True`` (the fast path) each of those networks replays CUDA graphs of its forward and backward
+    pass when it runs on a GPU (:mod:`ddip.nets.graphed`).
 
     ``forward`` maps ``{name: input}`` to ``{name: output}`` in the order the generators were given.
     """
 
-    def __init__(self, generators: dict[str, nn.Module], stack: bool = True) -> None:
+    def __init__(self, generators: dict[str, nn.Module], stack: bool = True, cuda_graphs: bool = False) -> None:
         super().__init__()
         self.names = list(generators)
         members: list[list[str]] = []
@@ -178,12 +183,18 @@ class GeneratorBank(nn.Module):
         )
         self.size_multiple = max(getattr(net, "size_multiple", 1) for net in generators.values())
         self.min_size = max(getattr(net, "min_size", 1) for net in generators.values())
+        runners = [GraphedNetwork(net, _run) if cuda_graphs else partial(_run, net) for net in self.networks]
+        self.runners = runners  # a plain list: not part of the module tree or its state dict
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         outputs: dict[str, torch.Tensor] = {}
-        for group, network in zip(self.members, self.networks):
-            if len(group) > 1:
-                outputs.update(zip(group, network([inputs[name] for name in group])))
-            else:
-                outputs[group[0]] = network(inputs[group[0]])
+        for group, run in zip(self.members, self.runners):
+            outputs.update(zip(group, run(*(inputs[name] for name in group))))
         return {name: outputs[name] for name in self.names}
+
+
+def _run(network: nn.Module, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The outputs of one of the bank's networks (a grouped network takes and returns one tensor per member)."""
+    if isinstance(network, GroupedGenerators):
+        return tuple(network(list(inputs)))
+    return (network(*inputs),)
