@@ -13,6 +13,7 @@ from lightning_utilities.core.apply_func import apply_to_collection
 from PIL import Image
 
 from ddip.nets import SegNet, SkipUNet
+from ddip.nets.graphed import GraphedNetwork
 from ddip.nets.grouped import ChannelConcat, GeneratorBank, GroupedGenerators
 from ddip.errors import DdipError
 from ddip.run import build, build_component
@@ -145,6 +146,32 @@ def test_fast_path_losses_equal_the_plain_path(tmp_path, task, fast_extra):
     plain, fast = losses("plain", overrides, torch.float64), losses("fast", fast_overrides, torch.float64)
     assert abs(plain[0] - plain[-1]) > 1e-3  # the fit moves
     torch.testing.assert_close(fast, plain, rtol=1e-9, atol=1e-12)
+
+
+def test_graphed_network_records_once_per_shape_and_again_when_the_weights_move(monkeypatch):
+    """The bookkeeping of :class:`GraphedNetwork` on a CPU, with the recorder stood in by the module itself (the
+    replay is checked on a GPU below): one recording per input shape, a new set when the weights are moved, and
+    nothing added to the network's state dict."""
+    recorded = []
+
+    def record(module, samples, **kwargs):
+        recorded.append(tuple(x.shape for x in samples))
+        return module
+
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", record)
+    monkeypatch.setattr(GraphedNetwork, "graphable", lambda self, inputs: True)
+    network = unet(3)
+    keys = set(network.state_dict())
+    graphed = GraphedNetwork(network, lambda net, x: (net(x),))
+    wide, tall = torch.rand(1, 2, 32, 64), torch.rand(1, 2, 64, 32)
+    for x in (wide, tall, wide, tall):
+        (out,) = graphed(x)
+        torch.testing.assert_close(out, network(x))
+    assert recorded == [(wide.shape,), (tall.shape,)]
+    network.double()
+    graphed(wide.double())
+    assert recorded[-1] == (wide.shape,) and len(graphed.graphs) == 1
+    assert set(network.state_dict()) == keys
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")

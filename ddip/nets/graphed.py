@@ -41,12 +41,16 @@ class GraphedNetwork:
     def __init__(self, network: nn.Module, call: Callable[..., object]) -> None:
         self.network, self.call = network, call
         self.graphs: dict[tuple, Callable[..., object]] = {}
+        self.parameters = list(network.parameters())
+        self.weights: tuple[int, ...] = ()  # the weights' addresses when the graphs were recorded
 
     def __call__(self, *inputs: torch.Tensor) -> object:
         if not self.graphable(inputs):
             return self.call(self.network, *inputs)
-        parameter = next(self.network.parameters())
-        key = (parameter.device, parameter.data_ptr(), *((tuple(x.shape), x.stride(), x.dtype) for x in inputs))
+        weights = tuple(p.data_ptr() for p in self.parameters)
+        if weights != self.weights:  # moved (``module.to``): the recorded graphs would read freed memory
+            self.weights, self.graphs = weights, {}
+        key = tuple((tuple(x.shape), x.stride(), x.dtype) for x in inputs)
         if key not in self.graphs:
             with torch.enable_grad():
                 samples = tuple(x.clone() for x in inputs)  # the graph's static inputs: never the caller's tensors
