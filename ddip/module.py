@@ -97,6 +97,9 @@ class DecompositionModule(pl.LightningModule):
         if not 0.0 <= average < 1.0:
             raise DdipError(f"module.average={average} must lie in [0, 1)")
         self.average = average
+        for key, value in (("channels_last", channels_last), ("cuda_graphs", cuda_graphs)):
+            if not isinstance(value, bool):
+                raise DdipError(f"module.{key}={value!r} must be true or false")
         self.last_layers: Layers = {}
         self.averaged: Layers | None = None
         self.selected: tuple[int, Layers] | None = None

@@ -19,7 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from ddip.data import ImageDataModule
 from ddip.errors import DdipError
-
 from ddip.io import save_image, save_progress, write_json
 from ddip.module import DecompositionModule
 from ddip.sweep import job_identity, threads_per_job

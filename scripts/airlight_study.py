@@ -27,12 +27,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip.data import resize  # noqa: E402
-from ddip.haze import dark_channel, dehaze_dcp, estimate_airlight_haze_lines  # noqa: E402
-from ddip.io import load_image  # noqa: E402
-from ddip.synthetic import synthetic_haze  # noqa: E402
-from ddip.metrics import psnr  # noqa: E402
-from evaluate import write_results  # noqa: E402
+from evaluate import write_results
+
+from ddip.data import resize
+from ddip.haze import dark_channel, dehaze_dcp, estimate_airlight_haze_lines
+from ddip.io import load_image
+from ddip.metrics import psnr
+from ddip.synthetic import synthetic_haze
 
 AIRLIGHTS = [(0.9, 0.9, 0.92), (0.8, 0.85, 0.9), (0.95, 0.9, 0.8)]
 BETAS = [1.0, 1.6, 2.5]

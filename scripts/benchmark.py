@@ -38,12 +38,12 @@ with the speed-ups. With a CUDA device
 from __future__ import annotations
 
 import argparse
-import warnings
 import json
 import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -53,11 +53,11 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-from lightning.fabric.utilities.apply_func import move_data_to_device  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+from hydra import compose, initialize_config_dir
+from lightning.fabric.utilities.apply_func import move_data_to_device
+from omegaconf import OmegaConf
 
-from ddip.run import build, build_component  # noqa: E402
+from ddip.run import build, build_component
 
 PLAIN = ["speed=plain"]
 LEAN = ["logger=none", "checkpoint=null", "trainer.enable_progress_bar=false", "~trainer.callbacks", "stopping=none"]

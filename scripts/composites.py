@@ -22,15 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from evaluate import evaluate_seg, table, write_results  # noqa: E402
+from evaluate import evaluate_seg, table, write_results
 
-from ddip.synthetic import texture_composite  # noqa: E402
+from ddip.synthetic import texture_composite
 
 TEXTURES = ("grass", "books", "stripes")
 
 
 def make_case(inside: str, outside: str, size: int, folder: Path) -> dict:
-    load = lambda name: np.asarray(Image.open(ROOT / "tests" / "data" / f"{name}.png").convert("RGB").resize((size, size)))  # noqa: E731
+    load = lambda name: np.asarray(Image.open(ROOT / "tests" / "data" / f"{name}.png").convert("RGB").resize((size, size)))
     image, mask = texture_composite(load(inside), load(outside))
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(folder / "image.png")

@@ -30,14 +30,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
-from ddip.haze import dehaze_dcp  # noqa: E402
-from ddip.io import load_image, load_map  # noqa: E402
-from ddip.run import run  # noqa: E402
-from ddip.metrics import psnr, ssim  # noqa: E402
-from ddip.tasks.seg import iou  # noqa: E402
+from ddip.haze import dehaze_dcp
+from ddip.io import load_image, load_map
+from ddip.metrics import psnr, ssim
+from ddip.run import run
+from ddip.tasks.seg import iou
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing ddip
-from ddip.saliency import equalize_histogram, hints_from_saliency, saliency_map  # noqa: E402
+from ddip.saliency import equalize_histogram, hints_from_saliency, saliency_map
 
 DATA = Path("/work/shared/data")
 TEXTURES = DATA / "doubledip" / "images"

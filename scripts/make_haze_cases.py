@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip.data import resize  # noqa: E402
-from ddip.io import load_image, save_image  # noqa: E402
-from ddip.synthetic import synthetic_haze  # noqa: E402
+from ddip.data import resize
+from ddip.io import load_image, save_image
+from ddip.synthetic import synthetic_haze
 
 SETTINGS = [(1.6, (0.9, 0.9, 0.92)), (1.0, (0.8, 0.85, 0.9)), (2.5, (0.95, 0.9, 0.8))]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip.data import resize  # noqa: E402
-from ddip.io import load_image, save_image  # noqa: E402
+from ddip.data import resize
+from ddip.io import load_image, save_image
 
 
 def main() -> None:

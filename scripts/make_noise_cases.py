@@ -19,8 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip.data import resize  # noqa: E402
-from ddip.io import load_image, save_image  # noqa: E402
+from ddip.data import resize
+from ddip.io import load_image, save_image
 
 
 def centre_square(image: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ Reference values are from docs/reference-guided-dip.md (§1.2 table, §1.3 stage
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -63,7 +64,7 @@ def test_budgets_sum_to_steps_and_grow_as_noise_falls(schedule, faithful, steps,
     curriculum = DDPMCurriculum(steps, schedule, count=count, faithful=faithful)
     budgets = curriculum.budgets
     assert len(budgets) == count and sum(budgets) == steps and min(budgets) >= 0
-    assert all(later >= earlier for earlier, later in zip(budgets, budgets[1:]))
+    assert all(later >= earlier for earlier, later in pairwise(budgets))
 
 
 def test_largest_remainder_budgets_track_the_weights():
@@ -84,7 +85,7 @@ def test_faithful_budgets_are_the_reference_ones(schedule, budgets):
 def test_stages_run_most_noised_first():
     stages = DDPMCurriculum(2000, "cosine").describe()
     assert [stage.t for stage in stages] == REFERENCE_TIMES
-    assert all(a.alpha_bar < b.alpha_bar and a.beta > b.beta for a, b in zip(stages, stages[1:]))
+    assert all(a.alpha_bar < b.alpha_bar and a.beta > b.beta for a, b in pairwise(stages))
 
 
 def test_stage_of_each_step_and_stage_starts():

@@ -22,9 +22,9 @@ from ddip.haze import (
     recover_clear,
 )
 from ddip.io import load_image
+from ddip.metrics import psnr
 from ddip.run import run
 from ddip.synthetic import synthetic_haze
-from ddip.metrics import psnr
 from ddip.tasks.dehaze import Dehazing
 
 AIRLIGHT = (0.8, 0.85, 0.9)

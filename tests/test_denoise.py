@@ -11,8 +11,8 @@ from PIL import Image
 
 from ddip.errors import DdipError
 from ddip.run import build, build_component, run
-from ddip.tasks.denoise import Denoising
 from ddip.synthetic import ellipse_mask
+from ddip.tasks.denoise import Denoising
 
 SMALL_NET = ["backbone.channels=[16,32,32,32,32]", "backbone.skip_channels=[4,4,4,4,4]"]
 

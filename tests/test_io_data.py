@@ -7,7 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from ddip.data import AugmentedImageDataset, ImageDataModule, dihedral, dihedral_inverse, one_item_batch, pad_to_multiple
+from ddip.data import (
+    AugmentedImageDataset,
+    ImageDataModule,
+    dihedral,
+    dihedral_inverse,
+    one_item_batch,
+    pad_to_multiple,
+)
 from ddip.errors import DdipError
 from ddip.io import load_image, load_map, save_image
 

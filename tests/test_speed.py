@@ -12,10 +12,10 @@ import torch
 from lightning_utilities.core.apply_func import apply_to_collection
 from PIL import Image
 
+from ddip.errors import DdipError
 from ddip.nets import SegNet, SkipUNet
 from ddip.nets.graphed import GraphedNetwork
 from ddip.nets.grouped import ChannelConcat, GeneratorBank, GroupedGenerators
-from ddip.errors import DdipError
 from ddip.run import build, build_component
 from tests.conftest import ROOT, compose_config, tiny_texture
 
@@ -210,6 +210,14 @@ def test_denoise_stacks_its_two_fits_only_on_a_gpu(tmp_path, trainer, groups):
     cfg = compose_config([*SMALL_DENOISER, f"trainer={trainer}", "logger=none", f"data.image={image}", f"paths.output_dir={tmp_path}"])
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
     assert len(build(cfg, data, task, cfg.steps).generators.networks) == groups
+
+
+@pytest.mark.parametrize("key", ["cuda_graphs", "channels_last"])
+def test_non_boolean_speed_switches_are_one_line_errors(tmp_path, key):
+    cfg = compose_config(["task=seg", f"module.{key}=maybe", f"data.image={tiny_texture(tmp_path)}"])
+    data, task = build_component(cfg, "data"), build_component(cfg, "task")
+    with pytest.raises(DdipError, match=f"module.{key}='maybe' must be true or false"):
+        build(cfg, data, task, cfg.steps)
 
 
 def test_unknown_stacking_value_is_a_one_line_error(tmp_path):

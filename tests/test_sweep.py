@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT, CONF, tiny_texture
+from conftest import CONF, ROOT, tiny_texture
 from hydra import compose, initialize_config_dir
 
 QUIET = ["trainer.enable_progress_bar=false", "~trainer.callbacks"]
@@ -15,7 +15,7 @@ QUIET = ["trainer.enable_progress_bar=false", "~trainer.callbacks"]
 
 def multirun(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "train.py", "-m", *overrides, *QUIET, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def run_record(run_dir) -> dict:

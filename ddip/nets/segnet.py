@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -23,7 +24,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int, bn_momentum: float) -> li
 
 def _conv_stack(widths: Sequence[int], bn_momentum: float) -> nn.Sequential:
     """Chain of Conv3×3 → BN → ReLU going through ``widths`` (one conv per consecutive pair)."""
-    layers = [_conv_bn_relu(a, b, bn_momentum) for a, b in zip(widths[:-1], widths[1:])]
+    layers = [_conv_bn_relu(a, b, bn_momentum) for a, b in pairwise(widths)]
     return nn.Sequential(*[layer for block in layers for layer in block])
 
 

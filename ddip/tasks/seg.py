@@ -25,6 +25,8 @@ thresholded.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torchmetrics.functional.classification import binary_jaccard_index
 
@@ -59,7 +61,7 @@ class Segmentation(Task):
         threshold: binarisation threshold of the refined mask.
     """
 
-    generators = {
+    generators: ClassVar[dict[str, GeneratorSpec]] = {
         "foreground": GeneratorSpec(3, "layers"),
         "background": GeneratorSpec(3, "layers"),
         "mask": GeneratorSpec(1, "mask"),
