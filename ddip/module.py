@@ -113,7 +113,8 @@ class DecompositionModule(pl.LightningModule):
         except (ValueError, TypeError) as error:
             raise DdipError(f"invalid backbone configuration: {error}") from None
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.generators = GeneratorBank(networks, stack=stack_generators, cuda_graphs=cuda_graphs).to(memory_format=self.memory_format)
+        bank = GeneratorBank(networks, stack=stack_generators, cuda_graphs=cuda_graphs)
+        self.generators = bank.to(memory_format=self.memory_format)
         try:
             self.optimizer = optimizer(self.parameters())
         except (ValueError, TypeError) as error:

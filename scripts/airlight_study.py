@@ -9,7 +9,8 @@ colours. The dark channel rules pick the airlight from the brightest 0.1 % of th
 haze-lines rule (:func:`ddip.haze.estimate_airlight_haze_lines`) uses the whole image; the last row is the
 mean of He et al.'s and the haze-lines estimate. ``--omegas`` and ``--closings`` add rows of DCP with other ω
 (Eq. 12: the share of haze removed) and with its coarse ``t`` closed (:func:`ddip.haze.close_transmission`), every
-combination, for He et al.'s rule and the true airlight. The table gives each rule's
+combination, for He et al.'s rule and the true airlight; ``--true-transmission`` adds the recovery (Eq. 22) with
+the true ``t`` and He et al.'s airlight: how far a perfect transmission gets with it. The table gives each rule's
 mean absolute error and the PSNR of dark channel prior dehazing (:func:`ddip.haze.dehaze_dcp`) with it,
 beside the true airlight (oracle), on how many cases that PSNR beats He et al.'s rule, and its mean per β. Writes ``airlight_study.md`` and ``.json`` into ``--out``.
 """
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evaluate import write_results
 
 from ddip.data import resize
-from ddip.haze import dark_channel, dehaze_dcp, estimate_airlight_haze_lines
+from ddip.haze import dark_channel, dehaze_dcp, estimate_airlight_haze_lines, recover_clear
 from ddip.io import load_image
 from ddip.metrics import psnr
 from ddip.synthetic import synthetic_haze
@@ -63,6 +64,13 @@ RULES = {
 COMBINED = "mean of He et al.'s and haze-lines"
 ORACLE = "oracle (true airlight)"
 HE_OMEGA = 0.95  # He et al.'s ω, the default of dehaze_dcp
+TRUE_T = -1.0  # in place of ω: the recovery with the true transmission instead of DCP's
+
+
+def method_name(airlight: str, omega: float, closing: int) -> str:
+    if omega == TRUE_T:
+        return f"J = (I − (1 − t)·A)/t with the true t (oracle), airlight = {airlight}"
+    return f"DCP, airlight = {airlight}" + ("" if omega == HE_OMEGA else f", ω = {omega:g}") + (f", t closed over {closing}²" if closing else "")
 
 
 def images(folders: list[Path], size: int) -> list[torch.Tensor]:
@@ -76,22 +84,29 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--omegas", type=float, nargs="*", default=[], help="also DCP with these ω (default 0.95 only)")
     parser.add_argument("--closings", type=int, nargs="*", default=[], help="also DCP with its t closed over these windows")
+    parser.add_argument("--true-transmission", action="store_true", help="also recover J with the true t (oracle)")
     parser.add_argument("--out", type=Path, default=Path("results/airlight_study"))
     args = parser.parse_args()
     priors = [prior for prior in itertools.product([HE_OMEGA, *args.omegas], [0, *args.closings]) if prior != (HE_OMEGA, 0)]
     methods = [(name, HE_OMEGA, 0) for name in [ORACLE, *RULES, COMBINED]] + [(name, *prior) for prior in priors for name in (BASELINE, ORACLE)]
+    if args.true_transmission:
+        methods.append((BASELINE, TRUE_T, 0))
     scores: dict[tuple[str, float, int], list[tuple[float, float]]] = {method: [] for method in methods}
     hazy_psnr, betas = [], []
     clears = images(args.images, args.size)
     for clear, airlight, beta in itertools.product(clears, AIRLIGHTS, BETAS):
-        hazy = synthetic_haze(clear, airlight, beta=beta)[0][None]
+        hazy, true_t = synthetic_haze(clear, airlight, beta=beta)
+        hazy = hazy[None]
         truth = torch.tensor([airlight])
         hazy_psnr.append(psnr(hazy, clear))
         betas.append(beta)
         estimates = {ORACLE: truth[0]} | {name: rule(hazy) for name, rule in RULES.items()}
         estimates[COMBINED] = (estimates[BASELINE] + estimates[HAZE_LINES]) / 2
         for name, omega, closing in methods:
-            dehazed = dehaze_dcp(hazy, omega=omega, closing=closing, airlight=estimates[name][None])["clear"]
+            if omega == TRUE_T:
+                dehazed = recover_clear(hazy, true_t[None], estimates[name][None, :, None, None])
+            else:
+                dehazed = dehaze_dcp(hazy, omega=omega, closing=closing, airlight=estimates[name][None])["clear"]
             scores[name, omega, closing].append((float((estimates[name] - truth[0]).abs().mean()), psnr(dehazed, clear)))
     rows = [{"method": "hazy input", "psnr": float(np.mean(hazy_psnr)), "cases": len(hazy_psnr)}]
     baseline = np.array([value for _, value in scores[BASELINE, HE_OMEGA, 0]])
@@ -99,7 +114,7 @@ def main() -> None:
         errors, psnrs = (np.array(column) for column in zip(*values))
         rows.append(
             {
-                "method": f"DCP, airlight = {name}" + ("" if omega == HE_OMEGA else f", ω = {omega:g}") + (f", t closed over {closing}²" if closing else ""),
+                "method": method_name(name, omega, closing),
                 "airlight_error": float(errors.mean()),
                 "psnr": float(psnrs.mean()),
                 "psnr_median": float(np.median(psnrs)),

@@ -13,7 +13,8 @@ Baselines: seg — GrabCut (Rother et al., SIGGRAPH 2004; OpenCV, 5 iterations, 
 ``requirements-eval.txt``); dehaze — the dark channel prior (He et al., CVPR 2009 / TPAMI 2011: 15×15 window, ω 0.95,
 t0 0.1, guided-filter refinement; :func:`ddip.haze.dehaze_dcp`) with its own airlight estimate; with the airlight
 ddip used and ddip's transmission prior (its ω and closing), so that the gain of the fit is seen apart from
-the airlight's and the prior's; and, as an oracle row, with the true airlight when the case gives it;
+the airlight's and the prior's; and, as oracle rows, with the true airlight when the case gives it, and the
+recovery (Eq. 22) with the true transmission (``gt_transmission.png``) and ddip's airlight when the case has it;
 separate — no classical baseline, the mixture itself taken as each layer.
 """
 
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from ddip.haze import dehaze_dcp
+from ddip.haze import dehaze_dcp, recover_clear
 from ddip.io import load_image, load_map
 from ddip.metrics import psnr, ssim
 from ddip.run import run
@@ -123,6 +124,11 @@ def evaluate_dehaze(name: str, case: dict, folder: Path, out: Path, steps: int |
     if "airlight" in case:
         oracle = dehaze_dcp(hazy, airlight=torch.tensor([case["airlight"]]))["clear"]
         rows.append({"case": name, "method": "DCP, true airlight (oracle)", "psnr": psnr(oracle, clean), "ssim": ssim(oracle, clean)})
+    if (folder / "gt_transmission.png").exists():  # what a perfect t gives with ddip's airlight
+        true_t = load_image(folder / "gt_transmission.png")[:1][None]
+        airlight = torch.tensor(metrics["airlight_estimate"])[None, :, None, None]
+        oracle = recover_clear(hazy, true_t, airlight)
+        rows.append({"case": name, "method": "true t, ddip's airlight (oracle)", "psnr": psnr(oracle, clean), "ssim": ssim(oracle, clean)})
     return rows
 
 
