@@ -174,6 +174,22 @@ def test_graphed_network_records_once_per_shape_and_again_when_the_weights_move(
     assert set(network.state_dict()) == keys
 
 
+def test_a_network_that_cannot_be_recorded_runs_eagerly_with_a_warning(monkeypatch):
+    def fail(module, samples, **kwargs):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", fail)
+    monkeypatch.setattr(GraphedNetwork, "graphable", lambda self, inputs: self.enabled)
+    network = unet(3)
+    graphed = GraphedNetwork(network, lambda net, x: (net(x),))
+    x = torch.rand(1, 2, 32, 32)
+    with pytest.warns(UserWarning, match=r"could not record SkipUNet \(operation not permitted when stream is capturing\)"):
+        (out,) = graphed(x)
+    torch.testing.assert_close(out, network(x))
+    graphed(x)  # no second attempt, no second warning
+    assert not graphed.enabled and not graphed.graphs
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
 @pytest.mark.parametrize(
     "task, shapes",

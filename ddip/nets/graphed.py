@@ -7,12 +7,14 @@ weights (updated in place by the optimiser), so the function and its gradients a
 
 A graph holds fixed input shapes and fixed parameter addresses, so :class:`GraphedNetwork` records one graph per
 input shape (a dihedral transpose of a non-square image is a second shape) and records again if the
-parameters moved (``module.to``). It runs eagerly on a CPU, under autocast (mixed precision) and while the
-network is in eval mode.
+parameters moved (``module.to``). It runs eagerly on a CPU, under autocast (mixed precision), while the
+network is in eval mode, and, with a warning, when recording fails (a forward pass that waits for the host
+cannot be recorded).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -43,6 +45,7 @@ class GraphedNetwork:
         self.graphs: dict[tuple, Callable[..., object]] = {}
         self.parameters = list(network.parameters())
         self.weights: tuple[int, ...] = ()  # the weights' addresses when the graphs were recorded
+        self.enabled = True  # false once recording failed: the network then runs eagerly
 
     def __call__(self, *inputs: torch.Tensor) -> object:
         if not self.graphable(inputs):
@@ -52,17 +55,29 @@ class GraphedNetwork:
             self.weights, self.graphs = weights, {}
         key = tuple((tuple(x.shape), x.stride(), x.dtype) for x in inputs)
         if key not in self.graphs:
-            with torch.enable_grad():
-                samples = tuple(x.clone() for x in inputs)  # the graph's static inputs: never the caller's tensors
-                self.graphs[key] = torch.cuda.make_graphed_callables(
-                    _Call(self.network, self.call), samples, allow_unused_input=True
+            try:
+                self.graphs[key] = self.record(inputs)
+            except RuntimeError as error:  # e.g. a backbone whose forward syncs with the host
+                self.enabled = False
+                warnings.warn(
+                    f"CUDA graphs could not record {type(self.network).__name__} ({str(error).splitlines()[0]}); "
+                    "it runs eagerly (module.cuda_graphs=false avoids the attempt)",
+                    stacklevel=2,
                 )
+                return self.call(self.network, *inputs)
         outputs = self.graphs[key](*inputs)
         return torch.utils._pytree.tree_map(torch.clone, outputs)
 
+    def record(self, inputs: tuple[torch.Tensor, ...]) -> Callable[..., object]:
+        """The graphed forward and backward pass for inputs shaped as ``inputs``."""
+        with torch.enable_grad():
+            samples = tuple(x.clone() for x in inputs)  # the graph's static inputs: never the caller's tensors
+            return torch.cuda.make_graphed_callables(_Call(self.network, self.call), samples, allow_unused_input=True)
+
     def graphable(self, inputs: tuple[torch.Tensor, ...]) -> bool:
         return (
-            all(x.is_cuda for x in inputs)
+            self.enabled
+            and all(x.is_cuda for x in inputs)
             and self.network.training
             and not torch.is_autocast_enabled("cuda")
             and not torch.cuda.is_current_stream_capturing()
