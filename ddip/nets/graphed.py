@@ -34,20 +34,21 @@ class _Call(nn.Module):
 
 
 class GraphedNetwork:
-    """``call(network, *inputs)``, replayed from a CUDA graph per input shape when the inputs are on a GPU.
+    """``call(network, *inputs)`` (a tuple of tensors), replayed from a CUDA graph per input shape when the inputs
+    are on a GPU.
 
     The replay's outputs live in the graph's static memory, overwritten by the next replay, so they are
     returned as copies (one cheap kernel each).
     """
 
-    def __init__(self, network: nn.Module, call: Callable[..., object]) -> None:
+    def __init__(self, network: nn.Module, call: Callable[..., tuple[torch.Tensor, ...]]) -> None:
         self.network, self.call = network, call
         self.graphs: dict[tuple, Callable[..., object]] = {}
         self.parameters = list(network.parameters())
         self.weights: tuple[int, ...] = ()  # the weights' addresses when the graphs were recorded
         self.enabled = True  # false once recording failed: the network then runs eagerly
 
-    def __call__(self, *inputs: torch.Tensor) -> object:
+    def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not self.graphable(inputs):
             return self.call(self.network, *inputs)
         weights = tuple(p.data_ptr() for p in self.parameters)
@@ -65,8 +66,7 @@ class GraphedNetwork:
                     stacklevel=2,
                 )
                 return self.call(self.network, *inputs)
-        outputs = self.graphs[key](*inputs)
-        return torch.utils._pytree.tree_map(torch.clone, outputs)
+        return tuple(output.clone() for output in self.graphs[key](*inputs))
 
     def record(self, inputs: tuple[torch.Tensor, ...]) -> Callable[..., object]:
         """The graphed forward and backward pass for inputs shaped as ``inputs``."""
