@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The GPU measurements of the README's "Speed" section, in one go (about 8 minutes on an H200):
 #   scripts/benchmark_gpu.sh OUT_DIR [CASES_DIR]
+# 0. the GPU-only tests (CUDA graphs equal to the eager path; tests_gpu.txt), when pytest is installed;
 # 1. scripts/benchmark.py on CUDA: every benchmark case at 64/128/256 px, plain / fast / fast without CUDA graphs /
 #    Lightning / bf16-mixed, and where a fast step's time goes at 128 px (seg, denoise);
 # 2. quality of bf16-mixed against fp32 (TF32 convolutions, PyTorch's default on CUDA): scripts/evaluate.py on
 #    one dev case of each task (CASES_DIR, default ../shared/data/dev), once per precision, both at once.
-# OUT_DIR receives nine files (tables, JSON, the GPU's name); run dirs stay in a temporary folder.
+# OUT_DIR receives ten files (test log, tables, JSON, the GPU's name); run dirs stay in a temporary folder.
 set -u
 out=${1:?usage: scripts/benchmark_gpu.sh OUT_DIR [CASES_DIR]}
 cases=${2:-../shared/data/dev}
@@ -18,6 +19,10 @@ export PYTHONUNBUFFERED=1 WANDB_MODE=offline
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null
   python3 -c "import torch; print('torch', torch.__version__, '| cuDNN', torch.backends.cudnn.version(), '| TF32 convolutions', torch.backends.cudnn.allow_tf32)"
 } | tee "$out/gpu.txt"
+if python3 -c "import pytest" 2>/dev/null; then
+  timeout 180 python3 -m pytest -q tests/test_speed.py -k "cuda_graphs or graphed" > "$out/tests_gpu.txt" 2>&1
+  tail -1 "$out/tests_gpu.txt"
+fi
 # shellcheck disable=SC2086
 timeout 400 python3 scripts/benchmark.py --accelerator "$ACCELERATOR" --bf16 --eager $BENCH_ARGS \
   --tasks seg dehaze denoise denoise-ensemble denoise-ensemble-stacked --out "$out/benchmark_gpu.json" 2>&1 | grep -v -i warn
