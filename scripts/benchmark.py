@@ -130,12 +130,13 @@ def lightning_fit(cfg, steps: int, warmup: int, device: torch.device) -> float:
     """s/step of a fresh ``trainer.fit`` stopped after ``warmup + steps`` steps, its first ``warmup`` untimed."""
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
     module = build(cfg, data, task, cfg.steps)
-    done: list[int] = []
+    done = 0
     stamps: list[float] = []
 
     def stamp(*args, **kwargs) -> None:  # waits for the device only at the block's two ends, as the bare loop does
-        done.append(1)
-        if len(done) in (warmup, warmup + steps):
+        nonlocal done
+        done += 1
+        if done in (warmup, warmup + steps):
             stamps.append(clock(device))
 
     module.on_train_batch_end = stamp

@@ -118,16 +118,16 @@ def evaluate_dehaze(name: str, case: dict, folder: Path, out: Path, steps: int |
     dcp = dehaze_dcp(hazy)["clear"]
     seconds = time.perf_counter() - started
     rows.append({"case": name, "method": "DCP (He et al.)", "psnr": psnr(dcp, clean), "ssim": ssim(dcp, clean), "seconds": seconds})
+    airlight = torch.tensor([metrics["airlight_estimate"]])  # B×3: ddip's airlight
     prior = {"patch": cfg.task.airlight_patch, "omega": cfg.task.omega, "closing": cfg.task.transmission_prior_closing}
-    same = dehaze_dcp(hazy, airlight=torch.tensor([metrics["airlight_estimate"]]), **prior)["clear"]
+    same = dehaze_dcp(hazy, airlight=airlight, **prior)["clear"]
     rows.append({"case": name, "method": "DCP with ddip's airlight and prior", "psnr": psnr(same, clean), "ssim": ssim(same, clean)})
     if "airlight" in case:
         oracle = dehaze_dcp(hazy, airlight=torch.tensor([case["airlight"]]))["clear"]
         rows.append({"case": name, "method": "DCP, true airlight (oracle)", "psnr": psnr(oracle, clean), "ssim": ssim(oracle, clean)})
     if (folder / "gt_transmission.png").exists():  # what a perfect t gives with ddip's airlight
         true_t = load_image(folder / "gt_transmission.png")[:1][None]
-        airlight = torch.tensor(metrics["airlight_estimate"])[None, :, None, None]
-        oracle = recover_clear(hazy, true_t, airlight)
+        oracle = recover_clear(hazy, true_t, airlight[..., None, None])
         rows.append({"case": name, "method": "true t, ddip's airlight (oracle)", "psnr": psnr(oracle, clean), "ssim": ssim(oracle, clean)})
     return rows
 

@@ -183,8 +183,8 @@ class GeneratorBank(nn.Module):
         )
         self.size_multiple = max(getattr(net, "size_multiple", 1) for net in generators.values())
         self.min_size = max(getattr(net, "min_size", 1) for net in generators.values())
-        runners = [GraphedNetwork(net, _run) if cuda_graphs else partial(_run, net) for net in self.networks]
-        self.runners = runners  # a plain list: not part of the module tree or its state dict
+        # a plain list: not part of the module tree or its state dict
+        self.runners = [GraphedNetwork(net, _run) if cuda_graphs else partial(_run, net) for net in self.networks]
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         outputs: dict[str, torch.Tensor] = {}
