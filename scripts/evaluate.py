@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from ddip.errors import DdipError
 from ddip.haze import dehaze_dcp, recover_clear
 from ddip.io import load_image, load_map
 from ddip.metrics import psnr, ssim
@@ -261,7 +262,12 @@ def main() -> None:
         evaluator, required = EVALUATORS[case["task"]]
         if not all(key in case for key in required):
             continue
-        rows += evaluator(name, case, args.cases / name, args.out, args.steps, args.override)
+        try:
+            rows += evaluator(name, case, args.cases / name, args.out, args.steps, args.override)
+        except DdipError as error:  # a broken case file: keep the finished cases' rows, one line for the rest
+            write_results(rows, args.out, "evaluate")
+            print(f"evaluate: error: {name}: {error}", file=sys.stderr)
+            sys.exit(2)
         print(table([row for row in rows if row["case"] == name]), flush=True)
     write_results(rows, args.out, "evaluate")
 

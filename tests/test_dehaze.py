@@ -240,7 +240,8 @@ def test_uniform_image_run_gives_a_finite_non_black_result(tmp_path, value):
 
 def test_evaluate_script_reports_ddip_beside_dcp_and_the_oracles(tmp_path):
     """``make_haze_cases.py`` then ``evaluate.py`` on one tiny synthetic case: ddip, DCP and the oracle rows; with
-    the true transmission the recovery is far better than the hazy input."""
+    the true transmission the recovery is far better than the hazy input. A broken case file ends the script
+    with one line and exit code 2."""
     import json
     import subprocess
     import sys
@@ -256,3 +257,7 @@ def test_evaluate_script_reports_ddip_beside_dcp_and_the_oracles(tmp_path):
     assert {"DCP (He et al.)", "DCP with ddip's airlight and prior", "DCP, true airlight (oracle)"} <= set(psnrs)
     assert any(method.startswith("ddip") for method in psnrs)
     assert psnrs["true t, ddip's airlight (oracle)"] > psnrs["hazy input"] + 3
+    (cases / "haze_grass" / "gt_transmission.png").write_text("not a png")
+    broken = subprocess.run(evaluate, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert broken.returncode == 2
+    assert broken.stderr.strip().splitlines()[-1].startswith("evaluate: error: haze_grass: not a readable image:")
