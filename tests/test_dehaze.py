@@ -200,6 +200,26 @@ def test_closing_lifts_the_prior_towards_the_true_transmission_on_bright_objects
     assert torch.allclose(errors[9][:8], errors[0][:8])  # away from the object the prior is unchanged
 
 
+def test_exclusion_term_penalises_transmission_edges_on_the_scene_edges():
+    airlight = [0.8, 0.85, 0.9]
+    clear = torch.full((1, 3, 32, 32), 0.1)
+    clear[..., 16:] = 0.8  # an object edge along x
+    ramp = torch.linspace(0.3, 0.7, 32)[:, None].expand(32, 32)[None, None].clone()  # haze thins along y
+    edged = ramp.clone()
+    edged[..., 16:] -= 0.2  # the transmission dips on the object, as the dark channel's bound does
+    terms = {}
+    for name, transmission in (("ramp", ramp), ("edged", edged)):
+        task = Dehazing(airlight="constant", airlight_value=airlight, weights={"exclusion": 0.1})
+        task.prepare(clear[0])
+        layers = {"clear_image": clear, "transmission": transmission}
+        terms[name] = task.loss_terms(layers, task.compose(layers), {}, 0, 10)
+    assert float(terms["edged"]["exclusion"]) > 10 * float(terms["ramp"]["exclusion"])
+    assert float(terms["ramp"]["reconstruction"]) == 0.0
+    task = Dehazing(airlight="constant", airlight_value=airlight, weights={"exclusion": 0.0})
+    task.prepare(clear[0])
+    assert "exclusion" not in task.loss_terms({"clear_image": clear, "transmission": ramp}, clear, {}, 0, 10)
+
+
 def test_tiny_dehaze_run_beats_the_hazy_input(tmp_path):
     hazy, clear, _ = hazy_case(beta=1.6)
     image_path, clean_path = tmp_path / "hazy.png", tmp_path / "clean.png"

@@ -19,7 +19,10 @@ lower bound of the true ``t`` (``dark(J) ≥ 0``), met where a window holds a da
 bright objects. So the prior is that ``t`` morphologically closed (:func:`ddip.haze.close_transmission`, the
 narrow dips lifted), and the pull is an expectile loss (:func:`ddip.losses.expectile_loss`, τ = 0.95): the
 smooth transmission net pays 19× more for falling below the bound than for rising above it, so it follows the
-bound's upper envelope instead of every dip.
+bound's upper envelope instead of every dip. And (ddip's default, ``weights.exclusion``) the exclusion loss of
+Double-DIP Eq. 1 between ``t`` and ``J`` (:func:`ddip.losses.exclusion_loss`, the weight 0.1 the reference gives it
+between separated layers): the transmission follows the depth, not the scene's edges, so where both have an
+edge at the same place ``t`` has followed the bound into a bright object.
 
 Result (no ground truth used): the evaluated iterate of best reconstruction PSNR; its ``t`` is refined by a
 guided filter with the image as guide and clipped to ``[t_min, 1]``; the dehazed image is, by ``output``,
@@ -42,7 +45,7 @@ from ddip.haze import (
     recover_clear,
     refine_transmission,
 )
-from ddip.losses import expectile_loss, smoothness_loss
+from ddip.losses import exclusion_loss, expectile_loss, smoothness_loss
 from ddip.metrics import psnr, ssim
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
 
@@ -74,7 +77,7 @@ class Dehazing(Task):
         airlight_prior_fraction: share of the run during which ``airlight=net`` is pulled to the estimate.
         input_channels, input_scale: depth and amplitude of the noise inputs (reference: 8, 1/10).
         weights: loss weights ``reconstruction``, ``transmission_smoothness``, ``airlight_smoothness``,
-            ``airlight_prior``.
+            ``airlight_prior``, ``transmission_prior``, ``exclusion`` (between ``t`` and ``J``; 0 = off).
         refine_radius, refine_eps: guided-filter refinement of ``t`` (radius as a fraction of the shorter side).
         t_min: lower clip of ``t`` in the recovery (He et al.'s t0).
         output: ``formula`` or ``network``: which ``J`` is ``dehazed.png``.
@@ -126,6 +129,7 @@ class Dehazing(Task):
             "airlight_smoothness": 0.1,
             "airlight_prior": 1.0,
             "transmission_prior": 1.0,
+            "exclusion": 0.0,
         } | (weights or {})
         self.transmission_prior_fraction = transmission_prior_fraction
         self.transmission_prior_refined = transmission_prior_refined
@@ -193,6 +197,8 @@ class Dehazing(Task):
             "reconstruction": weights["reconstruction"] * F.mse_loss(self.compose(layers), target),
             "transmission_smoothness": weights["transmission_smoothness"] * smoothness_loss(layers["transmission"]),
         }
+        if weights["exclusion"]:
+            terms["exclusion"] = weights["exclusion"] * exclusion_loss(layers["transmission"], layers["clear_image"])
         if step < self.transmission_prior_fraction * steps:
             prior = maps["transmission_prior"]
             terms["transmission_prior"] = weights["transmission_prior"] * expectile_loss(
