@@ -60,6 +60,19 @@ def test_empty_hint_map(tmp_path, image):
         run_with(tmp_path, [f"data.image={image}", "task.hints=files", f"task.fg_hint={black}", f"task.bg_hint={black}"])
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("task.weights.exclusion=abc", "task.weights.exclusion='abc' must be a number, 0 or more"),
+        ("task.weights.hint=-1", "task.weights.hint=-1 must be a number, 0 or more"),
+        ("+task.weights.exclusoin=0.1", "task.weights.exclusoin is not a loss term of this task (reconstruction, exclusion, binarization, hint)"),
+    ],
+)
+def test_bad_loss_weights_are_one_line_errors(tmp_path, image, override, message):
+    with pytest.raises(DdipError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run_with(tmp_path, [f"data.image={image}", override])
+
+
 def test_non_finite_loss_is_reported(tmp_path, image):
     with pytest.raises(DdipError, match="non-finite"):
         run_with(tmp_path, [f"data.image={image}", "task.weights.reconstruction=nan", "task.hints=none", "module.eval_every=1"])

@@ -12,9 +12,27 @@ from dataclasses import dataclass
 
 import torch
 
+from ddip.errors import DdipError
 from ddip.metrics import psnr
 
 Layers = dict[str, torch.Tensor]
+
+
+def is_number(value) -> bool:
+    """An int or float from the config (a bool is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def loss_weights(defaults: dict[str, float], given: dict | None) -> dict[str, float]:
+    """A task's loss weights: its ``defaults`` updated by the config's ``task.weights``, each a number ≥ 0 and
+    each the name of one of the task's terms (else a one-line :class:`DdipError`)."""
+    weights = defaults | (given or {})
+    for name, value in weights.items():
+        if name not in defaults:
+            raise DdipError(f"task.weights.{name} is not a loss term of this task ({', '.join(defaults)})")
+        if not is_number(value) or value < 0:  # a NaN passes here and is reported as a non-finite loss
+            raise DdipError(f"task.weights.{name}={value!r} must be a number, 0 or more")
+    return weights
 
 
 @dataclass(frozen=True)

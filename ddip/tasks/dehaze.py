@@ -47,16 +47,11 @@ from ddip.haze import (
 )
 from ddip.losses import exclusion_loss, expectile_loss, smoothness_loss
 from ddip.metrics import psnr, ssim
-from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
+from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, is_number, loss_weights
 
 AIRLIGHT_MODES = ("net", "constant")
 AIRLIGHT_ESTIMATES = ("dark_channel", "haze_lines")
 OUTPUT_RULES = ("formula", "network")
-
-
-def _is_number(value) -> bool:
-    """An int or float from the config (a bool is not a number here)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class Dehazing(Task):
@@ -112,25 +107,26 @@ class Dehazing(Task):
             raise DdipError(f"task.airlight={airlight!r} is not one of {', '.join(AIRLIGHT_MODES)}")
         if airlight_estimate not in AIRLIGHT_ESTIMATES:
             raise DdipError(f"task.airlight_estimate={airlight_estimate!r} is not one of {', '.join(AIRLIGHT_ESTIMATES)}")
-        if not (_is_number(omega) and 0 < omega <= 1):
+        if not (is_number(omega) and 0 < omega <= 1):
             raise DdipError(f"task.omega={omega!r} must be in (0, 1]")
-        if not (_is_number(transmission_prior_expectile) and 0 < transmission_prior_expectile < 1):
+        if not (is_number(transmission_prior_expectile) and 0 < transmission_prior_expectile < 1):
             raise DdipError(f"task.transmission_prior_expectile={transmission_prior_expectile!r} must be in (0, 1)")
-        if not (_is_number(transmission_prior_closing) and isinstance(transmission_prior_closing, int) and transmission_prior_closing >= 0):
+        if not (is_number(transmission_prior_closing) and isinstance(transmission_prior_closing, int) and transmission_prior_closing >= 0):
             raise DdipError(f"task.transmission_prior_closing={transmission_prior_closing!r} must be a window in pixels, 0 or more")
         if output not in OUTPUT_RULES:
             raise DdipError(f"task.output={output!r} is not one of {', '.join(OUTPUT_RULES)}")
         self.airlight_value = self._checked_airlight(airlight_value)
         self.airlight_mode, self.airlight_patch, self.airlight_fraction = airlight, airlight_patch, airlight_fraction
         self.airlight_prior_fraction, self.airlight_rule, self.omega = airlight_prior_fraction, airlight_estimate, omega
-        self.weights = {
+        defaults = {
             "reconstruction": 1.0,
             "transmission_smoothness": 0.005,
             "airlight_smoothness": 0.1,
             "airlight_prior": 1.0,
             "transmission_prior": 1.0,
             "exclusion": 0.0,
-        } | (weights or {})
+        }
+        self.weights = loss_weights(defaults, weights)
         self.transmission_prior_fraction = transmission_prior_fraction
         self.transmission_prior_refined = transmission_prior_refined
         self.transmission_prior_expectile = transmission_prior_expectile

@@ -35,7 +35,7 @@ from ddip.filters import guided_filter
 from ddip.io import load_map, reading
 from ddip.losses import binarization_loss, exclusion_loss, masked_l1_loss, reconstruction_loss
 from ddip.saliency import confident_regions, hints_from_saliency, saliency_map
-from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
+from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights
 
 HINT_MODES = ("auto", "none", "files")
 
@@ -97,7 +97,7 @@ class Segmentation(Task):
         self.inputs = {"layers": NoiseInput(input_channels, input_scale), "mask": NoiseInput(input_channels, input_scale)}
         self.warmup_fraction = warmup_fraction if hints != "none" else 0.0
         self.hint_fraction = hint_fraction if hints != "none" else 0.0
-        self.weights = {"reconstruction": 0.5, "exclusion": 0.1, "binarization": 0.01, "hint": 1.0} | (weights or {})
+        self.weights = loss_weights({"reconstruction": 0.5, "exclusion": 0.1, "binarization": 0.01, "hint": 1.0}, weights)
         self.refine_radius, self.refine_eps, self.threshold = refine_radius, refine_eps, threshold
         self.soft_trimap, self.hint_band, self.layerwise = soft_trimap, hint_band, layerwise
 

@@ -14,7 +14,7 @@ import torch
 
 from ddip.losses import exclusion_loss, reconstruction_loss
 from ddip.metrics import psnr, ssim
-from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
+from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights
 
 LAYERS = ("layer1", "layer2")
 
@@ -31,7 +31,7 @@ class Separation(Task):
         super().__init__(**common)
         self.inputs = {f"z_{name}": NoiseInput(input_channels, input_scale) for name in LAYERS}
         self.generators = {name: GeneratorSpec(3, f"z_{name}") for name in LAYERS}
-        self.weights = {"reconstruction": 1.0, "exclusion": 0.01} | (weights or {})
+        self.weights = loss_weights({"reconstruction": 1.0, "exclusion": 0.01}, weights)
 
     def compose(self, layers: Layers) -> torch.Tensor:
         """``I = (y1 + y2) / 2`` (Eq. 1 with ``m = ½``)."""
