@@ -2,7 +2,7 @@
 measured in one run, and this CPU's convolution throughput.
 
     python scripts/benchmark.py [--tasks seg dehaze denoise] [--sizes 64 128 256] [--steps 20] [--warmup 5]
-                                [--repeats 3] [--out results/benchmark/benchmark.json]
+                                [--repeats 3] [--out results/benchmark/benchmark.json] [--override KEY=VALUE ...]
 
 Cases (``--tasks``): ``seg``, ``dehaze`` (the task defaults), ``denoise`` (one DIP network,
 ``task.ensemble=1``: the network the conv-throughput goal is about), ``denoise-ensemble`` (the denoise
@@ -30,6 +30,8 @@ the same steps), so drifts in the machine's speed hit all paths alike; the media
 128→128-channel 3×3 convolution (forward + backward, 128×128, channels-last): the CPU's convolution
 throughput that the DIP denoising net is compared with. ``--profile SIZE`` adds, per task, where the fast
 step's time goes at that size (convolution, batch norm, optimiser, other operators; ``torch.profiler``).
+``--override KEY=VALUE ...`` sets Hydra overrides on every path alike (an A/B of one
+setting is two runs, e.g. ``--tasks dehaze --sizes 128 --override task.weights.exclusion=0``).
 Writes ``--out`` (records: task, size, path, s_per_step, gflop_per_step, gflops) and a markdown table beside it
 with the speed-ups. With a CUDA device
 (``--accelerator gpu``, the default when one is present) everything runs there (``trainer=gpu``).
@@ -87,10 +89,12 @@ CASES = {
 FAST_ONLY = {"denoise-ensemble-stacked": ["module.stack_generators=true"]}  # the plain path never stacks
 
 
-def configure(case: str, image: Path, accelerator: str, extra: list[str]):
-    """The case's config (its task's default ``steps``: the schedule of a real run) on ``image``, lean."""
+def configure(case: str, image: Path, args, extra: list[str]):
+    """The case's config (its task's default ``steps``: the schedule of a real run) on ``image``, lean, with the
+    run's ``--override`` settings (the same on every path) and then the path's own ``extra``."""
+    overrides = [*CASES[case], f"data.image={image}", f"trainer={args.accelerator}", *LEAN, *args.override, *extra]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[*CASES[case], f"data.image={image}", f"trainer={accelerator}", *LEAN, *extra])
+        cfg = compose("train", overrides=overrides)
     OmegaConf.update(cfg, "paths.output_dir", str(image.parent), force_add=True)
     return cfg
 
@@ -149,14 +153,14 @@ def time_paths(task: str, image: Path, args, device: torch.device) -> tuple[dict
     """Median s/step of every path and the GFLOP per step. The paths take turns, one block each per repeat,
     so drifts of the machine's speed hit all of them alike."""
     warmup, block = max(1, args.warmup), max(1, args.steps // args.repeats)
-    fast = configure(task, image, args.accelerator, FAST_ONLY.get(task, []))
-    loops = {"plain": Loop(configure(task, image, args.accelerator, PLAIN), warmup, device), "fast": Loop(fast, warmup, device)}
+    fast = configure(task, image, args, FAST_ONLY.get(task, []))
+    loops = {"plain": Loop(configure(task, image, args, PLAIN), warmup, device), "fast": Loop(fast, warmup, device)}
     if args.eager:
-        eager = configure(task, image, args.accelerator, [*FAST_ONLY.get(task, []), "module.cuda_graphs=false"])
+        eager = configure(task, image, args, [*FAST_ONLY.get(task, []), "module.cuda_graphs=false"])
         loops["fast eager"] = Loop(eager, warmup, device)
     fits = {"lightning": fast}
     if args.bf16:
-        fits["bf16"] = configure(task, image, args.accelerator, [*FAST_ONLY.get(task, []), "trainer.precision=bf16-mixed"])
+        fits["bf16"] = configure(task, image, args, [*FAST_ONLY.get(task, []), "trainer.precision=bf16-mixed"])
     samples: dict[str, list[float]] = {name: [] for name in [*loops, *fits]}
     for _ in range(args.repeats):
         for name, loop in loops.items():
@@ -175,7 +179,7 @@ def profile_fast(task: str, image: Path, args, device: torch.device) -> dict[str
     optimiser, other, and the step's wall time."""
     from torch.profiler import profile
 
-    loop = Loop(configure(task, image, args.accelerator, FAST_ONLY.get(task, [])), max(1, args.warmup), device)
+    loop = Loop(configure(task, image, args, FAST_ONLY.get(task, [])), max(1, args.warmup), device)
     started = clock(device)
     with profile() as profiler:
         loop.block(args.steps)
@@ -215,6 +219,7 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="also time trainer.precision=bf16-mixed")
     parser.add_argument("--eager", action="store_true", help="also time the fast loop without CUDA graphs")
     parser.add_argument("--profile", type=int, default=None, metavar="SIZE", help="also profile the fast step at this size")
+    parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE", help="Hydra overrides for every path, e.g. task.weights.exclusion=0")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*self.log.*")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -258,3 +258,16 @@ def test_benchmark_times_every_path_on_the_same_work(tmp_path):
     assert all(r["s_per_step"] > 0 for r in paths.values())
     assert len({r["gflop_per_step"] for r in paths.values()}) == 1 and paths["plain"]["gflop_per_step"] > 0
     assert "| seg | 32 |" in out.with_suffix(".md").read_text() and "Where a fast step's time goes" in out.with_suffix(".md").read_text()
+
+
+def test_benchmark_override_reaches_every_path(tmp_path):
+    """``--override`` reaches the configs the paths are built from: doubling the seg nets' widths roughly
+    quadruples the FLOPs of a step (counted on the plain path, reported for all)."""
+    flops = []
+    for extra in ([], ["--override", "task.net_defaults.unet.channels=[16,32,64]"]):
+        out = tmp_path / f"bench{len(extra)}.json"
+        command = [sys.executable, "scripts/benchmark.py", "--tasks", "seg", "--sizes", "32", "--steps", "1", "--warmup", "1", "--repeats", "1", "--out", str(out), *extra]
+        subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+        flops.append({r["path"]: r["gflop_per_step"] for r in json.loads(out.read_text())[1:]})
+    assert set(flops[1]) == {"plain", "fast", "lightning"}
+    assert 2.5 < flops[1]["plain"] / flops[0]["plain"] < 4.5
