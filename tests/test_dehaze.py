@@ -259,8 +259,8 @@ def test_uniform_image_run_gives_a_finite_non_black_result(tmp_path, value):
 
 def test_evaluate_script_reports_ddip_beside_dcp_and_the_oracles(tmp_path):
     """``make_haze_cases.py`` then ``evaluate.py`` on one tiny synthetic case: ddip, DCP and the oracle rows; with
-    the true transmission the recovery is far better than the hazy input. A broken case file ends the script
-    with one line and exit code 2."""
+    the true transmission the recovery is far better than the hazy input; ``haze_table.py`` tabulates it. A
+    broken case file ends the script with one line and exit code 2."""
     import json
     import subprocess
     import sys
@@ -276,6 +276,12 @@ def test_evaluate_script_reports_ddip_beside_dcp_and_the_oracles(tmp_path):
     assert {"DCP (He et al.)", "DCP with ddip's airlight and prior", "DCP, true airlight (oracle)"} <= set(psnrs)
     assert any(method.startswith("ddip") for method in psnrs)
     assert psnrs["true t, ddip's airlight (oracle)"] > psnrs["hazy input"] + 3
+    table = [sys.executable, "scripts/haze_table.py", "--set", "one case", str(tmp_path / "eval"), "--cases", str(cases)]
+    text = subprocess.run(table, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    ddip = next(psnr for method, psnr in psnrs.items() if method.endswith("(default)"))
+    gain = f"{ddip - psnrs['DCP (He et al.)']:+.2f}".replace("-", "−")
+    assert "| haze_grass (" in text and f"| {ddip:.2f} | {gain} |" in text
+    assert f"one case: ddip − DCP mean {gain} dB" in text and "of 1;" in text
     (cases / "haze_grass" / "gt_transmission.png").write_text("not a png")
     broken = subprocess.run(evaluate, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert broken.returncode == 2
