@@ -101,8 +101,11 @@ def build(cfg: DictConfig, data, task, steps: int, step_offset: int = 0) -> Deco
 
 def callbacks(cfg: DictConfig) -> list:
     """The trainer's callbacks from its config plus the stopping rule and the checkpointing, if any (fresh
-    for every fit)."""
+    for every fit). ``trainer.enable_progress_bar=false`` drops the listed progress bar (Lightning would refuse
+    the pair)."""
     listed = [instantiate(callback) for callback in cfg.trainer.get("callbacks") or []]
+    if not cfg.trainer.get("enable_progress_bar", True):
+        listed = [callback for callback in listed if not isinstance(callback, pl.callbacks.ProgressBar)]
     return listed + [build_component(cfg, key) for key in ("stopping", "checkpoint") if cfg.get(key)]
 
 

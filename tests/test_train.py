@@ -106,3 +106,17 @@ def test_wandb_offline_run_is_complete_and_inside_the_run_dir(tmp_path):
     assert {"eval/score", "train/loss", "result/seconds_per_step"} <= set(record["summary"])  # scalars
     assert "Segmentation" in text  # the resolved config (task._target_)
     assert list((runs[0] / "files" / "media" / "images").glob("panel_*.png"))  # image panels
+
+
+def test_progress_bar_switch_alone_turns_the_bar_off(tmp_path):
+    """``trainer.enable_progress_bar=false`` without removing the configured bar callback: the run goes through
+    with no progress bar (Lightning alone refuses that pair)."""
+    from lightning.pytorch.callbacks import ProgressBar
+
+    from ddip.run import callbacks
+
+    quiet = ["task=seg", "steps=2", "logger=none", "checkpoint=null", f"data.image={tiny_image(tmp_path)}"]
+    cfg = compose_config([*quiet, "trainer.enable_progress_bar=false"])
+    assert not any(isinstance(callback, ProgressBar) for callback in callbacks(cfg))
+    assert any(isinstance(callback, ProgressBar) for callback in callbacks(compose_config(quiet)))
+    assert run(cfg, tmp_path / "run")["steps"] == 2
