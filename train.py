@@ -23,7 +23,7 @@ from ddip.errors import DdipError
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from ddip.run import objective, run
+    from ddip.run import objective, run, summary
     from ddip.sweep import in_sweep
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> float | None:
         return objective(finished)
     OmegaConf.update(cfg, "overrides", overrides, force_add=True)
     try:
-        return objective(run(cfg, output_dir))
+        metrics = run(cfg, output_dir)
     except (DdipError, OmegaConfBaseException) as error:
         message = str(error) if isinstance(error, DdipError) else f"invalid configuration: {str(error).splitlines()[0]}"
         (output_dir / "FAILED.txt").write_text(message + "\n")
@@ -43,6 +43,8 @@ def main(cfg: DictConfig) -> float | None:
         if not in_sweep():
             sys.exit(2)
         return None
+    print(summary(metrics, output_dir))
+    return objective(metrics)
 
 
 if __name__ == "__main__":

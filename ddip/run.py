@@ -198,6 +198,21 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
     return metrics
 
 
+QUALITY = {"psnr_chosen": "PSNR {:.2f} dB", "psnr_layers_chosen": "PSNR {:.2f} dB", "ssim_chosen": "SSIM {:.3f}", "iou_chosen": "IoU {:.3f}"}
+
+
+def summary(metrics: dict, output_dir: Path) -> str:
+    """The line a finished run prints: steps and time, the chosen output's score where ground truth was given,
+    and where the results are."""
+    scores = [form.format(metrics[key]) for key, form in QUALITY.items() if isinstance(metrics.get(key), (int, float))]
+    files = ", ".join(sorted(path.name for path in output_dir.glob("*.png")) + ["metrics.json"])
+    return (
+        f"ddip: {metrics['steps_run']} steps in {metrics['wall_seconds']:.0f} s ({metrics['seconds_per_step']:.3f} s/step)"
+        + "".join(f"; {score}" for score in scores)
+        + f"; results in {output_dir}: {files}"
+    )
+
+
 def objective(metrics: dict) -> float:
     """The number a hyper-parameter search maximises: the chosen output's PSNR or IoU against ground truth
     when given, else the negative final reconstruction loss."""

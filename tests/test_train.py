@@ -120,3 +120,14 @@ def test_progress_bar_switch_alone_turns_the_bar_off(tmp_path):
     assert not any(isinstance(callback, ProgressBar) for callback in callbacks(cfg))
     assert any(isinstance(callback, ProgressBar) for callback in callbacks(compose_config(quiet)))
     assert run(cfg, tmp_path / "run")["steps"] == 2
+
+
+def test_finished_run_prints_what_it_did_and_where_the_results_are(tmp_path, composite):
+    image, mask = composite
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "train.py", "logger=none", "checkpoint=null", "steps=2", "trainer.enable_progress_bar=false"]
+    command += [f"data.image={image}", f"data.gt_mask={mask}", f"hydra.run.dir={run_dir}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("ddip: 2 steps in ") and "; IoU " in last
+    assert f"; results in {run_dir}: " in last and "mask.png" in last and last.endswith("metrics.json")
