@@ -68,17 +68,23 @@ def close_transmission(transmission: torch.Tensor, window: int) -> torch.Tensor:
     return -F.max_pool2d(-F.max_pool2d(padded, window, stride=1), window, stride=1)
 
 
+def haze_opaque_pixels(image: torch.Tensor, patch: int = 15, fraction: float = 0.001) -> torch.Tensor:
+    """The colours (B×C×N) of the brightest ``fraction`` of the dark channel: the most haze-opaque pixels,
+    from which the airlight is read (Sec. 4.4)."""
+    dark = dark_channel(image, patch).flatten(1)
+    index = dark.topk(max(1, round(fraction * dark.shape[1])), dim=1).indices  # B × N
+    return image.flatten(2).gather(2, index[:, None].expand(-1, image.shape[1], -1))
+
+
 def estimate_airlight(image: torch.Tensor, patch: int = 15, fraction: float = 0.001) -> torch.Tensor:
     """The airlight colour (B×3) from the haze-opaque pixels (Sec. 4.4): among the brightest ``fraction`` of
     the dark channel, the pixel of highest intensity ``R + G + B``. Clipped to ``[1e-3, 1]`` so that a black
     or haze-free image never divides by zero.
 
     Measured on 153 synthetic hazy images (``scripts/airlight_study.py``), this rule of the paper gives better
-    DCP dehazing than the mean or the median of the same pixels, and matches their per-channel maximum."""
-    dark = dark_channel(image, patch).flatten(1)
-    count = max(1, round(fraction * dark.shape[1]))
-    index = dark.topk(count, dim=1).indices  # B × count
-    pixels = image.flatten(2).gather(2, index[:, None].expand(-1, image.shape[1], -1))  # B × C × count
+    DCP dehazing than the mean or the median of the same pixels (the mean is what many implementations use),
+    and matches their per-channel maximum."""
+    pixels = haze_opaque_pixels(image, patch, fraction)
     brightest = pixels.sum(dim=1).argmax(dim=1)  # B
     return pixels[torch.arange(image.shape[0]), :, brightest].clamp(MIN_AIRLIGHT, 1.0)
 

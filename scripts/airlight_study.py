@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evaluate import write_results
 
 from ddip.data import resize
-from ddip.haze import dark_channel, dehaze_dcp, estimate_airlight_haze_lines, recover_clear
+from ddip.haze import dehaze_dcp, estimate_airlight_haze_lines, haze_opaque_pixels, recover_clear
 from ddip.io import load_image
 from ddip.metrics import psnr
 from ddip.synthetic import synthetic_haze
@@ -40,16 +40,9 @@ AIRLIGHTS = [(0.9, 0.9, 0.92), (0.8, 0.85, 0.9), (0.95, 0.9, 0.8)]
 BETAS = [1.0, 1.6, 2.5]
 
 
-def opaque_pixels(hazy: torch.Tensor, fraction: float = 0.001) -> torch.Tensor:
-    """3×N colours of the brightest ``fraction`` of the dark channel of a 1×3×H×W image."""
-    dark = dark_channel(hazy).flatten()
-    index = dark.topk(max(1, round(fraction * dark.numel()))).indices
-    return hazy.flatten(2)[0][:, index]
-
-
 def among_opaque(rule: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A rule that picks the airlight from the haze-opaque pixels, as a function of the hazy image."""
-    return lambda hazy: rule(opaque_pixels(hazy))
+    """A rule that picks the airlight from the haze-opaque pixels (3×N), as a function of the 1×3×H×W hazy image."""
+    return lambda hazy: rule(haze_opaque_pixels(hazy)[0])
 
 
 BASELINE = "brightest R+G+B (He et al.)"

@@ -18,7 +18,9 @@ import statistics
 from pathlib import Path
 
 BASELINES = {"hazy": "hazy input", "DCP (He et al.)": "DCP (He et al.)"}
+MEAN_AIRLIGHT = "DCP, mean airlight"
 ORACLES = {
+    "DCP, mean A": MEAN_AIRLIGHT,
     "DCP with ddip's A and prior": "DCP with ddip's airlight and prior",
     "DCP, true A (oracle)": "DCP, true airlight (oracle)",
     "true t, ddip's A (oracle)": "true t, ddip's airlight (oracle)",
@@ -66,14 +68,19 @@ def signed(value: float) -> str:
 
 
 def summary(name: str, rows: list[dict]) -> str:
-    """ddip − DCP over one set: mean, median, worst, how many cases ddip wins, and the SSIM means."""
+    """ddip − DCP over one set: mean, median, worst, how many cases ddip wins, and the SSIM means; the same
+    against DCP with the mean airlight where the rows have it."""
     gains = [row["ddip"]["psnr"] - row["DCP (He et al.)"]["psnr"] for row in rows]
     ssim = {key: statistics.mean(row[key]["ssim"] for row in rows) for key in ("ddip", "DCP (He et al.)")}
-    return (
+    line = (
         f"- {name}: ddip − DCP mean {signed(statistics.mean(gains))} dB, median {signed(statistics.median(gains))}, "
         f"worst {signed(min(gains))}, best {signed(max(gains))}, better on {sum(g > 0 for g in gains)} of {len(gains)}; "
         f"SSIM {ssim['ddip']:.3f} vs DCP {ssim['DCP (He et al.)']:.3f}"
     )
+    if all(MEAN_AIRLIGHT in row for row in rows):
+        other = [row["ddip"]["psnr"] - row[MEAN_AIRLIGHT]["psnr"] for row in rows]
+        line += f"; against DCP with the mean airlight {signed(statistics.mean(other))} dB, better on {sum(g > 0 for g in other)}"
+    return line
 
 
 def table(sets: list[tuple[str, list[Path]]], compare: list[tuple[str, dict[str, float]]], beta: dict[str, float]) -> str:

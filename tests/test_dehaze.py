@@ -273,7 +273,7 @@ def test_evaluate_script_reports_ddip_beside_dcp_and_the_oracles(tmp_path):
     evaluate = [sys.executable, "scripts/evaluate.py", "--cases", str(cases), "--steps", "2", "--out", str(tmp_path / "eval")]
     subprocess.run(evaluate, cwd=ROOT, check=True, capture_output=True, timeout=300)
     psnrs = {row["method"]: row["psnr"] for row in json.loads((tmp_path / "eval" / "evaluate.json").read_text())}
-    assert {"DCP (He et al.)", "DCP with ddip's airlight and prior", "DCP, true airlight (oracle)"} <= set(psnrs)
+    assert {"DCP (He et al.)", "DCP, mean airlight", "DCP with ddip's airlight and prior", "DCP, true airlight (oracle)"} <= set(psnrs)
     assert any(method.startswith("ddip") for method in psnrs)
     assert psnrs["true t, ddip's airlight (oracle)"] > psnrs["hazy input"] + 3
     table = [sys.executable, "scripts/haze_table.py", "--set", "one case", str(tmp_path / "eval"), "--cases", str(cases)]
@@ -281,7 +281,7 @@ def test_evaluate_script_reports_ddip_beside_dcp_and_the_oracles(tmp_path):
     ddip = next(psnr for method, psnr in psnrs.items() if method.endswith("(default)"))
     gain = f"{ddip - psnrs['DCP (He et al.)']:+.2f}".replace("-", "−")
     assert "| haze_grass (" in text and f"| {ddip:.2f} | {gain} |" in text
-    assert f"one case: ddip − DCP mean {gain} dB" in text and "of 1;" in text
+    assert f"one case: ddip − DCP mean {gain} dB" in text and "of 1;" in text and "against DCP with the mean airlight" in text
     (cases / "haze_grass" / "gt_transmission.png").write_text("not a png")
     broken = subprocess.run(evaluate, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert broken.returncode == 2
