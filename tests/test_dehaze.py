@@ -259,8 +259,9 @@ def test_uniform_image_run_gives_a_finite_non_black_result(tmp_path, value):
 
 def test_evaluate_script_reports_ddip_beside_dcp_and_the_oracles(tmp_path):
     """``make_haze_cases.py`` then ``evaluate.py`` on one tiny synthetic case: ddip, DCP and the oracle rows; with
-    the true transmission the recovery is far better than the hazy input; ``haze_table.py`` tabulates it. A
-    broken case file ends the script with one line and exit code 2."""
+    the true transmission the recovery is far better than the hazy input; ``haze_table.py`` tabulates it and
+    ``dcp_variants.py`` finds the same two DCP scores. A broken case file ends the script with one line and exit
+    code 2."""
     import json
     import subprocess
     import sys
@@ -282,6 +283,9 @@ def test_evaluate_script_reports_ddip_beside_dcp_and_the_oracles(tmp_path):
     gain = f"{ddip - psnrs['DCP (He et al.)']:+.2f}".replace("-", "−")
     assert "| haze_grass (" in text and f"| {ddip:.2f} | {gain} |" in text
     assert f"one case: ddip − DCP mean {gain} dB" in text and "of 1;" in text and "against DCP with the mean airlight" in text
+    variants = [sys.executable, "scripts/dcp_variants.py", "--set", "one", str(cases), "--radii", "0.15"]
+    text = subprocess.run(variants, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    assert f"| **mean of the one** | {psnrs['DCP (He et al.)']:.2f} | {psnrs['DCP, mean airlight']:.2f} |" in text
     (cases / "haze_grass" / "gt_transmission.png").write_text("not a png")
     broken = subprocess.run(evaluate, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert broken.returncode == 2
