@@ -89,6 +89,12 @@ def estimate_airlight(image: torch.Tensor, patch: int = 15, fraction: float = 0.
     return pixels[torch.arange(image.shape[0]), :, brightest].clamp(MIN_AIRLIGHT, 1.0)
 
 
+def mean_airlight(image: torch.Tensor, patch: int = 15, fraction: float = 0.001) -> torch.Tensor:
+    """The airlight colour (B×3) as the mean of the haze-opaque pixels: the rule of many DCP implementations
+    (weaker than :func:`estimate_airlight` on average; README "Which DCP")."""
+    return haze_opaque_pixels(image, patch, fraction).mean(dim=2)
+
+
 def dcp_transmission(image: torch.Tensor, airlight: torch.Tensor, patch: int = 15, omega: float = 0.95) -> torch.Tensor:
     """The coarse transmission ``t = 1 − ω·dark(I / A)`` (Eq. 12), B×1×H×W; ω keeps a little haze for depth
     perception."""

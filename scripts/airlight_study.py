@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evaluate import write_results
 
 from ddip.data import resize
-from ddip.haze import dehaze_dcp, estimate_airlight_haze_lines, haze_opaque_pixels, recover_clear
+from ddip.haze import dehaze_dcp, estimate_airlight_haze_lines, haze_opaque_pixels, mean_airlight, recover_clear
 from ddip.io import load_image
 from ddip.metrics import psnr
 from ddip.synthetic import synthetic_haze
@@ -50,7 +50,7 @@ HAZE_LINES = "haze-lines (Berman et al.)"
 RULES = {
     BASELINE: among_opaque(lambda pixels: pixels[:, pixels.sum(0).argmax()]),
     "per-channel median": among_opaque(lambda pixels: pixels.median(1).values),
-    "per-channel mean": among_opaque(lambda pixels: pixels.mean(1)),
+    "per-channel mean": lambda hazy: mean_airlight(hazy)[0],
     "per-channel max": among_opaque(lambda pixels: pixels.max(1).values),
     HAZE_LINES: lambda hazy: estimate_airlight_haze_lines(hazy)[0],
 }

@@ -12,7 +12,6 @@ markdown table of mean PSNR per set (and per case with ``--cases``) to ``--out``
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import statistics
@@ -23,11 +22,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip.haze import dehaze_dcp, haze_opaque_pixels
+from haze_table import emit, parsed_sets, set_parser
+
+from ddip.haze import dehaze_dcp, estimate_airlight, mean_airlight
 from ddip.io import load_image
 from ddip.metrics import psnr
 
-RULES = {"He et al. (brightest)": lambda hazy: None, "mean": lambda hazy: haze_opaque_pixels(hazy).mean(dim=2)}
+RULES = {"He et al. (brightest)": estimate_airlight, "mean": mean_airlight}
 
 
 def dehaze_cases(folders: list[Path]) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -55,27 +56,19 @@ def scores(cases: list, radii: list[float]) -> dict[tuple[str, float], dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", nargs="+", action="append", required=True, metavar=("NAME", "FOLDER"), dest="sets")
+    parser = set_parser(__doc__.splitlines()[0])
     parser.add_argument("--radii", nargs="+", type=float, default=[0.04, 0.08, 0.15, 0.3])
     parser.add_argument("--cases", action="store_true", help="also one row per case")
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    if any(len(s) < 2 for s in args.sets):
-        parser.error("--set needs a name and at least one folder")
     columns = [f"{rule}, radius {radius:g}" for rule in RULES for radius in args.radii]
     lines = ["| cases | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for name, *folders in args.sets:
-        table = scores(dehaze_cases([Path(f) for f in folders]), args.radii)
+    for name, folders in parsed_sets(parser, args):
+        table = scores(dehaze_cases(folders), args.radii)
         if args.cases:
             for case in next(iter(table.values())):
                 lines.append(f"| {case} | " + " | ".join(f"{table[key][case]:.2f}" for key in table) + " |")
         lines.append(f"| **mean of the {name}** | " + " | ".join(f"{statistics.mean(v.values()):.2f}" for v in table.values()) + " |")
-    text = f"`python scripts/dcp_variants.py {shlex.join(sys.argv[1:])}`\n\nPSNR (dB) of DCP dehazing\n\n" + "\n".join(lines) + "\n"
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    print(text)
+    emit(f"`python scripts/dcp_variants.py {shlex.join(sys.argv[1:])}`\n\nPSNR (dB) of DCP dehazing\n\n" + "\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

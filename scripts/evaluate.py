@@ -37,7 +37,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from ddip.errors import DdipError
-from ddip.haze import dehaze_dcp, haze_opaque_pixels, recover_clear
+from ddip.haze import dehaze_dcp, mean_airlight, recover_clear
 from ddip.io import load_image, load_map
 from ddip.metrics import psnr, ssim
 from ddip.run import run
@@ -122,8 +122,8 @@ def evaluate_dehaze(name: str, case: dict, folder: Path, out: Path, steps: int |
     dcp = dehaze_dcp(hazy)["clear"]
     seconds = time.perf_counter() - started
     rows.append({"case": name, "method": "DCP (He et al.)", "psnr": psnr(dcp, clean), "ssim": ssim(dcp, clean), "seconds": seconds})
-    mean_airlight = dehaze_dcp(hazy, airlight=haze_opaque_pixels(hazy).mean(dim=2))["clear"]  # what many DCP codes do
-    rows.append({"case": name, "method": DCP_MEAN_AIRLIGHT, "psnr": psnr(mean_airlight, clean), "ssim": ssim(mean_airlight, clean)})
+    common = dehaze_dcp(hazy, airlight=mean_airlight(hazy))["clear"]  # what many DCP codes do
+    rows.append({"case": name, "method": DCP_MEAN_AIRLIGHT, "psnr": psnr(common, clean), "ssim": ssim(common, clean)})
     airlight = torch.tensor([metrics["airlight_estimate"]])  # B×3: ddip's airlight
     prior = {"patch": cfg.task.airlight_patch, "omega": cfg.task.omega, "closing": cfg.task.transmission_prior_closing}
     same = dehaze_dcp(hazy, airlight=airlight, **prior)["clear"]

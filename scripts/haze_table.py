@@ -107,22 +107,37 @@ def table(sets: list[tuple[str, list[Path]]], compare: list[tuple[str, dict[str,
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def set_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with ``--set NAME FOLDER ...`` (repeated; named groups of case folders) and ``--out FILE``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--set", nargs="+", action="append", required=True, metavar=("NAME", "FOLDER"), dest="sets")
-    parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("LABEL", "FOLDER"))
-    parser.add_argument("--cases", nargs="*", type=Path, default=[])
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    return parser
+
+
+def parsed_sets(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[tuple[str, list[Path]]]:
+    """``--set`` as (name, folders) pairs; a set without a folder is the parser's one-line error."""
     if any(len(s) < 2 for s in args.sets):
         parser.error("--set needs a name and at least one folder")
-    sets = [(s[0], [Path(f) for f in s[1:]]) for s in args.sets]
-    compare = [(label, load_tree(Path(folder))) for label, folder in args.compare]
-    text = table(sets, compare, betas(args.cases))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    return [(s[0], [Path(f) for f in s[1:]]) for s in args.sets]
+
+
+def emit(text: str, out: Path | None) -> None:
+    """Print ``text`` and write it to ``out`` when given."""
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
     print(text)
+
+
+def main() -> None:
+    parser = set_parser(__doc__.splitlines()[0])
+    parser.add_argument("--compare", nargs=2, action="append", default=[], metavar=("LABEL", "FOLDER"))
+    parser.add_argument("--cases", nargs="*", type=Path, default=[])
+    args = parser.parse_args()
+    sets = parsed_sets(parser, args)
+    compare = [(label, load_tree(Path(folder))) for label, folder in args.compare]
+    emit(table(sets, compare, betas(args.cases)), args.out)
 
 
 if __name__ == "__main__":
