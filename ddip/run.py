@@ -13,9 +13,11 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from hydra.errors import InstantiationException
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from ddip.data import ImageDataModule
 from ddip.errors import DdipError
@@ -97,6 +99,19 @@ def build(cfg: DictConfig, data, task, steps: int, step_offset: int = 0) -> Deco
     padded = data.build(maps, steps, module.size_multiple, module.min_size)
     module.attach(padded, data.crop, data.truth(fitted=True), original=(data.original, data.truth()))
     return module
+
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_train(overrides: list[str]) -> DictConfig:
+    """``conf/train.yaml`` composed with ``overrides`` through Hydra's compose API, as the scripts run ddip; an
+    override Hydra refuses (unknown key or group value, bad syntax) is a one-line :class:`DdipError`."""
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("train", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise DdipError(f"invalid override: {str(error).splitlines()[0]}") from None
 
 
 def callbacks(cfg: DictConfig) -> list:

@@ -33,17 +33,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from ddip.errors import DdipError
 from ddip.haze import dehaze_dcp, mean_airlight, recover_clear
 from ddip.io import load_image, load_map
 from ddip.metrics import psnr, ssim
-from ddip.run import run
+from ddip.run import compose_train, run
 from ddip.tasks.seg import iou
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 DCP_MEAN_AIRLIGHT = "DCP, mean airlight"
 
 
@@ -72,8 +70,7 @@ def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: 
     if steps:
         overrides.append(f"steps={steps}")
     overrides += extra
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+    cfg = compose_train(overrides)
     return cfg, run(cfg, run_dir)
 
 
@@ -269,8 +266,9 @@ def main() -> None:
             continue
         try:
             rows += evaluator(name, case, args.cases / name, args.out, args.steps, args.override)
-        except DdipError as error:  # a broken case file: keep the finished cases' rows, one line for the rest
-            write_results(rows, args.out, "evaluate")
+        except DdipError as error:  # a broken case file or override: keep the finished cases' rows (if any), one line
+            if rows:
+                write_results(rows, args.out, "evaluate")
             print(f"evaluate: error: {name}: {error}", file=sys.stderr)
             sys.exit(2)
         print(table([row for row in rows if row["case"] == name]), flush=True)

@@ -98,3 +98,14 @@ def test_cli_rejects_unknown_config_values(tmp_path, group):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert f"Could not find '{group}/nonsense'" in result.stderr
+
+
+def test_scripts_compose_refuses_a_bad_override_in_one_line():
+    """evaluate.py and benchmark.py compose through ddip.run.compose_train: an override Hydra refuses is one line."""
+    from ddip.run import compose_train
+
+    assert compose_train(["task=dehaze", "task.weights.exclusion=0"]).task.weights.exclusion == 0
+    with pytest.raises(DdipError, match=r"^invalid override: Could not override 'task.nonsense'\.$"):
+        compose_train(["task=dehaze", "task.nonsense=1"])
+    with pytest.raises(DdipError, match=r"^invalid override: .*'task/nonsense'"):
+        compose_train(["task=nonsense"])
