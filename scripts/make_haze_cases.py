@@ -5,7 +5,8 @@
 
 Each image is resized to ``--size``² and hazed with ``t = exp(−β·d)``, ``d`` a vertical ramp 1.0 → 0.2
 (:func:`ddip.synthetic.synthetic_haze`), cycling through the β values and airlight colours below, so the
-cases differ in haze density and colour. The case folder holds ``image.png`` (hazy), ``clean.png`` and
+cases differ in haze density and colour; ``--beta B --airlight R G B`` gives every case that one setting instead
+(e.g. ``--beta 1.6 --airlight 0.9 0.9 0.92``, the recipe of the dev case ``haze_building``). The case folder holds ``image.png`` (hazy), ``clean.png`` and
 ``gt_transmission.png``.
 """
 
@@ -31,9 +32,14 @@ def main() -> None:
     parser.add_argument("images", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--beta", type=float, help="one haze density for every case (with --airlight)")
+    parser.add_argument("--airlight", type=float, nargs=3, metavar=("R", "G", "B"), help="one airlight for every case")
     args = parser.parse_args()
+    if (args.beta is None) != (args.airlight is None):
+        parser.error("--beta and --airlight go together")
+    settings = SETTINGS if args.beta is None else [(args.beta, tuple(args.airlight))]
     cases = {}
-    for path, (beta, airlight) in zip(args.images, itertools.cycle(SETTINGS)):
+    for path, (beta, airlight) in zip(args.images, itertools.cycle(settings)):
         name = f"haze_{path.stem}"
         folder = args.out / name
         folder.mkdir(parents=True, exist_ok=True)

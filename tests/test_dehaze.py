@@ -290,3 +290,25 @@ def test_evaluate_script_reports_ddip_beside_dcp_and_the_oracles(tmp_path):
     broken = subprocess.run(evaluate, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert broken.returncode == 2
     assert broken.stderr.strip().splitlines()[-1].startswith("evaluate: error: haze_grass: not a readable image:")
+
+
+def test_make_haze_cases_can_give_every_case_one_recipe(tmp_path):
+    """``--beta B --airlight R G B`` hazes every image with that one setting (the recipe of ``haze_building``);
+    one without the other is a usage error."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    make = [sys.executable, "scripts/make_haze_cases.py", str(DATA / "grass.png"), str(DATA / "stripes.png"), "--out", str(tmp_path), "--size", "32"]
+    subprocess.run([*make, "--beta", "1.6", "--airlight", "0.9", "0.9", "0.92"], cwd=ROOT, check=True, capture_output=True)
+    cases = json.loads((tmp_path / "cases.json").read_text())
+    assert len(cases) == 2 and all(case["beta"] == 1.6 and case["airlight"] == [0.9, 0.9, 0.92] for case in cases.values())
+    folder = tmp_path / next(iter(cases))
+    hazy, transmission = synthetic_haze(load_image(folder / "clean.png"), (0.9, 0.9, 0.92), beta=1.6)
+    assert torch.allclose(load_image(folder / "image.png"), hazy, atol=1 / 255)
+    assert torch.allclose(load_image(folder / "gt_transmission.png")[:1], transmission, atol=1 / 255)
+    assert float(transmission[0, 0].mean()) == pytest.approx(np.exp(-1.6))
+    alone = subprocess.run([*make, "--beta", "1.6"], cwd=ROOT, check=False, capture_output=True, text=True)
+    assert alone.returncode == 2 and "--beta and --airlight go together" in alone.stderr
