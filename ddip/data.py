@@ -157,7 +157,7 @@ class ImageDataModule(pl.LightningDataModule):
     """The one-image data module.
 
     Args:
-        image: path of the image to decompose; ``None`` uses the sample bundled with ddip.
+        image: path of the image to decompose; ``None`` uses the bundled sample ``sample``.
         clean: optional ground-truth clean image (reporting only).
         gt_mask: optional ground-truth foreground mask, white = foreground (reporting only).
         layers: optional ground-truth layers of a mixture, in order (``task=separate``; reporting only).
@@ -165,6 +165,9 @@ class ImageDataModule(pl.LightningDataModule):
         seed: fixes the augmentation sequence.
         max_side: above this longer side the generators fit a downscaled copy (``image``); the results are
             brought back to the input's size (``original``) at the end. ``None``: always the full size.
+        sample: the file in ``ddip/assets`` used when ``image`` is ``None`` (a task names its own: the hazy and
+            the noisy zebra for dehazing and denoising).
+        sample_clean: the sample's ground truth in ``ddip/assets``, used when ``image`` and ``clean`` are ``None``.
     """
 
     def __init__(
@@ -176,11 +179,17 @@ class ImageDataModule(pl.LightningDataModule):
         augment: bool = False,
         seed: int = 0,
         max_side: int | None = None,
+        sample: str = "zebra_crop.png",
+        sample_clean: str | None = None,
     ):
         super().__init__()
         if max_side is not None and max_side < 16:
             raise DdipError(f"data.max_side={max_side} is too small; use at least 16 or null")
-        self.path = image or str(sample_image_path())
+        if not image:
+            image = str(sample_image_path(sample))
+            if not clean and sample_clean:
+                clean = str(sample_image_path(sample_clean))
+        self.path = image
         self.original = load_image(self.path)
         size = tuple(self.original.shape[-2:])
         self.clean = load_truth_image(clean, "data.clean", size) if clean else None
@@ -241,8 +250,14 @@ def load_truth_image(path: str, key: str, size: tuple[int, int]) -> torch.Tensor
     return image
 
 
-def sample_image_path():
-    """The bundled sample: the zebra crop of the DIP repository, the classic Double-DIP example."""
+def sample_image_path(name: str = "zebra_crop.png"):
+    """A bundled sample in ``ddip/assets``: ``zebra_crop.png``, the zebra crop of the DIP repository (the classic
+    Double-DIP example), and ``hazy_zebra.png`` / ``noisy_zebra.png`` made from it by ``scripts/make_samples.py``."""
     from importlib.resources import files
 
-    return files("ddip") / "assets" / "zebra_crop.png"
+    folder = files("ddip") / "assets"
+    path = folder / name
+    if not path.is_file():
+        samples = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".png"))
+        raise DdipError(f"data.sample={name!r} is not a bundled sample; one of {', '.join(samples)}")
+    return path

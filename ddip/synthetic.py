@@ -1,5 +1,6 @@
-"""Cases with a known answer: an ellipse of one texture pasted over another (segmentation), and a clear
-image hazed by the atmospheric scattering model with a known depth ramp and airlight (dehazing)."""
+"""Cases with a known answer: an ellipse of one texture pasted over another (segmentation), a clear
+image hazed by the atmospheric scattering model with a known depth ramp and airlight (dehazing), and a clean
+image with seeded Gaussian noise (denoising)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,10 @@ def synthetic_haze(
     transmission = torch.exp(-beta * depth)[None]
     colour = torch.tensor(airlight, dtype=clear.dtype)[:, None, None]
     return hazy_image(clear, transmission, colour).clamp(0.0, 1.0), transmission
+
+
+def gaussian_noise(clean: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
+    """``clean`` (in [0, 1]) plus additive white Gaussian noise of standard deviation ``sigma``/255 drawn from a
+    generator seeded with ``seed``, clipped to [0, 1] (the dev cases ``noisy_f16`` and ``noisy_butterfly``)."""
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed)) * sigma / 255
+    return (clean + noise).clamp(0.0, 1.0)

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ddip.data import resize
 from ddip.io import load_image, save_image
+from ddip.synthetic import gaussian_noise
 
 
 def centre_square(image: torch.Tensor) -> torch.Tensor:
@@ -44,8 +45,7 @@ def main() -> None:
         folder = args.out / name
         folder.mkdir(parents=True, exist_ok=True)
         clean = resize(centre_square(load_image(path)), (args.size, args.size))
-        noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(index)) * args.sigma / 255
-        save_image(folder / "image.png", (clean + noise).clamp(0, 1))
+        save_image(folder / "image.png", gaussian_noise(clean, args.sigma, seed=index))
         save_image(folder / "clean.png", clean)
         cases[name] = {"task": "denoise", "image": "image.png", "clean": "clean.png", "sigma": args.sigma}
     (args.out / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")

@@ -133,7 +133,31 @@ def test_batches_keep_the_transform_index_on_the_host():
 
 def test_datamodule_uses_bundled_sample_without_image():
     data = ImageDataModule()
-    assert data.size == (160, 256) and data.path.endswith("zebra_crop.png")
+    assert data.size == (160, 256) and data.path.endswith("zebra_crop.png") and data.clean is None
+
+
+def test_a_task_sample_comes_with_its_ground_truth_only_when_no_image_is_given(tmp_path):
+    """``sample``/``sample_clean`` stand in for a missing ``image``/``clean``; a given image is never paired with
+    the sample's ground truth; an unknown sample is a one-line error naming the bundled ones."""
+    hazy = ImageDataModule(sample="hazy_zebra.png", sample_clean="zebra_crop.png")
+    assert hazy.path.endswith("hazy_zebra.png") and torch.equal(hazy.clean, load_image(hazy.path.replace("hazy_zebra", "zebra_crop")))
+    assert float((hazy.original - hazy.clean).abs().mean()) > 0.1
+    Image.new("RGB", (256, 160)).save(tmp_path / "own.png")
+    own = ImageDataModule(image=str(tmp_path / "own.png"), sample="hazy_zebra.png", sample_clean="zebra_crop.png")
+    assert own.path == str(tmp_path / "own.png") and own.clean is None
+    with pytest.raises(DdipError, match=r"data.sample='fog.png' is not a bundled sample; one of .*hazy_zebra.png"):
+        ImageDataModule(sample="fog.png")
+
+
+def test_the_bundled_task_samples_are_what_make_samples_makes(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    subprocess.run([sys.executable, "scripts/make_samples.py", "--out", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
+    for name in ("hazy_zebra.png", "noisy_zebra.png"):
+        assert torch.equal(load_image(tmp_path / name), load_image(ROOT / "ddip" / "assets" / name)), name
 
 
 def test_clean_image_of_another_size_is_rejected(tmp_path):

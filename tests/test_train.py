@@ -131,3 +131,12 @@ def test_finished_run_prints_what_it_did_and_where_the_results_are(tmp_path, com
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("ddip: 2 steps in ") and "; IoU " in last
     assert f"; results in {run_dir}: " in last and "mask.png" in last and last.endswith("metrics.json")
+
+
+@pytest.mark.parametrize("task", ["dehaze", "denoise"])
+def test_dehaze_and_denoise_without_an_image_fit_their_bundled_sample_and_score_it(tmp_path, task):
+    """``python train.py task=dehaze`` (or ``denoise``) with no ``data.image`` fits the bundled hazy (noisy) zebra
+    and, its clean original being bundled too, reports PSNR/SSIM against it."""
+    metrics = run(compose_config([f"task={task}", "steps=2", "logger=none", "module.eval_every=1"]), tmp_path / "run")
+    assert metrics["image"].endswith(f"{'hazy' if task == 'dehaze' else 'noisy'}_zebra.png")
+    assert np.isfinite(metrics["psnr_chosen"]) and 0 < metrics["ssim_chosen"] <= 1
