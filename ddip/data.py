@@ -188,7 +188,7 @@ class ImageDataModule(pl.LightningDataModule):
         if not image:
             image = str(sample_image_path(sample))
             if not clean and sample_clean:
-                clean = str(sample_image_path(sample_clean))
+                clean = str(sample_image_path(sample_clean, "data.sample_clean"))
         self.path = image
         self.original = load_image(self.path)
         size = tuple(self.original.shape[-2:])
@@ -250,14 +250,15 @@ def load_truth_image(path: str, key: str, size: tuple[int, int]) -> torch.Tensor
     return image
 
 
-def sample_image_path(name: str = "zebra_crop.png"):
+def sample_image_path(name: str = "zebra_crop.png", key: str = "data.sample"):
     """A bundled sample in ``ddip/assets``: ``zebra_crop.png``, the zebra crop of the DIP repository (the classic
-    Double-DIP example), and ``hazy_zebra.png`` / ``noisy_zebra.png`` made from it by ``scripts/make_samples.py``."""
+    Double-DIP example), and ``hazy_zebra.png`` / ``noisy_zebra.png`` made from it by ``scripts/make_samples.py``.
+    An unknown ``name`` is a one-line error naming the config ``key`` and the bundled samples."""
     from importlib.resources import files
 
     folder = files("ddip") / "assets"
     path = folder / name
     if not path.is_file():
         samples = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".png"))
-        raise DdipError(f"data.sample={name!r} is not a bundled sample; one of {', '.join(samples)}")
+        raise DdipError(f"{key}={name!r} is not a bundled sample; one of {', '.join(samples)}")
     return path

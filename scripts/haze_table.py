@@ -44,22 +44,24 @@ def load(folder: Path) -> dict[str, dict[str, dict]]:
     return table
 
 
+def files_below(folder: Path, name: str) -> list[Path]:
+    """Every file called ``name`` below ``folder``, in order, outside the run folders of evaluate.py."""
+    return [path for path in sorted(folder.rglob(name)) if "runs" not in path.relative_to(folder).parts]
+
+
 def load_tree(folder: Path) -> dict[str, float]:
     """case → ddip's PSNR from every evaluate.json below ``folder`` (run folders skipped)."""
     found: dict[str, float] = {}
-    for path in sorted(folder.rglob("evaluate.json")):
-        if "runs" not in path.relative_to(folder).parts:
-            found |= {case: methods["ddip"]["psnr"] for case, methods in load(path.parent).items() if "ddip" in methods}
+    for path in files_below(folder, "evaluate.json"):
+        found |= {case: methods["ddip"]["psnr"] for case, methods in load(path.parent).items() if "ddip" in methods}
     return found
 
 
 def betas(folders: list[Path]) -> dict[str, float]:
     """case → haze density β, from the ``cases.json`` files below ``folders``."""
     found: dict[str, float] = {}
-    for folder in folders:
-        for path in sorted(folder.rglob("cases.json")):
-            if "runs" not in path.relative_to(folder).parts:
-                found |= {case: spec["beta"] for case, spec in json.loads(path.read_text()).items() if "beta" in spec}
+    for path in (path for folder in folders for path in files_below(folder, "cases.json")):
+        found |= {case: spec["beta"] for case, spec in json.loads(path.read_text()).items() if "beta" in spec}
     return found
 
 

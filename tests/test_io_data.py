@@ -147,6 +147,8 @@ def test_a_task_sample_comes_with_its_ground_truth_only_when_no_image_is_given(t
     assert own.path == str(tmp_path / "own.png") and own.clean is None
     with pytest.raises(DdipError, match=r"data.sample='fog.png' is not a bundled sample; one of .*hazy_zebra.png"):
         ImageDataModule(sample="fog.png")
+    with pytest.raises(DdipError, match=r"data.sample_clean='fog.png' is not a bundled sample"):
+        ImageDataModule(sample="hazy_zebra.png", sample_clean="fog.png")
 
 
 def test_the_bundled_task_samples_are_what_make_samples_makes(tmp_path):
