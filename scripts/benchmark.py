@@ -2,7 +2,8 @@
 measured in one run, and this CPU's convolution throughput.
 
     python scripts/benchmark.py [--tasks seg dehaze denoise] [--sizes 64 128 256] [--steps 20] [--warmup 5]
-                                [--repeats 3] [--out results/benchmark/benchmark.json] [--override KEY=VALUE ...]
+                                [--repeats 3] [--out results/benchmark/benchmark.json] [--threads N ...]
+                                [--override KEY=VALUE ...]
 
 Cases (``--tasks``): ``seg``, ``dehaze`` (the task defaults), ``denoise`` (one DIP network,
 ``task.ensemble=1``: the network the conv-throughput goal is about), ``denoise-ensemble`` (the denoise
@@ -30,6 +31,8 @@ the same steps), so drifts in the machine's speed hit all paths alike; the media
 128→128-channel 3×3 convolution (forward + backward, 128×128, channels-last): the CPU's convolution
 throughput that the DIP denoising net is compared with. ``--profile SIZE`` adds, per task, where the fast
 step's time goes at that size (convolution, batch norm, optimiser, other operators; ``torch.profiler``).
+``--threads N ...`` repeats the whole run at each torch thread count (``torch.set_num_threads``; one table
+per count, the records carry ``threads``), so the paths' use of the cores is compared in one run.
 ``--override KEY=VALUE ...`` sets Hydra overrides on every path alike (an A/B of one
 setting is two runs, e.g. ``--tasks dehaze --sizes 128 --override task.weights.exclusion=0``).
 Writes ``--out`` (records: task, size, path, s_per_step, gflop_per_step, gflops) and a markdown table beside it
@@ -218,8 +221,11 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="also time trainer.precision=bf16-mixed")
     parser.add_argument("--eager", action="store_true", help="also time the fast loop without CUDA graphs")
     parser.add_argument("--profile", type=int, default=None, metavar="SIZE", help="also profile the fast step at this size")
+    parser.add_argument("--threads", nargs="*", type=int, default=[], metavar="N", help="time everything at each of these torch thread counts (default: torch's own), e.g. 1 2")
     parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE", help="Hydra overrides for every path, e.g. task.weights.exclusion=0")
     args = parser.parse_args()
+    if any(n < 1 for n in args.threads):
+        parser.error(f"--threads {' '.join(map(str, args.threads))}: thread counts must be 1 or more")
     warnings.filterwarnings("ignore", message=".*self.log.*")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for task in args.tasks:  # an override Hydra refuses ends the run here, in one line, before any timing
@@ -228,9 +234,24 @@ def main() -> None:
         except DdipError as error:
             parser.exit(2, f"benchmark: error: {error}\n")
     device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
+    counts = args.threads or [torch.get_num_threads()]
+    records = []
+    for threads in counts:
+        torch.set_num_threads(threads)
+        records += time_all(args, device, threads)
+    args.out.write_text(json.dumps(records, indent=2) + "\n")
+    command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
+    tables = markdown(records)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {' and '.join(map(str, counts))} threads"
+    args.out.with_suffix(".md").write_text(f"`{command}`\n\n{where}, torch {torch.__version__}\n\n{tables}")
+    print(tables)
+
+
+def time_all(args, device: torch.device, threads: int) -> list[dict]:
+    """The records of one thread count: the convolution peak, then every case, size and path (and profiles)."""
     peak = conv_peak(max(3, args.steps // 4), args.repeats, device)
     records = [{"task": "conv_peak", "size": 128, "path": "conv", "s_per_step": None, "gflop_per_step": None, "gflops": peak}]
-    print(f"conv peak: {peak:.1f} GFLOP/s", flush=True)
+    print(f"{threads} threads, conv peak: {peak:.1f} GFLOP/s", flush=True)
     with tempfile.TemporaryDirectory(prefix="ddip-bench-") as images:
         for task in args.tasks:
             for size in args.sizes:
@@ -241,15 +262,18 @@ def main() -> None:
             if args.profile:
                 breakdown = profile_fast(task, texture(args.profile, Path(images)), args, device)
                 records.append({"task": task, "size": args.profile, "path": "fast profile", "ms_per_step": breakdown})
-    args.out.write_text(json.dumps(records, indent=2) + "\n")
-    command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
-    table = markdown(records)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    args.out.with_suffix(".md").write_text(f"`{command}`\n\n{where}, torch {torch.__version__}\n\n{table}")
-    print(table)
+    return [record | {"threads": threads} for record in records]
 
 
 def markdown(records: list[dict]) -> str:
+    """One table per thread count (:func:`table`), headed by the count when the run timed more than one."""
+    counts = list(dict.fromkeys(r.get("threads") for r in records))
+    if len(counts) == 1:
+        return table(records)
+    return "\n".join(f"**{n} thread{'' if n == 1 else 's'}**\n\n" + table([r for r in records if r.get("threads") == n]) for n in counts)
+
+
+def table(records: list[dict]) -> str:
     """One row per task and size: s/step of each path, the speed-up plain / lightning, Lightning's overhead over
     the fast loop, GFLOP per step and the default path's GFLOP/s as a share of the convolution peak."""
     peak = records[0]["gflops"]

@@ -271,3 +271,19 @@ def test_benchmark_override_reaches_every_path(tmp_path):
         flops.append({r["path"]: r["gflop_per_step"] for r in json.loads(out.read_text())[1:]})
     assert set(flops[1]) == {"plain", "fast", "lightning"}
     assert 2.5 < flops[1]["plain"] / flops[0]["plain"] < 4.5
+
+
+def test_benchmark_repeats_the_run_at_each_thread_count(tmp_path):
+    """``--threads 1 2``: every path is timed at both counts in one run, each count with its own convolution peak
+    and table; a count below 1 is a one-line usage error before any timing."""
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "scripts/benchmark.py", "--tasks", "seg", "--sizes", "32", "--steps", "1", "--warmup", "1", "--repeats", "1", "--out", str(out)]
+    subprocess.run([*command, "--threads", "1", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    records = json.loads(out.read_text())
+    for threads in (1, 2):
+        mine = [r for r in records if r["threads"] == threads]
+        assert [r["path"] for r in mine] == ["conv", "plain", "fast", "lightning"] and mine[0]["gflops"] > 0
+    table = out.with_suffix(".md").read_text()
+    assert table.index("**1 thread**") < table.index("**2 threads**") and table.count("| seg | 32 |") == 2
+    refused = subprocess.run([*command, "--threads", "0"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines()[-1].endswith("thread counts must be 1 or more")
