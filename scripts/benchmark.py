@@ -251,7 +251,7 @@ def time_all(args, device: torch.device, threads: int) -> list[dict]:
     """The records of one thread count: the convolution peak, then every case, size and path (and profiles)."""
     peak = conv_peak(max(3, args.steps // 4), args.repeats, device)
     records = [{"task": "conv_peak", "size": 128, "path": "conv", "s_per_step": None, "gflop_per_step": None, "gflops": peak}]
-    print(f"{threads} threads, conv peak: {peak:.1f} GFLOP/s", flush=True)
+    print(f"{thread_count(threads)}, conv peak: {peak:.1f} GFLOP/s", flush=True)
     with tempfile.TemporaryDirectory(prefix="ddip-bench-") as images:
         for task in args.tasks:
             for size in args.sizes:
@@ -270,7 +270,12 @@ def markdown(records: list[dict]) -> str:
     counts = list(dict.fromkeys(r.get("threads") for r in records))
     if len(counts) == 1:
         return table(records)
-    return "\n".join(f"**{n} thread{'' if n == 1 else 's'}**\n\n" + table([r for r in records if r.get("threads") == n]) for n in counts)
+    return "\n".join(f"**{thread_count(n)}**\n\n" + table([r for r in records if r.get("threads") == n]) for n in counts)
+
+
+def thread_count(threads: int) -> str:
+    """``1 thread``, ``2 threads``."""
+    return f"{threads} thread{'' if threads == 1 else 's'}"
 
 
 def table(records: list[dict]) -> str:
