@@ -242,7 +242,7 @@ def main() -> None:
     args.out.write_text(json.dumps(records, indent=2) + "\n")
     command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
     tables = markdown(records)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {' and '.join(map(str, counts))} threads"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU, " + " and ".join([*map(str, counts[:-1]), thread_count(counts[-1])])
     args.out.with_suffix(".md").write_text(f"`{command}`\n\n{where}, torch {torch.__version__}\n\n{tables}")
     print(tables)
 
@@ -267,10 +267,10 @@ def time_all(args, device: torch.device, threads: int) -> list[dict]:
 
 def markdown(records: list[dict]) -> str:
     """One table per thread count (:func:`table`), headed by the count when the run timed more than one."""
-    counts = list(dict.fromkeys(r.get("threads") for r in records))
+    counts = list(dict.fromkeys(r["threads"] for r in records))
     if len(counts) == 1:
         return table(records)
-    return "\n".join(f"**{thread_count(n)}**\n\n" + table([r for r in records if r.get("threads") == n]) for n in counts)
+    return "\n".join(f"**{thread_count(n)}**\n\n" + table([r for r in records if r["threads"] == n]) for n in counts)
 
 
 def thread_count(threads: int) -> str:
