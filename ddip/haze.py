@@ -13,6 +13,8 @@ airlight prior of the Double-DIP dehazing task. All images are B×C×H×W tensor
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -91,7 +93,7 @@ def estimate_airlight(image: torch.Tensor, patch: int = 15, fraction: float = 0.
 
 def mean_airlight(image: torch.Tensor, patch: int = 15, fraction: float = 0.001) -> torch.Tensor:
     """The airlight colour (B×3) as the mean of the haze-opaque pixels: the rule of many DCP implementations
-    (weaker than :func:`estimate_airlight` on average; README "Which DCP")."""
+    (weaker than :func:`estimate_airlight` on average; docs/results/dehazing.md, "Which DCP")."""
     return haze_opaque_pixels(image, patch, fraction).mean(dim=2)
 
 
@@ -134,6 +136,46 @@ def dehaze_dcp(
     transmission = refine_transmission(coarse, image, radius, eps)
     clear = recover_clear(image, transmission, airlight[..., None, None], t_min)
     return {"clear": clear, "transmission": transmission, "airlight": airlight}
+
+
+def raise_airlight_to_gamut(
+    image: torch.Tensor,
+    airlight: torch.Tensor,
+    transmission: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    quantile: float = 0.995,
+    step: float = 0.005,
+    saturated: float = 0.98,
+) -> torch.Tensor:
+    """An airlight estimate (B×3) raised, channel by channel in steps of ``step``, until the recovered image
+    stays in gamut: ``J_c = A_c + (I_c − A_c)/t ≤ 1`` (Eq. 22 before clipping) at the ``quantile`` of the
+    pixels with no channel at or above ``saturated``, where ``t = transmission(image, A)`` is recomputed for
+    every candidate. It never lowers a channel.
+
+    Why: the dark channel rule reads ``A`` from a pixel ``I = t·J + (1 − t)·A``, which lies below ``A`` in
+    every channel where the scene is darker than the airlight; without a haze-opaque pixel (``t ≈ 0``) the
+    estimate is too low. A channel set too low shows in the recovery: where ``I_c > A_c``, ``J_c`` grows as
+    ``1/t`` past 1, which no scene radiance does (the bright side of Meng et al.'s boundary constraint, ICCV
+    2013, used here on ``A`` rather than on ``t``). Saturated pixels are left out (they exceed any ``A``), and
+    the quantile leaves out the few that a too-low ``t`` alone pushes past 1."""
+    if not 0 < quantile <= 1:
+        raise ValueError(f"quantile={quantile} must be in (0, 1]")
+    raised = []
+    for single, colour in zip(image, airlight):
+        single, colour = single[None], colour.clone()
+        unsaturated = (single < saturated).all(dim=1).flatten()
+        if not bool(unsaturated.any()):
+            raised.append(colour)
+            continue
+        for _ in range(int(1.0 / step) + 1):
+            t = transmission(single, colour[None]).clamp_min(MIN_AIRLIGHT)
+            clear = colour[:, None, None] + (single[0] - colour[:, None, None]) / t[0]
+            top = clear.flatten(1)[:, unsaturated].quantile(quantile, dim=1)
+            outside = (top > 1.0) & (colour < 1.0)
+            if not bool(outside.any()):
+                break
+            colour = (colour + step * outside).clamp(max=1.0)
+        raised.append(colour)
+    return torch.stack(raised)
 
 
 def colour_clusters(image: torch.Tensor, count: int = 1000, iterations: int = 10, sample: int = 20000) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,10 +9,13 @@ colours. The dark channel rules pick the airlight from the brightest 0.1 % of th
 haze-lines rule (:func:`ddip.haze.estimate_airlight_haze_lines`) uses the whole image; the last row is the
 mean of He et al.'s and the haze-lines estimate. ``--omegas`` and ``--closings`` add rows of DCP with other ω
 (Eq. 12: the share of haze removed) and with its coarse ``t`` closed (:func:`ddip.haze.close_transmission`), every
-combination, for He et al.'s rule and the true airlight; ``--true-transmission`` adds the recovery (Eq. 22) with
+combination, for He et al.'s rule, the true airlight and the ``--gamut`` rules; ``--gamut Q ...`` adds He et al.'s
+estimate raised per channel until the recovery with ddip's prior (ω 1, closed over 31², refined) stays ≤ 1 at the
+quantile Q (:func:`ddip.haze.raise_airlight_to_gamut`, ddip's ``task.airlight_gamut``); ``--true-transmission`` adds the recovery (Eq. 22) with
 the true ``t`` and He et al.'s airlight: how far a perfect transmission gets with it. The table gives each rule's
 mean absolute error and the PSNR of dark channel prior dehazing (:func:`ddip.haze.dehaze_dcp`) with it,
-beside the true airlight (oracle), on how many cases that PSNR beats He et al.'s rule, and its mean per β. Writes ``airlight_study.md`` and ``.json`` into ``--out``.
+beside the true airlight (oracle), on how many cases that PSNR beats and trails He et al.'s rule under the same ω
+and closing (the true-``t`` row: He et al.'s DCP), and its mean per β. Writes ``airlight_study.md`` and ``.json`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -31,10 +34,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evaluate import write_results
 
 from ddip.data import resize
-from ddip.haze import dehaze_dcp, estimate_airlight_haze_lines, haze_opaque_pixels, mean_airlight, recover_clear
+from ddip.haze import (
+    dehaze_dcp,
+    estimate_airlight_haze_lines,
+    haze_opaque_pixels,
+    mean_airlight,
+    raise_airlight_to_gamut,
+    recover_clear,
+)
 from ddip.io import load_image
 from ddip.metrics import psnr
 from ddip.synthetic import synthetic_haze
+from ddip.tasks.dehaze import Dehazing
 
 AIRLIGHTS = [(0.9, 0.9, 0.92), (0.8, 0.85, 0.9), (0.95, 0.9, 0.8)]
 BETAS = [1.0, 1.6, 2.5]
@@ -60,6 +71,16 @@ HE_OMEGA = 0.95  # He et al.'s ω, the default of dehaze_dcp
 TRUE_T = -1.0  # in place of ω: the recovery with the true transmission instead of DCP's
 
 
+def gamut_name(quantile: float) -> str:
+    return f"He et al.'s, raised to the gamut at q = {quantile:g}"
+
+
+def gamut_rule(quantile: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """He et al.'s estimate raised as ddip's dehazing task raises it (its default prior), as a rule of the hazy image."""
+    prior = Dehazing(airlight="constant", omega=1.0, transmission_prior_closing=31).refined_prior
+    return lambda hazy: raise_airlight_to_gamut(hazy, RULES[BASELINE](hazy)[None], prior, quantile)[0]
+
+
 def method_name(airlight: str, omega: float, closing: int) -> str:
     if omega == TRUE_T:
         return f"J = (I − (1 − t)·A)/t with the true t (oracle), airlight = {airlight}"
@@ -77,11 +98,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--omegas", type=float, nargs="*", default=[], help="also DCP with these ω (default 0.95 only)")
     parser.add_argument("--closings", type=int, nargs="*", default=[], help="also DCP with its t closed over these windows")
+    parser.add_argument("--gamut", type=float, nargs="*", default=[], help="also He et al.'s airlight raised to the gamut at these quantiles")
     parser.add_argument("--true-transmission", action="store_true", help="also recover J with the true t (oracle)")
     parser.add_argument("--out", type=Path, default=Path("results/airlight_study"))
     args = parser.parse_args()
     priors = [prior for prior in itertools.product([HE_OMEGA, *args.omegas], [0, *args.closings]) if prior != (HE_OMEGA, 0)]
-    methods = [(name, HE_OMEGA, 0) for name in [ORACLE, *RULES, COMBINED]] + [(name, *prior) for prior in priors for name in (BASELINE, ORACLE)]
+    rules = RULES | {gamut_name(q): gamut_rule(q) for q in args.gamut}
+    gamuts = [gamut_name(q) for q in args.gamut]
+    methods = [(name, HE_OMEGA, 0) for name in [ORACLE, *rules, COMBINED]]
+    methods += [(name, *prior) for prior in priors for name in (BASELINE, ORACLE, *gamuts)]
     if args.true_transmission:
         methods.append((BASELINE, TRUE_T, 0))
     scores: dict[tuple[str, float, int], list[tuple[float, float]]] = {method: [] for method in methods}
@@ -93,7 +118,7 @@ def main() -> None:
         truth = torch.tensor([airlight])
         hazy_psnr.append(psnr(hazy, clear))
         betas.append(beta)
-        estimates = {ORACLE: truth[0]} | {name: rule(hazy) for name, rule in RULES.items()}
+        estimates = {ORACLE: truth[0]} | {name: rule(hazy) for name, rule in rules.items()}
         estimates[COMBINED] = (estimates[BASELINE] + estimates[HAZE_LINES]) / 2
         for name, omega, closing in methods:
             if omega == TRUE_T:
@@ -102,9 +127,10 @@ def main() -> None:
                 dehazed = dehaze_dcp(hazy, omega=omega, closing=closing, airlight=estimates[name][None])["clear"]
             scores[name, omega, closing].append((float((estimates[name] - truth[0]).abs().mean()), psnr(dehazed, clear)))
     rows = [{"method": "hazy input", "psnr": float(np.mean(hazy_psnr)), "cases": len(hazy_psnr)}]
-    baseline = np.array([value for _, value in scores[BASELINE, HE_OMEGA, 0]])
     for (name, omega, closing), values in scores.items():
         errors, psnrs = (np.array(column) for column in zip(*values))
+        same_prior = (BASELINE, omega, closing) if omega != TRUE_T else (BASELINE, HE_OMEGA, 0)
+        baseline = np.array([value for _, value in scores[same_prior]])
         rows.append(
             {
                 "method": method_name(name, omega, closing),
@@ -112,12 +138,13 @@ def main() -> None:
                 "psnr": float(psnrs.mean()),
                 "psnr_median": float(np.median(psnrs)),
                 "better_than_he": int((psnrs > baseline + 1e-6).sum()),
+                "worse_than_he": int((psnrs < baseline - 1e-6).sum()),
                 "cases": len(values),
             }
             | {f"psnr_beta_{beta:g}": float(psnrs[np.array(betas) == beta].mean()) for beta in BETAS}
         )
     args.out.mkdir(parents=True, exist_ok=True)
-    columns = ["method", "airlight_error", "psnr", "psnr_median", "better_than_he", "cases", *(f"psnr_beta_{b:g}" for b in BETAS)]
+    columns = ["method", "airlight_error", "psnr", "psnr_median", "better_than_he", "worse_than_he", "cases", *(f"psnr_beta_{b:g}" for b in BETAS)]
     write_results(rows, args.out, "airlight_study", columns=columns)
 
 

@@ -19,6 +19,7 @@ from ddip.haze import (
     estimate_airlight_haze_lines,
     haze_line_votes,
     hazy_image,
+    raise_airlight_to_gamut,
     recover_clear,
 )
 from ddip.io import load_image
@@ -108,6 +109,37 @@ def test_task_takes_its_airlight_from_the_chosen_estimator():
         assert torch.allclose(task.airlight_estimate, estimate(hazy)[0])
 
 
+@pytest.mark.parametrize("texture", ["stripes", "books"])
+def test_gamut_raises_a_too_low_airlight_towards_the_truth(texture):
+    """Light haze (t ≥ 0.2) over bright textures: He et al.'s pixel is a hazy scene point, darker than the
+    airlight; raised until the recovered J stays ≤ 1, the estimate is at least twice as close, and no channel
+    goes down."""
+    hazy, _, _ = hazy_case(texture=texture, beta=1.6)
+    task = Dehazing(airlight="constant", airlight_gamut=0.995, omega=1.0, transmission_prior_closing=31)
+    task.prepare(hazy[0])
+    truth = torch.tensor(AIRLIGHT)
+    before, after = (float((colour - truth).abs().mean()) for colour in (task.airlight_before_gamut, task.airlight_estimate))
+    assert after < before / 2, (before, after)
+    assert bool((task.airlight_estimate >= task.airlight_before_gamut).all())
+
+
+@pytest.mark.parametrize("value", [0.5, 1.0])
+def test_gamut_leaves_an_airlight_alone_when_the_recovery_is_in_gamut_or_saturated(value):
+    """A flat grey image recovers to black under a brighter airlight (in gamut), and a white one has no
+    unsaturated pixel to judge by: both keep the estimate."""
+    image, airlight = torch.full((1, 3, 16, 16), value), torch.tensor([[0.9, 0.8, 0.7]])
+    task = Dehazing(airlight="constant", omega=1.0)
+    raised = raise_airlight_to_gamut(image, airlight, task.refined_prior)
+    assert torch.equal(raised, airlight)
+
+
+def test_given_airlight_is_not_raised_to_the_gamut():
+    hazy, _, _ = hazy_case(texture="stripes", beta=1.6)
+    task = Dehazing(airlight="constant", airlight_value=[0.5, 0.6, 0.7], airlight_gamut=0.995)
+    task.prepare(hazy[0])
+    assert torch.allclose(task.airlight_estimate, torch.tensor([0.5, 0.6, 0.7])) and task.airlight_before_gamut is None
+
+
 def test_haze_lines_on_a_flat_image_fall_back_to_the_dark_channel_rule():
     image = torch.full((1, 3, 16, 16), 0.6)
     assert torch.allclose(estimate_airlight_haze_lines(image), estimate_airlight(image))
@@ -144,6 +176,8 @@ def test_haze_free_or_uniform_images_give_finite_non_black_results(image):
         ({"transmission_prior_closing": -3}, "task.transmission_prior_closing=-3"),
         ({"transmission_prior_closing": 7.5}, "task.transmission_prior_closing=7.5"),
         ({"airlight_value": [0.9, 0.9]}, "three numbers"),
+        ({"airlight_gamut": 0}, "task.airlight_gamut=0 must be a quantile"),
+        ({"airlight_gamut": "high"}, "task.airlight_gamut='high' must be a quantile"),
         ({"airlight_value": [0.9, 1.5, 0.9]}, "three numbers"),
     ],
 )

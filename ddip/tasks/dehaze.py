@@ -42,6 +42,7 @@ from ddip.haze import (
     estimate_airlight,
     estimate_airlight_haze_lines,
     hazy_image,
+    raise_airlight_to_gamut,
     recover_clear,
     refine_transmission,
 )
@@ -63,6 +64,9 @@ class Dehazing(Task):
         airlight_estimate: ``dark_channel`` (He et al.) or ``haze_lines`` (Berman et al., ICCP 2017).
         airlight_patch, airlight_fraction: dark-channel window and share of its brightest pixels used for the
             estimate (He et al.: 15, 0.1 %); the window is also that of the transmission prior.
+        airlight_gamut: the estimate raised per channel until the classical recovery with this task's prior
+            stays ``≤ 1`` at this quantile of the unsaturated pixels (:func:`ddip.haze.raise_airlight_to_gamut`);
+            ``None`` keeps the estimate as it is. Not applied to ``airlight_value``.
         transmission_prior_fraction: share of the run during which ``t`` is pulled to the dark channel prior's.
         transmission_prior_refined: the prior is DCP's guided-filtered ``t`` (else its coarse ``t``, Eq. 12).
         omega: the share of the haze the transmission prior removes, ``t = 1 − ω·dark(I/A)`` (He et al. Eq. 12:
@@ -86,6 +90,7 @@ class Dehazing(Task):
         airlight_estimate: str = "dark_channel",
         airlight_patch: int = 15,
         airlight_fraction: float = 0.001,
+        airlight_gamut: float | None = None,
         airlight_prior_fraction: float = 0.25,
         transmission_prior_fraction: float = 0.0,
         omega: float = 0.95,
@@ -113,11 +118,14 @@ class Dehazing(Task):
             raise DdipError(f"task.transmission_prior_expectile={transmission_prior_expectile!r} must be in (0, 1)")
         if not (is_number(transmission_prior_closing) and isinstance(transmission_prior_closing, int) and transmission_prior_closing >= 0):
             raise DdipError(f"task.transmission_prior_closing={transmission_prior_closing!r} must be a window in pixels, 0 or more")
+        if airlight_gamut is not None and not (is_number(airlight_gamut) and 0 < airlight_gamut <= 1):
+            raise DdipError(f"task.airlight_gamut={airlight_gamut!r} must be a quantile in (0, 1] or null")
         if output not in OUTPUT_RULES:
             raise DdipError(f"task.output={output!r} is not one of {', '.join(OUTPUT_RULES)}")
         self.airlight_value = self._checked_airlight(airlight_value)
         self.airlight_mode, self.airlight_patch, self.airlight_fraction = airlight, airlight_patch, airlight_fraction
         self.airlight_prior_fraction, self.airlight_rule, self.omega = airlight_prior_fraction, airlight_estimate, omega
+        self.airlight_gamut = airlight_gamut
         defaults = {
             "reconstruction": 1.0,
             "transmission_smoothness": 0.005,
@@ -142,6 +150,7 @@ class Dehazing(Task):
             self.inputs["airlight"] = NoiseInput(input_channels, kind="meshgrid")
             self.generators["airlight"] = GeneratorSpec(3, "airlight")
         self.airlight_estimate: torch.Tensor | None = None
+        self.airlight_before_gamut: torch.Tensor | None = None
 
     @staticmethod
     def _checked_airlight(value: list[float] | None) -> torch.Tensor | None:
@@ -156,20 +165,37 @@ class Dehazing(Task):
         """Estimate the airlight colour (unless given) from the image the generators fit."""
         if image.shape[0] != 3:
             raise DdipError("dehazing needs a colour image")
-        if self.airlight_value is not None:
-            self.airlight_estimate = self.airlight_value
-        elif self.airlight_rule == "haze_lines":
-            self.airlight_estimate = estimate_airlight_haze_lines(image[None])[0]
-        else:
-            self.airlight_estimate = estimate_airlight(image[None], self.airlight_patch, self.airlight_fraction)[0]
+        self.airlight_estimate = self.estimated_airlight(image)
         if not self.transmission_prior_fraction:
             return {}
-        coarse = dcp_transmission(image[None], self.airlight_estimate[None], self.airlight_patch, self.omega)
-        coarse = close_transmission(coarse, self.transmission_prior_closing)
         if not self.transmission_prior_refined:
-            return {"transmission_prior": coarse[0, 0]}
-        prior = refine_transmission(coarse, image[None], self.refine_radius, self.refine_eps)
-        return {"transmission_prior": prior[0, 0]}
+            return {"transmission_prior": self.coarse_prior(image[None], self.airlight_estimate[None])[0, 0]}
+        return {"transmission_prior": self.refined_prior(image[None], self.airlight_estimate[None])[0, 0]}
+
+    def estimated_airlight(self, image: torch.Tensor) -> torch.Tensor:
+        """The airlight colour (3) for a 3×H×W image: ``airlight_value`` if given, else ``airlight_estimate``'s
+        rule, raised to the gamut when ``airlight_gamut`` is set (the estimate before that is kept in
+        ``airlight_before_gamut``)."""
+        if self.airlight_value is not None:
+            return self.airlight_value
+        if self.airlight_rule == "haze_lines":
+            estimate = estimate_airlight_haze_lines(image[None])[0]
+        else:
+            estimate = estimate_airlight(image[None], self.airlight_patch, self.airlight_fraction)[0]
+        self.airlight_before_gamut = estimate
+        if self.airlight_gamut is None:
+            return estimate
+        return raise_airlight_to_gamut(image[None], estimate[None], self.refined_prior, self.airlight_gamut)[0]
+
+    def coarse_prior(self, image: torch.Tensor, airlight: torch.Tensor) -> torch.Tensor:
+        """The transmission prior: DCP's coarse ``t = 1 − ω·dark(I/A)`` (Eq. 12), closed; B×1×H×W."""
+        coarse = dcp_transmission(image, airlight, self.airlight_patch, self.omega)
+        return close_transmission(coarse, self.transmission_prior_closing)
+
+    def refined_prior(self, image: torch.Tensor, airlight: torch.Tensor) -> torch.Tensor:
+        """The prior refined as the fitted ``t`` is at the end (guided filter, clipped to ``[t_min, 1]``)."""
+        refined = refine_transmission(self.coarse_prior(image, airlight), image, self.refine_radius, self.refine_eps)
+        return refined.clamp(self.t_min, 1.0)
 
     def next_pass_input(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
         """The reference's second pass: dehaze the dehazed image again, with the same airlight."""
@@ -236,6 +262,7 @@ class Dehazing(Task):
             "output_rule": self.output,
             "airlight_mode": self.airlight_mode,
             "airlight_estimate": [round(float(v), 4) for v in self.airlight_estimate],
+            "airlight_before_gamut": None if self.airlight_before_gamut is None else [round(float(v), 4) for v in self.airlight_before_gamut],
             "airlight_mean": [round(float(v), 4) for v in recovered["airlight"][0].mean(dim=(1, 2))],
             "transmission_mean": float(recovered["transmission"].mean()),
         }
