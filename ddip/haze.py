@@ -94,7 +94,7 @@ def estimate_airlight(image: torch.Tensor, patch: int = 15, fraction: float = 0.
 def mean_airlight(image: torch.Tensor, patch: int = 15, fraction: float = 0.001) -> torch.Tensor:
     """The airlight colour (B×3) as the mean of the haze-opaque pixels: the rule of many DCP implementations
     (weaker than :func:`estimate_airlight` on average; docs/results/dehazing.md, "Which DCP")."""
-    return haze_opaque_pixels(image, patch, fraction).mean(dim=2)
+    return haze_opaque_pixels(image, patch, fraction).mean(dim=2).clamp(MIN_AIRLIGHT, 1.0)
 
 
 def dcp_transmission(image: torch.Tensor, airlight: torch.Tensor, patch: int = 15, omega: float = 0.95) -> torch.Tensor:

@@ -10,8 +10,9 @@ haze-lines rule (:func:`ddip.haze.estimate_airlight_haze_lines`) uses the whole 
 mean of He et al.'s and the haze-lines estimate. ``--omegas`` and ``--closings`` add rows of DCP with other ω
 (Eq. 12: the share of haze removed) and with its coarse ``t`` closed (:func:`ddip.haze.close_transmission`), every
 combination, for He et al.'s rule, the true airlight and the ``--gamut`` rules; ``--gamut Q ...`` adds He et al.'s
-estimate raised per channel until the recovery with ddip's prior (ω 1, closed over 31², refined) stays ≤ 1 at the
-quantile Q (:func:`ddip.haze.raise_airlight_to_gamut`, ddip's ``task.airlight_gamut``); ``--true-transmission`` adds the recovery (Eq. 22) with
+estimate (or, with ``--gamut-starts``, also the per-channel mean of the haze-opaque pixels) raised per channel until
+the recovery with ddip's prior (ω 1, closed over 31², refined) stays ≤ 1 at the quantile Q
+(:func:`ddip.haze.raise_airlight_to_gamut`, ddip's ``task.airlight_gamut``); ``--true-transmission`` adds the recovery (Eq. 22) with
 the true ``t`` and He et al.'s airlight: how far a perfect transmission gets with it. The table gives each rule's
 mean absolute error and the PSNR of dark channel prior dehazing (:func:`ddip.haze.dehaze_dcp`) with it,
 beside the true airlight (oracle), on how many cases that PSNR beats and trails He et al.'s rule under the same ω
@@ -71,14 +72,19 @@ HE_OMEGA = 0.95  # He et al.'s ω, the default of dehaze_dcp
 TRUE_T = -1.0  # in place of ω: the recovery with the true transmission instead of DCP's
 
 
-def gamut_name(quantile: float) -> str:
-    return f"He et al.'s, raised to the gamut at q = {quantile:g}"
+GAMUT_STARTS = {"brightest": (BASELINE, "He et al.'s"), "mean": ("per-channel mean", "per-channel mean")}
 
 
-def gamut_rule(quantile: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    """He et al.'s estimate raised as ddip's dehazing task raises it (its default prior), as a rule of the hazy image."""
+def gamut_name(start: str, quantile: float) -> str:
+    return f"{GAMUT_STARTS[start][1]}, raised to the gamut at q = {quantile:g}"
+
+
+def gamut_rule(start: str, quantile: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The ``start`` rule's estimate raised as ddip's dehazing task raises it (its default prior), as a rule of the
+    hazy image."""
     prior = Dehazing(airlight="constant", omega=1.0, transmission_prior_closing=31).refined_prior
-    return lambda hazy: raise_airlight_to_gamut(hazy, RULES[BASELINE](hazy)[None], prior, quantile)[0]
+    rule = RULES[GAMUT_STARTS[start][0]]
+    return lambda hazy: raise_airlight_to_gamut(hazy, rule(hazy)[None], prior, quantile)[0]
 
 
 def method_name(airlight: str, omega: float, closing: int) -> str:
@@ -99,12 +105,13 @@ def main() -> None:
     parser.add_argument("--omegas", type=float, nargs="*", default=[], help="also DCP with these ω (default 0.95 only)")
     parser.add_argument("--closings", type=int, nargs="*", default=[], help="also DCP with its t closed over these windows")
     parser.add_argument("--gamut", type=float, nargs="*", default=[], help="also He et al.'s airlight raised to the gamut at these quantiles")
+    parser.add_argument("--gamut-starts", nargs="+", choices=list(GAMUT_STARTS), default=["brightest"], help="the estimates --gamut raises")
     parser.add_argument("--true-transmission", action="store_true", help="also recover J with the true t (oracle)")
     parser.add_argument("--out", type=Path, default=Path("results/airlight_study"))
     args = parser.parse_args()
     priors = [prior for prior in itertools.product([HE_OMEGA, *args.omegas], [0, *args.closings]) if prior != (HE_OMEGA, 0)]
-    rules = RULES | {gamut_name(q): gamut_rule(q) for q in args.gamut}
-    gamuts = [gamut_name(q) for q in args.gamut]
+    gamuts = {gamut_name(start, q): gamut_rule(start, q) for start in args.gamut_starts for q in args.gamut}
+    rules = RULES | gamuts
     methods = [(name, HE_OMEGA, 0) for name in [ORACLE, *rules, COMBINED]]
     methods += [(name, *prior) for prior in priors for name in (BASELINE, ORACLE, *gamuts)]
     if args.true_transmission:

@@ -19,6 +19,7 @@ from ddip.haze import (
     estimate_airlight_haze_lines,
     haze_line_votes,
     hazy_image,
+    mean_airlight,
     raise_airlight_to_gamut,
     recover_clear,
 )
@@ -103,7 +104,8 @@ def test_haze_lines_find_the_airlight_where_no_pixel_is_haze_opaque():
 
 def test_task_takes_its_airlight_from_the_chosen_estimator():
     hazy, _, _ = hazy_case(texture="books", beta=1.6)
-    for rule, estimate in (("dark_channel", estimate_airlight), ("haze_lines", estimate_airlight_haze_lines)):
+    rules = (("dark_channel", estimate_airlight), ("dark_channel_mean", mean_airlight), ("haze_lines", estimate_airlight_haze_lines))
+    for rule, estimate in rules:
         task = Dehazing(airlight="constant", airlight_estimate=rule)
         task.prepare(hazy[0])
         assert torch.allclose(task.airlight_estimate, estimate(hazy)[0])

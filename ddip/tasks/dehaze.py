@@ -43,6 +43,7 @@ from ddip.haze import (
     estimate_airlight,
     estimate_airlight_haze_lines,
     hazy_image,
+    mean_airlight,
     raise_airlight_to_gamut,
     recover_clear,
     refine_transmission,
@@ -52,7 +53,11 @@ from ddip.metrics import psnr, ssim
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, is_number, loss_weights
 
 AIRLIGHT_MODES = ("net", "constant")
-AIRLIGHT_ESTIMATES = ("dark_channel", "haze_lines")
+AIRLIGHT_RULES = {
+    "dark_channel": lambda image, patch, fraction: estimate_airlight(image, patch, fraction),
+    "dark_channel_mean": lambda image, patch, fraction: mean_airlight(image, patch, fraction),
+    "haze_lines": lambda image, patch, fraction: estimate_airlight_haze_lines(image),
+}
 OUTPUT_RULES = ("formula", "network")
 
 
@@ -62,7 +67,8 @@ class Dehazing(Task):
     Args:
         airlight: ``net`` (a generator on a meshgrid) or ``constant``.
         airlight_value: the airlight colour ``[r, g, b]`` in [0, 1]; ``None`` = estimated by ``airlight_estimate``.
-        airlight_estimate: ``dark_channel`` (He et al.) or ``haze_lines`` (Berman et al., ICCP 2017).
+        airlight_estimate: ``dark_channel`` (He et al.: the brightest haze-opaque pixel), ``dark_channel_mean``
+            (the mean of those pixels, many implementations' rule) or ``haze_lines`` (Berman et al., ICCP 2017).
         airlight_patch, airlight_fraction: dark-channel window and share of its brightest pixels used for the
             estimate (He et al.: 15, 0.1 %); the window is also that of the transmission prior.
         airlight_gamut: the estimate raised per channel until the classical recovery with this task's prior
@@ -111,8 +117,8 @@ class Dehazing(Task):
         super().__init__(**common)
         if airlight not in AIRLIGHT_MODES:
             raise DdipError(f"task.airlight={airlight!r} is not one of {', '.join(AIRLIGHT_MODES)}")
-        if airlight_estimate not in AIRLIGHT_ESTIMATES:
-            raise DdipError(f"task.airlight_estimate={airlight_estimate!r} is not one of {', '.join(AIRLIGHT_ESTIMATES)}")
+        if airlight_estimate not in AIRLIGHT_RULES:
+            raise DdipError(f"task.airlight_estimate={airlight_estimate!r} is not one of {', '.join(AIRLIGHT_RULES)}")
         if not (is_number(omega) and 0 < omega <= 1):
             raise DdipError(f"task.omega={omega!r} must be in (0, 1]")
         if not (is_number(transmission_prior_expectile) and 0 < transmission_prior_expectile < 1):
@@ -179,10 +185,7 @@ class Dehazing(Task):
         ``airlight_before_gamut``)."""
         if self.airlight_value is not None:
             return self.airlight_value
-        if self.airlight_rule == "haze_lines":
-            estimate = estimate_airlight_haze_lines(image[None])[0]
-        else:
-            estimate = estimate_airlight(image[None], self.airlight_patch, self.airlight_fraction)[0]
+        estimate = AIRLIGHT_RULES[self.airlight_rule](image[None], self.airlight_patch, self.airlight_fraction)[0]
         self.airlight_before_gamut = estimate
         if self.airlight_gamut is None:
             return estimate
