@@ -53,9 +53,9 @@ from ddip.metrics import psnr, ssim
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, is_number, loss_weights
 
 AIRLIGHT_MODES = ("net", "constant")
-AIRLIGHT_RULES = {
-    "dark_channel": lambda image, patch, fraction: estimate_airlight(image, patch, fraction),
-    "dark_channel_mean": lambda image, patch, fraction: mean_airlight(image, patch, fraction),
+AIRLIGHT_RULES = {  # name → (B×3×H×W image, dark-channel window, share of its brightest pixels) → B×3 airlight
+    "dark_channel": estimate_airlight,
+    "dark_channel_mean": mean_airlight,
     "haze_lines": lambda image, patch, fraction: estimate_airlight_haze_lines(image),
 }
 OUTPUT_RULES = ("formula", "network")
