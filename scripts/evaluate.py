@@ -7,6 +7,9 @@
 runs (and that has ground truth), ddip runs with its default settings (the task's default ``steps`` unless
 ``--steps`` is given) and each baseline runs on the same image. Writes ``evaluate.md`` (a markdown table)
 and ``evaluate.json`` (one record per case and method) into ``--out``; run dirs go under ``--out/runs``.
+``--jobs N`` evaluates N cases at a time, each in its own process with ``threads`` = cores // N unless an
+``--override threads=...`` is given; every case is its own seeded run, so the records are those of ``--jobs 1``
+with the same threads, in the same order.
 
 Baselines: seg — GrabCut (Rother et al., SIGGRAPH 2004; OpenCV, 5 iterations, box = image minus a
 4-px border); denoise — NL-means (scikit-image) and CBM3D (PyPI ``bm3d``; both given the true σ, from
@@ -24,8 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +253,34 @@ def write_results(rows: list[dict], out: Path, stem: str, columns: list[str] = C
     print(table(rows, columns))
 
 
+def evaluate_case(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
+    """The records of one case: ddip and its task's baselines."""
+    return EVALUATORS[case["task"]][0](name, case, folder, out, steps, extra)
+
+
+def per_job_overrides(overrides: list[str], jobs: int) -> list[str]:
+    """``overrides`` with ``threads`` = cores // ``jobs`` added when ``jobs`` > 1 and they set no ``threads``."""
+    if jobs == 1 or any(override.startswith("threads=") for override in overrides):
+        return overrides
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return [*overrides, f"threads={max(1, cores // jobs)}"]
+
+
+def case_records(jobs: list[tuple], workers: int) -> Iterator[list[dict]]:
+    """Each job's records (the arguments of :func:`evaluate_case`) in order, ``workers`` cases at a time in
+    processes of their own (1: here, one after the other); the pending ones are cancelled when one fails."""
+    if workers == 1:
+        yield from (evaluate_case(*job) for job in jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(evaluate_case, *job) for job in jobs]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=Path, required=True, help="folder with cases.json")
@@ -254,18 +289,24 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="override the tasks' default steps")
     parser.add_argument("--out", type=Path, default=Path("results/evaluate"))
     parser.add_argument("--override", nargs="*", default=[], help="extra ddip overrides, e.g. task.layerwise=false")
+    parser.add_argument("--jobs", type=int, default=1, help="cases evaluated at a time, each in its own process")
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs} must be 1 or more")
     cases = json.loads((args.cases / "cases.json").read_text())
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for name, case in cases.items():
-        if case["task"] not in args.tasks or case["task"] not in EVALUATORS or (args.only and name not in args.only):
-            continue
-        evaluator, required = EVALUATORS[case["task"]]
-        if not all(key in case for key in required):
-            continue
+    selected = [
+        (name, case)
+        for name, case in cases.items()
+        if case["task"] in args.tasks and case["task"] in EVALUATORS and (not args.only or name in args.only)
+        and all(key in case for key in EVALUATORS[case["task"]][1])
+    ]
+    overrides = per_job_overrides(args.override, args.jobs)
+    jobs = [(name, case, args.cases / name, args.out, args.steps, overrides) for name, case in selected]
+    rows, records = [], case_records(jobs, args.jobs)
+    for name, _ in selected:
         try:
-            rows += evaluator(name, case, args.cases / name, args.out, args.steps, args.override)
+            rows += next(records)
         except DdipError as error:  # a broken case file or override: keep the finished cases' rows (if any), one line
             if rows:
                 write_results(rows, args.out, "evaluate")

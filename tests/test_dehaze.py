@@ -348,3 +348,33 @@ def test_make_haze_cases_can_give_every_case_one_recipe(tmp_path):
     assert float(transmission[0, 0].mean()) == pytest.approx(np.exp(-1.6))
     alone = subprocess.run([*make, "--beta", "1.6"], cwd=ROOT, check=False, capture_output=True, text=True)
     assert alone.returncode == 2 and "--beta and --airlight go together" in alone.stderr
+
+
+def test_evaluate_script_in_parallel_gives_the_serial_records(tmp_path):
+    """``evaluate.py --jobs 2`` runs two cases in processes of their own and writes the records ``--jobs 1`` writes
+    with the same threads, in the same order; a broken case still ends it with one line and exit code 2."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    cases = tmp_path / "cases"
+    images = [str(DATA / "grass.png"), str(DATA / "books.png")]
+    subprocess.run([sys.executable, "scripts/make_haze_cases.py", *images, "--out", str(cases), "--size", "32"], cwd=ROOT, check=True, capture_output=True)
+
+    def evaluate(jobs: int) -> subprocess.CompletedProcess:
+        command = [sys.executable, "scripts/evaluate.py", "--cases", str(cases), "--steps", "2", "--jobs", str(jobs)]
+        command += ["--out", str(tmp_path / f"jobs{jobs}"), "--override", "threads=1", "logger=none"]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    def records(jobs: int) -> list[tuple]:
+        rows = json.loads((tmp_path / f"jobs{jobs}" / "evaluate.json").read_text())
+        return [(row["case"], row["method"], row["psnr"], row.get("ssim")) for row in rows]
+
+    assert evaluate(1).returncode == 0 and evaluate(2).returncode == 0
+    assert records(2) == records(1) and {case for case, *_ in records(2)} == {"haze_grass", "haze_books"}
+    (cases / "haze_books" / "clean.png").write_text("not a png")
+    broken = evaluate(2)
+    assert broken.returncode == 2
+    assert broken.stderr.strip().splitlines()[-1].startswith("evaluate: error: haze_books: data.clean: not a readable image:")
