@@ -366,7 +366,7 @@ def test_evaluate_script_in_parallel_gives_the_serial_records(tmp_path):
     def evaluate(jobs: int) -> subprocess.CompletedProcess:
         command = [sys.executable, "scripts/evaluate.py", "--cases", str(cases), "--steps", "2", "--jobs", str(jobs)]
         command += ["--out", str(tmp_path / f"jobs{jobs}"), "--override", "threads=1", "logger=none"]
-        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        return subprocess.run(command, cwd=ROOT, check=False, capture_output=True, text=True, timeout=300)
 
     def records(jobs: int) -> list[tuple]:
         rows = json.loads((tmp_path / f"jobs{jobs}" / "evaluate.json").read_text())
