@@ -35,6 +35,11 @@ def job_identity(cfg: DictConfig) -> dict:
     return {"group": str(hydra.sweep.dir), "name": f"{hydra.job.num}: {overrides}"[:120], "tags": tags + [f"seed={cfg.seed}"]}
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def threads_per_job() -> int | None:
     """CPU threads for one job when a launcher runs ``n_jobs`` of them in parallel (cores // n_jobs), so jobs ×
     threads never exceed the cores; ``None`` when jobs run one at a time."""
@@ -43,7 +48,7 @@ def threads_per_job() -> int | None:
     n_jobs = HydraConfig.get().launcher.get("n_jobs")
     if not n_jobs or n_jobs == 1:
         return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = cpu_cores()
     return max(1, cores // (n_jobs if n_jobs > 0 else cores))
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -47,6 +46,7 @@ from ddip.haze import dehaze_dcp, mean_airlight, recover_clear
 from ddip.io import load_image, load_map
 from ddip.metrics import psnr, ssim
 from ddip.run import compose_train, run
+from ddip.sweep import cpu_cores
 from ddip.tasks.seg import iou
 
 DCP_MEAN_AIRLIGHT = "DCP, mean airlight"
@@ -262,8 +262,7 @@ def per_job_overrides(overrides: list[str], jobs: int) -> list[str]:
     """``overrides`` with ``threads`` = cores // ``jobs`` added when ``jobs`` > 1 and they set no ``threads``."""
     if jobs == 1 or any(override.startswith("threads=") for override in overrides):
         return overrides
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return [*overrides, f"threads={max(1, cores // jobs)}"]
+    return [*overrides, f"threads={max(1, cpu_cores() // jobs)}"]
 
 
 def case_records(jobs: list[tuple], workers: int) -> Iterator[list[dict]]:
