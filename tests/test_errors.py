@@ -60,6 +60,12 @@ def test_empty_hint_map(tmp_path, image):
         run_with(tmp_path, [f"data.image={image}", "task.hints=files", f"task.fg_hint={black}", f"task.bg_hint={black}"])
 
 
+def test_uniform_image_with_automatic_hints(tmp_path, image):
+    with pytest.raises(DdipError, match="task.hints=auto found no salient region"):
+        run_with(tmp_path, [f"data.image={image}", "task=seg", "task.hints=auto"])
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

@@ -142,6 +142,11 @@ class Segmentation(Task):
             fg, bg, saliency = self.auto_hints(image)
         fg, bg = (fg > 0.5).float(), (bg > 0.5).float()
         if fg.sum() == 0 or bg.sum() == 0:
+            if saliency is not None:
+                raise DdipError(
+                    "task.hints=auto found no salient region (the image is uniform): give hint maps with "
+                    "task.hints=files, or use task.hints=none"
+                )
             raise DdipError("a segmentation hint map is empty: the fg and bg hints need white pixels")
         unknown = saliency if saliency is not None and self.soft_trimap else 0.5
         return {"fg_hint": fg, "bg_hint": bg, "trimap": fg + (1.0 - fg - bg).clamp_min(0.0) * unknown}
