@@ -224,6 +224,11 @@ def validate(
     faithful: bool,
 ) -> None:
     """Raise :class:`DdipError` with a one-line message for a configuration the curriculum cannot run."""
+    given = {"count": count, "t_start": t_start, "t_end": t_end, "timesteps": timesteps, "c": c, "beta_start": beta_start, "beta_end": beta_end}
+    for name, value in given.items():
+        whole = name in ("count", "t_start", "t_end", "timesteps")
+        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+            raise DdipError(f"scheduler.{name}={value!r} must be a {'whole number' if whole else 'number'}")
     last = timesteps - 1 if faithful else timesteps  # the reference indexes its 0-based arrays with t
     problems = [
         (schedule not in SCHEDULES, f"scheduler.schedule={schedule!r}: choose one of {', '.join(SCHEDULES)}"),

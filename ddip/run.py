@@ -143,8 +143,6 @@ def fit_passes(
     """Fit the image, then, for tasks with several passes, fit each pass's output again (``steps`` split
     evenly between the passes); returns the last module and each pass's results."""
     passes = task.passes
-    if cfg.steps < 1:
-        raise DdipError(f"steps={cfg.steps}: need at least one optimisation step")
     if passes < 1 or passes > cfg.steps:
         raise DdipError(f"task.passes={passes} must be between 1 and steps={cfg.steps}")
     if ckpt_path and passes > 1:
@@ -167,9 +165,25 @@ def fit_passes(
     return module, results
 
 
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_run_settings(cfg: DictConfig) -> None:
+    """One-line errors for the top-level settings (``steps``, ``seed``, ``threads``) before anything is built."""
+    if not _is_count(cfg.steps) or cfg.steps < 1:
+        raise DdipError(f"steps={cfg.steps!r}: need a whole number, at least one optimisation step")
+    if not _is_count(cfg.seed):
+        raise DdipError(f"seed={cfg.seed!r} must be a whole number")
+    threads = cfg.get("threads")
+    if threads is not None and (not _is_count(threads) or threads < 1):
+        raise DdipError(f"threads={threads!r} must be a whole number ≥ 1 or null (all cores)")
+
+
 def run(cfg: DictConfig, output_dir: str | Path) -> dict:
     """Fit one image as configured and write the results into ``output_dir``; returns the metrics."""
     started = time.perf_counter()
+    check_run_settings(cfg)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.update(cfg, "paths.output_dir", str(output_dir), force_add=True)

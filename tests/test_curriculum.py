@@ -167,6 +167,8 @@ def test_scheduler_configs_instantiate(schedule):
         ({"beta_start": 0.03}, "beta_start"),
         ({"steps": 0}, "steps"),
         ({"faithful": True, "t_start": 1000}, "t_start"),  # the reference's ᾱ[t] has no t = T
+        ({"c": "abc"}, "scheduler.c='abc' must be a number"),
+        ({"count": 2.5}, "scheduler.count=2.5 must be a whole number"),
     ],
 )
 def test_bad_values_raise_a_one_line_error(kwargs, message):

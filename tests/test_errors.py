@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -35,6 +36,10 @@ def run_with(tmp_path, overrides):
         (["task.hints=files"], "needs both task.fg_hint"),
         (["task.hints=maybe"], "task.hints='maybe' is not one of"),
         (["steps=0"], "at least one optimisation step"),
+        (["steps=abc"], "steps='abc': need a whole number"),
+        (["steps=2.5"], "steps=2.5: need a whole number"),
+        (["seed=x"], "seed='x' must be a whole number"),
+        (["threads=0"], "threads=0 must be a whole number"),
         (["backbone.kernel_size=4"], "invalid backbone configuration"),
         (["backbone=segnet", "backbone.width=0"], "invalid backbone configuration"),
         (["optimizer.lr=fast"], "invalid optimizer configuration"),
@@ -42,6 +47,24 @@ def run_with(tmp_path, overrides):
 )
 def test_configuration_errors(tmp_path, image, overrides, message):
     with pytest.raises(DdipError, match=message):
+        run_with(tmp_path, [f"data.image={image}"] + overrides)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["task.threshold=2"], "task.threshold=2 must be in (0, 1)"),
+        (["task.hint_band=-0.1"], "task.hint_band=-0.1 must be in [0, 1]"),
+        (["task.refine_eps=0"], "task.refine_eps=0 must be a number > 0"),
+        (["task=dehaze", "task.t_min=0"], "task.t_min=0 must be in (0, 1)"),
+        (["task=dehaze", "task.airlight_fraction=abc"], "task.airlight_fraction='abc' must be in (0, 1]"),
+        (["task=dehaze", "task.airlight_patch=0"], "task.airlight_patch=0 must be a window in pixels"),
+        (["task=dehaze", "task.transmission_prior_fraction=1.5"], "task.transmission_prior_fraction=1.5 must be in [0, 1]"),
+    ],
+)
+def test_task_settings_out_of_range(tmp_path, image, overrides, message):
+    with pytest.raises(DdipError, match=re.escape(message)):
         run_with(tmp_path, [f"data.image={image}"] + overrides)
     assert not (tmp_path / "run" / "metrics.json").exists()
 

@@ -23,6 +23,18 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def check_range(name: str, value, low: float, high: float | None = None, *, open_low: bool = False, open_high: bool = False) -> None:
+    """A one-line :class:`DdipError` unless the config value ``name`` is a number from ``low`` to ``high``
+    (``None``: no upper end), each end included unless ``open_low`` / ``open_high``."""
+    above = is_number(value) and (value > low if open_low else value >= low)
+    below = high is None or (is_number(value) and (value < high if open_high else value <= high))
+    if above and below:
+        return
+    if high is None:
+        raise DdipError(f"task.{name}={value!r} must be a number {'>' if open_low else '≥'} {low}")
+    raise DdipError(f"task.{name}={value!r} must be in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}")
+
+
 def loss_weights(defaults: dict[str, float], given: dict | None) -> dict[str, float]:
     """A task's loss weights: its ``defaults`` updated by the config's ``task.weights``, each a number ≥ 0 and
     each the name of one of the task's terms (else a one-line :class:`DdipError`)."""

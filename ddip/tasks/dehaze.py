@@ -50,7 +50,7 @@ from ddip.haze import (
 )
 from ddip.losses import exclusion_loss, expectile_loss, smoothness_loss
 from ddip.metrics import psnr, ssim
-from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, is_number, loss_weights
+from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, check_range, is_number, loss_weights
 
 AIRLIGHT_MODES = ("net", "constant")
 AIRLIGHT_RULES = {  # name → (B×3×H×W image, dark-channel window, share of its brightest pixels) → B×3 airlight
@@ -119,10 +119,16 @@ class Dehazing(Task):
             raise DdipError(f"task.airlight={airlight!r} is not one of {', '.join(AIRLIGHT_MODES)}")
         if airlight_estimate not in AIRLIGHT_RULES:
             raise DdipError(f"task.airlight_estimate={airlight_estimate!r} is not one of {', '.join(AIRLIGHT_RULES)}")
-        if not (is_number(omega) and 0 < omega <= 1):
-            raise DdipError(f"task.omega={omega!r} must be in (0, 1]")
-        if not (is_number(transmission_prior_expectile) and 0 < transmission_prior_expectile < 1):
-            raise DdipError(f"task.transmission_prior_expectile={transmission_prior_expectile!r} must be in (0, 1)")
+        check_range("omega", omega, 0, 1, open_low=True)
+        check_range("transmission_prior_expectile", transmission_prior_expectile, 0, 1, open_low=True, open_high=True)
+        check_range("t_min", t_min, 0, 1, open_low=True, open_high=True)
+        check_range("airlight_fraction", airlight_fraction, 0, 1, open_low=True)
+        if not (isinstance(airlight_patch, int) and is_number(airlight_patch) and airlight_patch >= 1):
+            raise DdipError(f"task.airlight_patch={airlight_patch!r} must be a window in pixels, 1 or more")
+        for name, value in (("transmission_prior_fraction", transmission_prior_fraction), ("airlight_prior_fraction", airlight_prior_fraction)):
+            check_range(name, value, 0, 1)
+        check_range("refine_radius", refine_radius, 0)
+        check_range("refine_eps", refine_eps, 0, open_low=True)
         if not (is_number(transmission_prior_closing) and isinstance(transmission_prior_closing, int) and transmission_prior_closing >= 0):
             raise DdipError(f"task.transmission_prior_closing={transmission_prior_closing!r} must be a window in pixels, 0 or more")
         if airlight_gamut is not None and not (is_number(airlight_gamut) and 0 < airlight_gamut <= 1):
