@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ddip.errors import DdipError
+from ddip.errors import DdipError, check_flag, check_range
 from ddip.io import load_image, load_map, reading
 
 NUM_DIHEDRAL = 8
@@ -183,8 +183,9 @@ class ImageDataModule(pl.LightningDataModule):
         sample_clean: str | None = None,
     ):
         super().__init__()
-        if max_side is not None and max_side < 16:
-            raise DdipError(f"data.max_side={max_side} is too small; use at least 16 or null")
+        if max_side is not None:
+            check_range("data.max_side", max_side, 16, whole=True)
+        check_flag("data.augment", augment)
         if not image:
             image = str(sample_image_path(sample))
             if not clean and sample_clean:

@@ -1,5 +1,35 @@
-"""The one exception type a user sees: a clear, one-line message, never a deep traceback."""
+"""The one exception type a user sees: a clear, one-line message, never a deep traceback; and the checks
+of configured numbers that raise it."""
+
+from __future__ import annotations
 
 
 class DdipError(Exception):
     """A problem with the user's input or configuration, reported as one line by ``train.py``."""
+
+
+def is_number(value) -> bool:
+    """An int or float from the config (a bool is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_range(
+    key: str, value, low: float, high: float | None = None, *, open_low: bool = False, open_high: bool = False, whole: bool = False
+) -> None:
+    """A one-line :class:`DdipError` unless the config value ``key`` is a number (a whole one if ``whole``) from
+    ``low`` to ``high`` (``None``: no upper end), each end included unless ``open_low`` / ``open_high``."""
+    valid = is_number(value) and (isinstance(value, int) or not whole)
+    inside = valid and (value > low if open_low else value >= low) and (high is None or (value < high if open_high else value <= high))
+    if not inside:
+        kind = "a whole number" if whole else "a number"
+        if high is None:
+            bounds = f"{'>' if open_low else '≥'} {low}"
+        else:
+            bounds = f"in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+        raise DdipError(f"{key}={value!r} must be {kind} {bounds}")
+
+
+def check_flag(key: str, value) -> None:
+    """A one-line :class:`DdipError` unless the config value ``key`` is true or false."""
+    if not isinstance(value, bool):
+        raise DdipError(f"{key}={value!r} must be true or false")

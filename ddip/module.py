@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ddip.data import Crop, dihedral, dihedral_inverse
-from ddip.errors import DdipError
+from ddip.errors import DdipError, check_flag, check_range
 from ddip.nets.grouped import GeneratorBank
 from ddip.tasks.base import Layers, NoiseInput, Task
 
@@ -91,15 +91,17 @@ class DecompositionModule(pl.LightningModule):
         super().__init__()
         if steps < 1:
             raise DdipError(f"steps={steps}: need at least one optimisation step")
-        self.task, self.curriculum = task, curriculum
-        self.steps, self.eval_every, self.image_every, self.log_every = steps, max(1, eval_every), image_every, log_every
-        self.step_offset = step_offset
-        if not 0.0 <= average < 1.0:
-            raise DdipError(f"module.average={average} must lie in [0, 1)")
-        self.average = average
+        for key, value in (("eval_every", eval_every), ("log_every", log_every)):
+            check_range(f"module.{key}", value, 1, whole=True)
+        for key, value in (("image_every", image_every), ("snapshots", snapshots)):
+            check_range(f"module.{key}", value, 0, whole=True)
+        check_range("module.average", average, 0, 1, open_high=True)
         for key, value in (("channels_last", channels_last), ("cuda_graphs", cuda_graphs)):
-            if not isinstance(value, bool):
-                raise DdipError(f"module.{key}={value!r} must be true or false")
+            check_flag(f"module.{key}", value)
+        self.task, self.curriculum = task, curriculum
+        self.steps, self.eval_every, self.image_every, self.log_every = steps, eval_every, image_every, log_every
+        self.step_offset = step_offset
+        self.average = average
         self.last_layers: Layers = {}
         self.averaged: Layers | None = None
         self.selected: tuple[int, Layers] | None = None
@@ -115,6 +117,8 @@ class DecompositionModule(pl.LightningModule):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         bank = GeneratorBank(networks, stack=stack_generators, cuda_graphs=cuda_graphs)
         self.generators = bank.to(memory_format=self.memory_format)
+        if "lr" in getattr(optimizer, "keywords", {}):
+            check_range("optimizer.lr", optimizer.keywords["lr"], 0, open_low=True)
         try:
             self.optimizer = optimizer(self.parameters())
         except (ValueError, TypeError) as error:

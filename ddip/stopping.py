@@ -18,7 +18,7 @@ from collections import deque
 import lightning.pytorch as pl
 import torch
 
-from ddip.errors import DdipError
+from ddip.errors import check_flag, check_range
 
 
 class WindowedVariance:
@@ -66,8 +66,9 @@ class ESWMV(pl.Callback):
     """
 
     def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True):
-        if window < 2 or patience < 1:
-            raise DdipError(f"stopping: window={window} must be >= 2 and patience={patience} >= 1")
+        check_range("stopping.window", window, 2, whole=True)
+        check_range("stopping.patience", patience, 1, whole=True)
+        check_flag("stopping.stop", stop)
         self.window, self.patience, self.stop = window, patience, stop
         self.variance = WindowedVariance(window)
         self.best = float("inf")

@@ -42,7 +42,7 @@ def run_with(tmp_path, overrides):
         (["threads=0"], "threads=0 must be a whole number"),
         (["backbone.kernel_size=4"], "invalid backbone configuration"),
         (["backbone=segnet", "backbone.width=0"], "invalid backbone configuration"),
-        (["optimizer.lr=fast"], "invalid optimizer configuration"),
+        (["optimizer.lr=fast"], "optimizer.lr='fast' must be a number > 0"),
     ],
 )
 def test_configuration_errors(tmp_path, image, overrides, message):
@@ -54,13 +54,20 @@ def test_configuration_errors(tmp_path, image, overrides, message):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["task.threshold=2"], "task.threshold=2 must be in (0, 1)"),
-        (["task.hint_band=-0.1"], "task.hint_band=-0.1 must be in [0, 1]"),
+        (["task.threshold=2"], "task.threshold=2 must be a number in (0, 1)"),
+        (["task.hint_band=-0.1"], "task.hint_band=-0.1 must be a number in [0, 1]"),
         (["task.refine_eps=0"], "task.refine_eps=0 must be a number > 0"),
-        (["task=dehaze", "task.t_min=0"], "task.t_min=0 must be in (0, 1)"),
-        (["task=dehaze", "task.airlight_fraction=abc"], "task.airlight_fraction='abc' must be in (0, 1]"),
-        (["task=dehaze", "task.airlight_patch=0"], "task.airlight_patch=0 must be a window in pixels"),
-        (["task=dehaze", "task.transmission_prior_fraction=1.5"], "task.transmission_prior_fraction=1.5 must be in [0, 1]"),
+        (["task=dehaze", "task.t_min=0"], "task.t_min=0 must be a number in (0, 1)"),
+        (["task=dehaze", "task.airlight_fraction=abc"], "task.airlight_fraction='abc' must be a number in (0, 1]"),
+        (["task=dehaze", "task.airlight_patch=0"], "task.airlight_patch=0 must be a whole number ≥ 1"),
+        (["task=dehaze", "task.transmission_prior_fraction=1.5"], "task.transmission_prior_fraction=1.5 must be a number in [0, 1]"),
+        (["task.input_scale=abc"], "task.input_scale='abc' must be a number"),
+        (["task.reg_noise.std=-1"], "task.reg_noise.std=-1 must be a number ≥ 0"),
+        (["task.hints=none", "module.eval_every=0"], "module.eval_every=0 must be a whole number ≥ 1"),
+        (["task.hints=none", "module.log_every=abc"], "module.log_every='abc' must be a whole number"),
+        (["data.augment=maybe"], "data.augment='maybe' must be true or false"),
+        (["data.max_side=abc"], "data.max_side='abc' must be a whole number"),
+        (["task.hints=none", "stopping=es_wmv", "stopping.patience=abc"], "stopping.patience='abc' must be a whole number"),
     ],
 )
 def test_task_settings_out_of_range(tmp_path, image, overrides, message):

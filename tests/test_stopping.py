@@ -86,9 +86,12 @@ def test_without_stop_every_step_runs_and_the_detection_is_kept():
     assert steps_run == 200 and module.selected[0] == callback.best_step < 80
 
 
-@pytest.mark.parametrize("kwargs", [{"window": 1}, {"patience": 0}])
-def test_bad_values_are_one_line_errors(kwargs):
-    with pytest.raises(DdipError, match="window="):
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"window": 1}, "stopping.window=1 must be a whole number ≥ 2"), ({"patience": 0}, "stopping.patience=0"), ({"stop": "yes"}, "true or false")],
+)
+def test_bad_values_are_one_line_errors(kwargs, message):
+    with pytest.raises(DdipError, match=message):
         ESWMV(**kwargs)
 
 

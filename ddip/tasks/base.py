@@ -12,27 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ddip.errors import DdipError
+from ddip.errors import DdipError, check_range, is_number
 from ddip.metrics import psnr
 
 Layers = dict[str, torch.Tensor]
-
-
-def is_number(value) -> bool:
-    """An int or float from the config (a bool is not a number here)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def check_range(name: str, value, low: float, high: float | None = None, *, open_low: bool = False, open_high: bool = False) -> None:
-    """A one-line :class:`DdipError` unless the config value ``name`` is a number from ``low`` to ``high``
-    (``None``: no upper end), each end included unless ``open_low`` / ``open_high``."""
-    above = is_number(value) and (value > low if open_low else value >= low)
-    below = high is None or (is_number(value) and (value < high if open_high else value <= high))
-    if above and below:
-        return
-    if high is None:
-        raise DdipError(f"task.{name}={value!r} must be a number {'>' if open_low else '≥'} {low}")
-    raise DdipError(f"task.{name}={value!r} must be in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}")
 
 
 def loss_weights(defaults: dict[str, float], given: dict | None) -> dict[str, float]:
@@ -57,6 +40,10 @@ class NoiseInput:
     kind: str = "uniform"
     perturb: bool = True
 
+    def __post_init__(self) -> None:
+        check_range("task.input_channels", self.channels, 1, whole=True)
+        check_range("task.input_scale", self.scale, 0)
+
 
 @dataclass(frozen=True)
 class GeneratorSpec:
@@ -78,6 +65,10 @@ class RegNoise:
     std: float = 0.0
     peak: float = 0.0
     ramp: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("std", "peak", "ramp"):
+            check_range(f"task.reg_noise.{name}", getattr(self, name), 0)
 
     def __call__(self, stage_step: int, steps: int) -> float:
         ramp_steps = self.ramp * steps

@@ -36,7 +36,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ddip.errors import DdipError
+from ddip.errors import DdipError, check_range
 from ddip.haze import (
     close_transmission,
     dcp_transmission,
@@ -50,7 +50,7 @@ from ddip.haze import (
 )
 from ddip.losses import exclusion_loss, expectile_loss, smoothness_loss
 from ddip.metrics import psnr, ssim
-from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, check_range, is_number, loss_weights
+from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights
 
 AIRLIGHT_MODES = ("net", "constant")
 AIRLIGHT_RULES = {  # name → (B×3×H×W image, dark-channel window, share of its brightest pixels) → B×3 airlight
@@ -119,20 +119,18 @@ class Dehazing(Task):
             raise DdipError(f"task.airlight={airlight!r} is not one of {', '.join(AIRLIGHT_MODES)}")
         if airlight_estimate not in AIRLIGHT_RULES:
             raise DdipError(f"task.airlight_estimate={airlight_estimate!r} is not one of {', '.join(AIRLIGHT_RULES)}")
-        check_range("omega", omega, 0, 1, open_low=True)
-        check_range("transmission_prior_expectile", transmission_prior_expectile, 0, 1, open_low=True, open_high=True)
-        check_range("t_min", t_min, 0, 1, open_low=True, open_high=True)
-        check_range("airlight_fraction", airlight_fraction, 0, 1, open_low=True)
-        if not (isinstance(airlight_patch, int) and is_number(airlight_patch) and airlight_patch >= 1):
-            raise DdipError(f"task.airlight_patch={airlight_patch!r} must be a window in pixels, 1 or more")
+        check_range("task.omega", omega, 0, 1, open_low=True)
+        check_range("task.transmission_prior_expectile", transmission_prior_expectile, 0, 1, open_low=True, open_high=True)
+        check_range("task.t_min", t_min, 0, 1, open_low=True, open_high=True)
+        check_range("task.airlight_fraction", airlight_fraction, 0, 1, open_low=True)
+        check_range("task.airlight_patch", airlight_patch, 1, whole=True)
+        check_range("task.transmission_prior_closing", transmission_prior_closing, 0, whole=True)
         for name, value in (("transmission_prior_fraction", transmission_prior_fraction), ("airlight_prior_fraction", airlight_prior_fraction)):
-            check_range(name, value, 0, 1)
-        check_range("refine_radius", refine_radius, 0)
-        check_range("refine_eps", refine_eps, 0, open_low=True)
-        if not (is_number(transmission_prior_closing) and isinstance(transmission_prior_closing, int) and transmission_prior_closing >= 0):
-            raise DdipError(f"task.transmission_prior_closing={transmission_prior_closing!r} must be a window in pixels, 0 or more")
-        if airlight_gamut is not None and not (is_number(airlight_gamut) and 0 < airlight_gamut <= 1):
-            raise DdipError(f"task.airlight_gamut={airlight_gamut!r} must be a quantile in (0, 1] or null")
+            check_range(f"task.{name}", value, 0, 1)
+        check_range("task.refine_radius", refine_radius, 0)
+        check_range("task.refine_eps", refine_eps, 0, open_low=True)
+        if airlight_gamut is not None:
+            check_range("task.airlight_gamut", airlight_gamut, 0, 1, open_low=True)
         if output not in OUTPUT_RULES:
             raise DdipError(f"task.output={output!r} is not one of {', '.join(OUTPUT_RULES)}")
         self.airlight_value = self._checked_airlight(airlight_value)

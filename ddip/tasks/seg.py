@@ -30,12 +30,12 @@ from typing import ClassVar
 import torch
 from torchmetrics.functional.classification import binary_jaccard_index
 
-from ddip.errors import DdipError
+from ddip.errors import DdipError, check_range
 from ddip.filters import guided_filter
 from ddip.io import load_map, reading
 from ddip.losses import binarization_loss, exclusion_loss, masked_l1_loss, reconstruction_loss
 from ddip.saliency import confident_regions, hints_from_saliency, saliency_map
-from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, check_range, loss_weights
+from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights
 
 HINT_MODES = ("auto", "none", "files")
 
@@ -93,10 +93,10 @@ class Segmentation(Task):
         if hints == "files" and not (fg_hint and bg_hint):
             raise DdipError("task.hints=files needs both task.fg_hint=PATH and task.bg_hint=PATH")
         for name, value in (("warmup_fraction", warmup_fraction), ("hint_fraction", hint_fraction), ("hint_band", hint_band)):
-            check_range(name, value, 0, 1)
-        check_range("threshold", threshold, 0, 1, open_low=True, open_high=True)
-        check_range("refine_radius", refine_radius, 0)
-        check_range("refine_eps", refine_eps, 0, open_low=True)
+            check_range(f"task.{name}", value, 0, 1)
+        check_range("task.threshold", threshold, 0, 1, open_low=True, open_high=True)
+        check_range("task.refine_radius", refine_radius, 0)
+        check_range("task.refine_eps", refine_eps, 0, open_low=True)
         self.hints, self.hint_paths = hints, (fg_hint, bg_hint)
         self.thresholds = (fg_threshold, bg_threshold)
         self.inputs = {"layers": NoiseInput(input_channels, input_scale), "mask": NoiseInput(input_channels, input_scale)}
