@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ddip.errors import DdipError
+from ddip.errors import DdipError, is_number, is_whole
 
 
 class NoCurriculum:
@@ -227,7 +227,7 @@ def validate(
     given = {"count": count, "t_start": t_start, "t_end": t_end, "timesteps": timesteps, "c": c, "beta_start": beta_start, "beta_end": beta_end}
     for name, value in given.items():
         whole = name in ("count", "t_start", "t_end", "timesteps")
-        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        if not (is_whole(value) if whole else is_number(value)):
             raise DdipError(f"scheduler.{name}={value!r} must be a {'whole number' if whole else 'number'}")
     last = timesteps - 1 if faithful else timesteps  # the reference indexes its 0-based arrays with t
     problems = [

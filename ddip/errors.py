@@ -13,12 +13,17 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_whole(value) -> bool:
+    """An int from the config (a bool is not one here)."""
+    return is_number(value) and isinstance(value, int)
+
+
 def check_range(
     key: str, value, low: float, high: float | None = None, *, open_low: bool = False, open_high: bool = False, whole: bool = False
 ) -> None:
     """A one-line :class:`DdipError` unless the config value ``key`` is a number (a whole one if ``whole``) from
     ``low`` to ``high`` (``None``: no upper end), each end included unless ``open_low`` / ``open_high``."""
-    valid = is_number(value) and (isinstance(value, int) or not whole)
+    valid = is_whole(value) if whole else is_number(value)
     inside = valid and (value > low if open_low else value >= low) and (high is None or (value < high if open_high else value <= high))
     if not inside:
         kind = "a whole number" if whole else "a number"

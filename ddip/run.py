@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ddip.data import ImageDataModule
-from ddip.errors import DdipError
+from ddip.errors import DdipError, is_whole
 from ddip.io import save_image, save_progress, write_json
 from ddip.module import DecompositionModule
 from ddip.sweep import job_identity, threads_per_job
@@ -165,18 +165,14 @@ def fit_passes(
     return module, results
 
 
-def _is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def check_run_settings(cfg: DictConfig) -> None:
     """One-line errors for the top-level settings (``steps``, ``seed``, ``threads``) before anything is built."""
-    if not _is_count(cfg.steps) or cfg.steps < 1:
+    if not is_whole(cfg.steps) or cfg.steps < 1:
         raise DdipError(f"steps={cfg.steps!r}: need a whole number, at least one optimisation step")
-    if not _is_count(cfg.seed):
+    if not is_whole(cfg.seed):
         raise DdipError(f"seed={cfg.seed!r} must be a whole number")
     threads = cfg.get("threads")
-    if threads is not None and (not _is_count(threads) or threads < 1):
+    if threads is not None and (not is_whole(threads) or threads < 1):
         raise DdipError(f"threads={threads!r} must be a whole number ≥ 1 or null (all cores)")
 
 
