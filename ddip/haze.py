@@ -97,6 +97,26 @@ def mean_airlight(image: torch.Tensor, patch: int = 15, fraction: float = 0.001)
     return haze_opaque_pixels(image, patch, fraction).mean(dim=2).clamp(MIN_AIRLIGHT, 1.0)
 
 
+def quadtree_airlight(image: torch.Tensor, block_fraction: float = 1 / 16) -> torch.Tensor:
+    """The airlight colour (B×3) by Kim, Jang, Sim, Kim's hierarchical search ("Optimized contrast enhancement
+    for real-time image and video dehazing", JVCI 24(3) 2013, Sec. 3.1): split the image into quadrants, keep
+    the one of highest mean minus standard deviation (over its pixels and channels), and repeat until the
+    block's shorter side is below ``block_fraction`` of the image's ×2; the airlight is the block's pixel
+    nearest white, ``argmin ‖I(x) − (1, 1, 1)‖``. A haze-opaque region is bright and flat; a bright object
+    (a white wall, a lamp), the failure of the brightest-pixel rules, has edges around it and loses the
+    comparison. Clipped to ``[1e-3, 1]``."""
+    side = max(1, round(block_fraction * min(image.shape[-2:])))
+    estimates = []
+    for block in image:
+        while min(block.shape[-2:]) >= 2 * side:
+            rows, cols = block.shape[-2] // 2, block.shape[-1] // 2
+            quadrants = [block[:, :rows, :cols], block[:, :rows, cols:], block[:, rows:, :cols], block[:, rows:, cols:]]
+            block = max(quadrants, key=lambda quadrant: float(quadrant.mean() - quadrant.std(correction=0)))
+        pixels = block.flatten(1)
+        estimates.append(pixels[:, (pixels - 1.0).norm(dim=0).argmin()])
+    return torch.stack(estimates).clamp(MIN_AIRLIGHT, 1.0)
+
+
 def dcp_transmission(image: torch.Tensor, airlight: torch.Tensor, patch: int = 15, omega: float = 0.95) -> torch.Tensor:
     """The coarse transmission ``t = 1 − ω·dark(I / A)`` (Eq. 12), B×1×H×W; ω keeps a little haze for depth
     perception."""

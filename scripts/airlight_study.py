@@ -6,11 +6,12 @@
 Every image found (PNG/JPEG, masks skipped) is resized to ``--size``², hazed with ``t = exp(−β·d)`` for a
 vertical depth ramp 1.0 → 0.2 (:func:`ddip.synthetic.synthetic_haze`), β ∈ {1.0, 1.6, 2.5} and three airlight
 colours. The dark channel rules pick the airlight from the brightest 0.1 % of the 15×15 dark channel; the
-haze-lines rule (:func:`ddip.haze.estimate_airlight_haze_lines`) uses the whole image; the last row is the
+haze-lines rule (:func:`ddip.haze.estimate_airlight_haze_lines`) and the quad-tree search
+(:func:`ddip.haze.quadtree_airlight`) use the whole image; the last row is the
 mean of He et al.'s and the haze-lines estimate. ``--omegas`` and ``--closings`` add rows of DCP with other ω
 (Eq. 12: the share of haze removed) and with its coarse ``t`` closed (:func:`ddip.haze.close_transmission`), every
 combination, for He et al.'s rule, the true airlight and the ``--gamut`` rules; ``--gamut Q ...`` adds He et al.'s
-estimate (or, with ``--gamut-starts``, also the per-channel mean of the haze-opaque pixels) raised per channel until
+estimate (or, with ``--gamut-starts``, also the per-channel mean of the haze-opaque pixels or the quad-tree search's) raised per channel until
 the recovery with ddip's prior (ω 1, closed over 31², refined) stays ≤ 1 at the quantile Q
 (:func:`ddip.haze.raise_airlight_to_gamut`, ddip's ``task.airlight_gamut``); ``--true-transmission`` adds the recovery (Eq. 22) with
 the true ``t`` and He et al.'s airlight: how far a perfect transmission gets with it. The table gives each rule's
@@ -40,6 +41,7 @@ from ddip.haze import (
     estimate_airlight_haze_lines,
     haze_opaque_pixels,
     mean_airlight,
+    quadtree_airlight,
     raise_airlight_to_gamut,
     recover_clear,
 )
@@ -59,12 +61,14 @@ def among_opaque(rule: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torc
 
 BASELINE = "brightest R+G+B (He et al.)"
 HAZE_LINES = "haze-lines (Berman et al.)"
+QUADTREE = "quad-tree search (Kim et al.)"
 RULES = {
     BASELINE: among_opaque(lambda pixels: pixels[:, pixels.sum(0).argmax()]),
     "per-channel median": among_opaque(lambda pixels: pixels.median(1).values),
     "per-channel mean": lambda hazy: mean_airlight(hazy)[0],
     "per-channel max": among_opaque(lambda pixels: pixels.max(1).values),
     HAZE_LINES: lambda hazy: estimate_airlight_haze_lines(hazy)[0],
+    QUADTREE: lambda hazy: quadtree_airlight(hazy)[0],
 }
 COMBINED = "mean of He et al.'s and haze-lines"
 ORACLE = "oracle (true airlight)"
@@ -72,7 +76,11 @@ HE_OMEGA = 0.95  # He et al.'s ω, the default of dehaze_dcp
 TRUE_T = -1.0  # in place of ω: the recovery with the true transmission instead of DCP's
 
 
-GAMUT_STARTS = {"brightest": (BASELINE, "He et al.'s"), "mean": ("per-channel mean", "per-channel mean")}
+GAMUT_STARTS = {
+    "brightest": (BASELINE, "He et al.'s"),
+    "mean": ("per-channel mean", "per-channel mean"),
+    "quadtree": (QUADTREE, "quad-tree search's"),
+}
 
 
 def gamut_name(start: str, quantile: float) -> str:

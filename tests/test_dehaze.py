@@ -20,6 +20,7 @@ from ddip.haze import (
     haze_line_votes,
     hazy_image,
     mean_airlight,
+    quadtree_airlight,
     raise_airlight_to_gamut,
     recover_clear,
 )
@@ -65,11 +66,31 @@ def test_dark_channel_is_the_windowed_minimum_over_colours():
     assert dark_channel(torch.rand(1, 3, 3, 5), patch=15).shape == (1, 1, 3, 5)
 
 
+@pytest.mark.parametrize("estimator", [estimate_airlight, quadtree_airlight])
 @pytest.mark.parametrize("texture", ["grass", "books", "stripes"])
-def test_airlight_estimate_is_within_005_of_the_truth(texture):
+def test_airlight_estimate_is_within_005_of_the_truth(texture, estimator):
     hazy, _, _ = hazy_case(texture=texture)
-    estimate = estimate_airlight(hazy)[0]
+    estimate = estimator(hazy)[0]
     assert torch.allclose(estimate, torch.tensor(AIRLIGHT), atol=0.05), estimate
+
+
+def test_quadtree_search_is_not_fooled_by_a_bright_object():
+    """A white sign (clear colour (1, 1, 0.85)) in the lower half, where the haze is thin: its hazy colour is
+    the brightest of the dark channel's top pixels, so He et al.'s rule reads the sign; the quad-tree search
+    keeps the flat haze-opaque top and lands within 0.02 of the airlight."""
+    _, clear, transmission = hazy_case(texture="grass")
+    clear[:, :, 36:56, 20:44] = torch.tensor([1.0, 1.0, 0.85])[:, None, None]
+    hazy = hazy_image(clear, transmission, torch.tensor(AIRLIGHT)[:, None, None]).clamp(0, 1)
+    quadtree, brightest = (float((rule(hazy)[0] - torch.tensor(AIRLIGHT)).abs().mean()) for rule in (quadtree_airlight, estimate_airlight))
+    assert quadtree < 0.02 and brightest > 2 * quadtree, (quadtree, brightest)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 500), (9, 13)])
+def test_quadtree_search_handles_tiny_and_thin_images(shape):
+    image = torch.rand(2, 3, *shape, generator=torch.Generator().manual_seed(0))
+    estimate = quadtree_airlight(image)
+    assert estimate.shape == (2, 3) and bool(((estimate >= 1e-3) & (estimate <= 1)).all())
+    assert bool((estimate[:, None, :] == image.flatten(2).transpose(1, 2)).all(dim=-1).any(dim=1).all())  # one of the pixels
 
 
 def test_colour_clusters_find_the_colours_and_their_shares():
@@ -104,7 +125,12 @@ def test_haze_lines_find_the_airlight_where_no_pixel_is_haze_opaque():
 
 def test_task_takes_its_airlight_from_the_chosen_estimator():
     hazy, _, _ = hazy_case(texture="books", beta=1.6)
-    rules = (("dark_channel", estimate_airlight), ("dark_channel_mean", mean_airlight), ("haze_lines", estimate_airlight_haze_lines))
+    rules = (
+        ("dark_channel", estimate_airlight),
+        ("dark_channel_mean", mean_airlight),
+        ("haze_lines", estimate_airlight_haze_lines),
+        ("quadtree", quadtree_airlight),
+    )
     for rule, estimate in rules:
         task = Dehazing(airlight="constant", airlight_estimate=rule)
         task.prepare(hazy[0])

@@ -5,7 +5,8 @@ image ``J`` (3 channels) and the transmission ``t`` (1 channel), each from its o
 transmission's never jittered; the airlight ``A`` either from its own generator fed an x/y meshgrid (a smooth
 3-channel map, ``airlight=net``, the reference's setup) or a constant colour (``airlight=constant``).
 
-Airlight: the dark channel prior estimate (He et al.; :func:`ddip.haze.estimate_airlight`), raised per channel
+Airlight: an estimate (``airlight_estimate``: the dark channel prior's, He et al., :func:`ddip.haze.estimate_airlight`;
+ddip's configured default the quad-tree search of Kim et al., :func:`ddip.haze.quadtree_airlight`), raised per channel
 until the recovery with the prior below stays in gamut (``airlight_gamut``; :func:`ddip.haze.raise_airlight_to_gamut`),
 unless ``airlight_value=[r, g, b]`` is given. It is the constant of ``airlight=constant``, and with ``airlight=net``
 the target of a prior term ``MSE(A, A_dcp)`` during the first ``airlight_prior_fraction`` of the run (the
@@ -44,6 +45,7 @@ from ddip.haze import (
     estimate_airlight_haze_lines,
     hazy_image,
     mean_airlight,
+    quadtree_airlight,
     raise_airlight_to_gamut,
     recover_clear,
     refine_transmission,
@@ -57,6 +59,7 @@ AIRLIGHT_RULES = {  # name → (B×3×H×W image, dark-channel window, share of 
     "dark_channel": estimate_airlight,
     "dark_channel_mean": mean_airlight,
     "haze_lines": lambda image, patch, fraction: estimate_airlight_haze_lines(image),
+    "quadtree": lambda image, patch, fraction: quadtree_airlight(image),
 }
 OUTPUT_RULES = ("formula", "network")
 
@@ -68,7 +71,8 @@ class Dehazing(Task):
         airlight: ``net`` (a generator on a meshgrid) or ``constant``.
         airlight_value: the airlight colour ``[r, g, b]`` in [0, 1]; ``None`` = estimated by ``airlight_estimate``.
         airlight_estimate: ``dark_channel`` (He et al.: the brightest haze-opaque pixel), ``dark_channel_mean``
-            (the mean of those pixels, many implementations' rule) or ``haze_lines`` (Berman et al., ICCP 2017).
+            (the mean of those pixels, many implementations' rule), ``haze_lines`` (Berman et al., ICCP 2017) or
+            ``quadtree`` (Kim et al., JVCI 2013: the flattest bright block's pixel nearest white).
         airlight_patch, airlight_fraction: dark-channel window and share of its brightest pixels used for the
             estimate (He et al.: 15, 0.1 %); the window is also that of the transmission prior.
         airlight_gamut: the estimate raised per channel until the classical recovery with this task's prior
