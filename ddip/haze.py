@@ -100,8 +100,8 @@ def mean_airlight(image: torch.Tensor, patch: int = 15, fraction: float = 0.001)
 def quadtree_airlight(image: torch.Tensor, block_fraction: float = 1 / 16) -> torch.Tensor:
     """The airlight colour (B×3) by Kim, Jang, Sim, Kim's hierarchical search ("Optimized contrast enhancement
     for real-time image and video dehazing", JVCI 24(3) 2013, Sec. 3.1): split the image into quadrants, keep
-    the one of highest mean minus standard deviation (over its pixels and channels), and repeat until the
-    block's shorter side is below ``block_fraction`` of the image's ×2; the airlight is the block's pixel
+    the one of highest mean minus standard deviation (over its pixels and channels), and repeat while the
+    block's shorter side is at least twice ``block_fraction`` of the image's; the airlight is the final block's pixel
     nearest white, ``argmin ‖I(x) − (1, 1, 1)‖``. A haze-opaque region is bright and flat; a bright object
     (a white wall, a lamp), the failure of the brightest-pixel rules, has edges around it and loses the
     comparison. Clipped to ``[1e-3, 1]``."""
