@@ -143,7 +143,9 @@ def test_gamut_raises_a_too_low_airlight_towards_the_truth(texture):
     airlight; raised until the recovered J stays ≤ 1, the estimate is at least twice as close, and no channel
     goes down."""
     hazy, _, _ = hazy_case(texture=texture, beta=1.6)
-    task = Dehazing(airlight="constant", airlight_gamut=0.995, omega=1.0, transmission_prior_closing=31)
+    task = Dehazing(
+        airlight="constant", airlight_estimate="dark_channel", airlight_gamut=0.995, omega=1.0, transmission_prior_closing=31
+    )
     task.prepare(hazy[0])
     truth = torch.tensor(AIRLIGHT)
     before, after = (float((colour - truth).abs().mean()) for colour in (task.airlight_before_gamut, task.airlight_estimate))

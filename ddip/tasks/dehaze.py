@@ -5,8 +5,8 @@ image ``J`` (3 channels) and the transmission ``t`` (1 channel), each from its o
 transmission's never jittered; the airlight ``A`` either from its own generator fed an x/y meshgrid (a smooth
 3-channel map, ``airlight=net``, the reference's setup) or a constant colour (``airlight=constant``).
 
-Airlight: the ``airlight_estimate`` rule's estimate (by default the dark channel prior's, He et al.;
-:func:`ddip.haze.estimate_airlight`), raised per channel
+Airlight: the ``airlight_estimate`` rule's estimate (by default Kim et al.'s quad-tree search, JVCI 2013,
+:func:`ddip.haze.quadtree_airlight`; He et al.'s dark-channel pixel is ``dark_channel``), raised per channel
 until the recovery with the prior below stays in gamut (``airlight_gamut``; :func:`ddip.haze.raise_airlight_to_gamut`),
 unless ``airlight_value=[r, g, b]`` is given. It is the constant of ``airlight=constant``, and with ``airlight=net``
 the target of a prior term ``MSE(A, A_dcp)`` during the first ``airlight_prior_fraction`` of the run (the
@@ -98,7 +98,7 @@ class Dehazing(Task):
         self,
         airlight: str = "net",
         airlight_value: list[float] | None = None,
-        airlight_estimate: str = "dark_channel",
+        airlight_estimate: str = "quadtree",
         airlight_patch: int = 15,
         airlight_fraction: float = 0.001,
         airlight_gamut: float | None = None,
