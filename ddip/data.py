@@ -7,6 +7,7 @@ applies the same transform to its fixed noise inputs: an augmented (noise, image
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightning.pytorch as pl
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ddip.errors import DdipError, check_flag, check_range
-from ddip.io import load_image, load_map, reading
+from ddip.io import MIN_SIDE, load_image, load_map, reading
 
 NUM_DIHEDRAL = 8
 
@@ -54,7 +55,10 @@ def padded_size(size: int, multiple: int, min_size: int) -> int:
 
 
 def reflect_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
-    """Reflection padding of a B×C×H×W tensor by any amount (repeated reflection where one pass can't)."""
+    """Reflection padding of a B×C×H×W tensor by any amount (repeated reflection where one pass can't; a side of
+    one pixel, which has nothing to reflect, is repeated)."""
+    if min(x.shape[-2:]) == 1:
+        return F.pad(x, (left, right, top, bottom), mode="replicate")
     while top or bottom or left or right:
         height, width = x.shape[-2:]
         step = (min(left, width - 1), min(right, width - 1), min(top, height - 1), min(bottom, height - 1))
@@ -73,11 +77,12 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def fit_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
-    """``size`` shrunk, keeping its aspect, so that its longer side is at most ``max_side`` (None: unchanged)."""
+    """``size`` shrunk, keeping its aspect, so that its longer side is at most ``max_side`` (None: unchanged); no
+    side shrinks below :data:`ddip.io.MIN_SIDE` (a 4000×8 strip fits as 384×4, not 384×1)."""
     if not max_side or max(size) <= max_side:
         return size
     scale = max_side / max(size)
-    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+    return tuple(max(min(side, MIN_SIDE), round(side * scale)) for side in size)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> tuple[torch.Tensor, Crop]:
@@ -193,12 +198,11 @@ class ImageDataModule(pl.LightningDataModule):
         self.path = image
         self.original = load_image(self.path)
         size = tuple(self.original.shape[-2:])
-        self.clean = load_truth_image(clean, "data.clean", size) if clean else None
+        self.clean = load_truth(clean, "data.clean", size) if clean else None
         if layers is not None and (isinstance(layers, str) or len(layers) != 2):
             raise DdipError(f"data.layers={layers!r}: give the mixture's two layers as a list, [layer1.png,layer2.png]")
-        self.layers = [load_truth_image(path, "data.layers", size) for path in layers or []]
-        with reading("data.gt_mask"):
-            self.gt_mask = load_map(gt_mask, size) if gt_mask else None
+        self.layers = [load_truth(path, "data.layers", size) for path in layers or []]
+        self.gt_mask = load_truth(gt_mask, "data.gt_mask", size, load_map) if gt_mask else None
         self.max_side = max_side
         self.image = resize(self.original, fit_size(size, max_side))
         self.augment, self.seed = augment, seed
@@ -242,13 +246,14 @@ class ImageDataModule(pl.LightningDataModule):
         return StepLoader(self.dataset, batch_size=1, sampler=sampler, num_workers=0, collate_fn=one_item_batch)
 
 
-def load_truth_image(path: str, key: str, size: tuple[int, int]) -> torch.Tensor:
-    """A ground-truth RGB image, which must have the input's ``size``."""
+def load_truth(path: str, key: str, size: tuple[int, int], loader: Callable[[str], torch.Tensor] = load_image) -> torch.Tensor:
+    """Ground truth read by ``loader`` (an RGB image, or a mask with :func:`ddip.io.load_map`), which must have the
+    input's ``size``: a score against a resized truth would measure the resizing."""
     with reading(key):
-        image = load_image(path)
-        if tuple(image.shape[-2:]) != size:
-            raise DdipError(f"{path} is {tuple(image.shape[-2:])}, the image is {size}")
-    return image
+        truth = loader(path)
+        if tuple(truth.shape[-2:]) != size:
+            raise DdipError(f"{path} is {tuple(truth.shape[-2:])}, the image is {size}")
+    return truth
 
 
 def sample_image_path(name: str = "zebra_crop.png", key: str = "data.sample"):

@@ -38,3 +38,14 @@ def check_flag(key: str, value) -> None:
     """A one-line :class:`DdipError` unless the config value ``key`` is true or false."""
     if not isinstance(value, bool):
         raise DdipError(f"{key}={value!r} must be true or false")
+
+
+def one_line(error: Exception) -> str:
+    """The one line a user reads for an error that ends a run: a :class:`DdipError`'s message, an ``OSError``
+    (a full disk, a read-only dir) as the path that could not be written, anything else (OmegaConf's errors) as
+    its first line."""
+    if isinstance(error, DdipError):
+        return str(error)
+    if isinstance(error, OSError):
+        return f"cannot write {error.filename or 'the results'}: {error.strerror or error}"
+    return f"invalid configuration: {str(error).splitlines()[0]}"

@@ -96,14 +96,15 @@ def check_size(height: int, width: int, path: str | os.PathLike) -> None:
         raise DdipError(f"image {path} is {width}×{height} px; ddip needs at least {MIN_SIDE} px per side")
 
 
-def load_map(path: str | os.PathLike, size: tuple[int, int]) -> torch.Tensor:
-    """Read a single-channel map (hint, mask) in [0, 1] as an H×W tensor, resized bilinearly to ``size``."""
+def load_map(path: str | os.PathLike, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Read a single-channel map (hint, mask) in [0, 1] as an H×W tensor, resized bilinearly to ``size`` (``None``:
+    its own size)."""
     image = _open(path)
     if image.mode not in ("L", "I", "I;16", "F", "1"):
         image = image.convert("L")
     array = _to_float_array(image)
     tensor = torch.from_numpy(np.ascontiguousarray(array))[None, None]
-    if tuple(tensor.shape[-2:]) != tuple(size):
+    if size is not None and tuple(tensor.shape[-2:]) != tuple(size):
         tensor = F.interpolate(tensor, size=size, mode="bilinear", align_corners=False)
     return tensor[0, 0].clamp(0.0, 1.0)
 

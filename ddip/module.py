@@ -207,6 +207,7 @@ class DecompositionModule(pl.LightningModule):
         self.history, self.snapshots, self.best = state["history"], state["snapshots"], state["best"]
         self.averaged, self.selected, self.last_terms = state["averaged"], state["selected"], state["last_terms"]
         self._resumed_seconds, self._pending_rng = state["fit_seconds"], state["rng"]
+        self.fit_seconds = self._resumed_seconds
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self._pending_rng is not None:  # restored here: creating the data iterator draws from the RNG
@@ -268,17 +269,25 @@ class DecompositionModule(pl.LightningModule):
         written before that step's evaluation); bring the ground truth to the module's device."""
         self._fit_start = time.perf_counter()
         self.truth = {name: value.to(self.device) for name, value in self.truth.items()}
-        done = self.global_step
-        evaluated = self.history[-1]["step"] if self.history else 0
-        if done and done % self.eval_every == 0 and evaluated < self.step_offset + done:
-            self.evaluate(done)
+        self.evaluate_if_due(self.global_step)
 
     def on_train_end(self) -> None:
         self.fit_seconds = self._resumed_seconds + time.perf_counter() - self._fit_start
 
+    def on_fit_end(self) -> None:
+        """A fit resumed from a checkpoint of its last step runs no step and no train hooks: the evaluation
+        that the checkpoint was written before is made here."""
+        self.evaluate_if_due(self.global_step)
+
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         done = self.global_step
         if done % self.eval_every == 0 or done == self.steps:
+            self.evaluate(done)
+
+    def evaluate_if_due(self, done: int) -> None:
+        """The evaluation after ``done`` steps, if one is due then and has not been made (after a resume)."""
+        evaluated = self.history[-1]["step"] if self.history else 0
+        if done and (done % self.eval_every == 0 or done == self.steps) and evaluated < self.step_offset + done:
             self.evaluate(done)
 
     @torch.no_grad()

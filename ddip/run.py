@@ -7,7 +7,9 @@ without ``metrics.json`` is not a finished result (a failed run leaves ``FAILED.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -16,15 +18,23 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ddip.data import ImageDataModule
-from ddip.errors import DdipError, is_whole
+from ddip.errors import DdipError, check_range, is_whole
 from ddip.io import save_image, save_progress, write_json
 from ddip.module import DecompositionModule
+from ddip.rundir import check_writable, claimed, clear_results, finished_metrics, finished_notice
 from ddip.sweep import job_identity, threads_per_job
 from ddip.tasks.base import Task
+
+MAX_SEED = 2**32 - 1  # numpy's and Lightning's seeds are 32-bit
+
+
+class RunTerminated(Exception):
+    """The run was terminated (SIGTERM) and left a checkpoint to resume from; not a finished result."""
 
 
 def build_component(cfg: DictConfig, key: str, **kwargs):
@@ -114,6 +124,14 @@ def compose_train(overrides: list[str]) -> DictConfig:
         raise DdipError(f"invalid override: {str(error).splitlines()[0]}") from None
 
 
+def active(cfg: DictConfig, key: str) -> DictConfig | None:
+    """``cfg[key]`` when it names a component (has a ``_target_``), else ``None``. A group chosen as none
+    (``stopping=none``, ``checkpoint=null``) may still hold settings a preset merged into it (``task=denoise`` sets
+    ``stopping.patience``): settings of no component, ignored."""
+    node = cfg.get(key)
+    return node if isinstance(node, DictConfig) and "_target_" in node else None
+
+
 def callbacks(cfg: DictConfig) -> list:
     """The trainer's callbacks from its config plus the stopping rule and the checkpointing, if any (fresh
     for every fit). ``trainer.enable_progress_bar=false`` drops the listed progress bar (Lightning would refuse
@@ -121,20 +139,34 @@ def callbacks(cfg: DictConfig) -> list:
     listed = [instantiate(callback) for callback in cfg.trainer.get("callbacks") or []]
     if not cfg.trainer.get("enable_progress_bar", True):
         listed = [callback for callback in listed if not isinstance(callback, pl.callbacks.ProgressBar)]
-    return listed + [build_component(cfg, key) for key in ("stopping", "checkpoint") if cfg.get(key)]
+    return listed + [build_component(cfg, key) for key in ("stopping", "checkpoint") if active(cfg, key)]
 
 
 def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
-    """The checkpoint to continue from: ``ckpt_path``, or with ``resume=true`` the run dir's last one."""
+    """The checkpoint to continue from: ``ckpt_path``, or with ``resume=true`` the run dir's last one; checked
+    to be a ddip checkpoint (:func:`check_checkpoint`)."""
     if cfg.get("ckpt_path"):
-        path = Path(cfg.ckpt_path)
+        key, path = "ckpt_path", Path(cfg.ckpt_path)
     elif cfg.get("resume"):
-        path = output_dir / "checkpoints" / "last.ckpt"
+        key, path = "resume", output_dir / "checkpoints" / "last.ckpt"
     else:
         return None
     if not path.is_file():
         raise DdipError(f"no checkpoint to resume from at {path}")
+    check_checkpoint(path, key)
     return str(path)
+
+
+def check_checkpoint(path: Path, key: str) -> None:
+    """A one-line :class:`DdipError` naming ``path`` unless it is a ddip checkpoint (loaded with
+    ``weights_only=True``: tensors and plain containers only, never arbitrary code)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 -- an empty, truncated or foreign file raises any of a dozen types
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise DdipError(f"{key}: {path} is not a readable checkpoint ({detail[:160]})") from None
+    if not isinstance(state, dict) or not {"state_dict", "ddip"} <= set(state):
+        raise DdipError(f"{key}: {path} is not a ddip run's checkpoint (no ddip state in it)")
 
 
 def fit_passes(
@@ -153,9 +185,13 @@ def fit_passes(
         offset = sum(r["steps"] for r in results)
         module = build(cfg, data, task, steps, offset)
         trainer = build_component(
-            cfg, "trainer", logger=logger, max_steps=steps, callbacks=callbacks(cfg), enable_checkpointing=bool(cfg.get("checkpoint"))
+            cfg, "trainer", logger=logger, max_steps=steps, callbacks=callbacks(cfg), enable_checkpointing=bool(active(cfg, "checkpoint"))
         )
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path if index == 0 else None)
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path if index == 0 else None, weights_only=True)
+        except SIGTERMException:
+            saved = "a checkpoint to resume from" if active(cfg, "checkpoint") else "no checkpoint (checkpoint=null)"
+            raise RunTerminated(f"terminated (SIGTERM) after step {offset + trainer.global_step}; left {saved}") from None
         images, metrics = module.result()
         results.append({"steps": trainer.global_step, "fit_seconds": module.fit_seconds, "images": images, "metrics": metrics})
         history, snapshots = history + module.history, snapshots + module.snapshots
@@ -169,19 +205,44 @@ def check_run_settings(cfg: DictConfig) -> None:
     """One-line errors for the top-level settings (``steps``, ``seed``, ``threads``) before anything is built."""
     if not is_whole(cfg.steps) or cfg.steps < 1:
         raise DdipError(f"steps={cfg.steps!r}: need a whole number, at least one optimisation step")
-    if not is_whole(cfg.seed):
-        raise DdipError(f"seed={cfg.seed!r} must be a whole number")
+    check_range("seed", cfg.seed, 0, MAX_SEED, whole=True)
     threads = cfg.get("threads")
     if threads is not None and (not is_whole(threads) or threads < 1):
         raise DdipError(f"threads={threads!r} must be a whole number ≥ 1 or null (all cores)")
 
 
 def run(cfg: DictConfig, output_dir: str | Path) -> dict:
-    """Fit one image as configured and write the results into ``output_dir``; returns the metrics."""
+    """Fit one image as configured and write the results into ``output_dir``; returns the metrics.
+
+    The dir is held for the run (:func:`ddip.rundir.claimed`); an earlier result in it is replaced
+    (:func:`ddip.rundir.clear_results`), except with ``resume=true``, where a finished run is left as it is and its
+    metrics returned. The checkpoint is deleted once ``metrics.json`` is written, unless ``checkpoint.keep``."""
     started = time.perf_counter()
-    check_run_settings(cfg)
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(output_dir)
+    with claimed(output_dir):
+        finished = finished_metrics(output_dir) if cfg.get("resume") else None
+        if finished is not None:
+            print(f"ddip: {finished_notice(output_dir)}", file=sys.stderr)
+            return finished
+        clear_results(output_dir, resuming=bool(cfg.get("resume") or cfg.get("ckpt_path")))
+        check_run_settings(cfg)
+        metrics = fit_and_save(cfg, output_dir, started)
+        checkpoint = active(cfg, "checkpoint")
+        if checkpoint is not None and not checkpoint.get("keep", False):
+            remove_checkpoint(Path(checkpoint.dirpath))
+    return metrics
+
+
+def remove_checkpoint(folder: Path) -> None:
+    """Delete the run's ``last.ckpt`` from ``folder``, and the folder if nothing else is in it."""
+    (folder / "last.ckpt").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def fit_and_save(cfg: DictConfig, output_dir: Path, started: float) -> dict:
+    """The fit of :func:`run` and its results written into ``output_dir``, ``metrics.json`` last."""
     OmegaConf.update(cfg, "paths.output_dir", str(output_dir), force_add=True)
     threads = cfg.get("threads") or threads_per_job()
     if threads:

@@ -95,8 +95,9 @@ class ESWMV(pl.Callback):
         if module.logger and step % module.log_every == 0:
             module.logger.log_metrics({"stopping/variance": variance}, step=module.step_offset + step)
 
-    def on_train_end(self, trainer: pl.Trainer, module) -> None:
-        """The fit ended before the lagged average of the last detection was taken: take it now."""
+    def on_fit_end(self, trainer: pl.Trainer, module) -> None:
+        """The fit ended before the lagged average of the last detection was taken: take it now (at the fit's end,
+        not the training's, so that a fit resumed from its last step's checkpoint, which trains no step, does too)."""
         if self.select_at is not None and self.select_at > trainer.global_step:
             module.select(self.best_step, module.output_layers)
 

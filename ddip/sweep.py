@@ -7,7 +7,10 @@ cores instead of oversubscribing them, and the end of a sweep prints the command
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import time
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -52,11 +55,32 @@ def threads_per_job() -> int | None:
     return max(1, cores // (n_jobs if n_jobs > 0 else cores))
 
 
+def failed_jobs(sweep: Path, since: float = 0.0) -> dict[str, str]:
+    """The jobs below ``sweep`` that failed (``FAILED.txt`` written after ``since``, a time stamp) and their errors."""
+    failed = {}
+    for path in sorted(sweep.rglob("FAILED.txt")):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime >= since:
+                failed[str(path.parent.relative_to(sweep))] = path.read_text().strip()
+    return failed
+
+
 class SweepSummary(Callback):
-    """At the end of a multirun, say where its runs are and how to upload their offline W&B runs."""
+    """Around a multirun: create its dir first (an Optuna study's storage lives in it), and at the end say where
+    its runs are, how to upload their offline W&B runs and which jobs failed, with their errors; the sweep then
+    exits with status 1."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self.started = time.time()
+        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep = Path(config.hydra.sweep.dir)
         print(f"ddip: sweep done: {sweep}; compare with: python scripts/compare_runs.py {sweep}")
         if list(sweep.glob("*/wandb/offline-run-*")):
             print(f"ddip: upload its W&B runs with: wandb sync {sweep}/*/wandb/offline-run-*")
+        failed = failed_jobs(sweep, getattr(self, "started", 0.0) - 1.0)
+        if failed:
+            lines = [f"ddip: {len(failed)} job(s) failed:"] + [f"  {job}: {error}" for job, error in failed.items()]
+            print("\n".join(lines), file=sys.stderr)
+            sys.exit(1)

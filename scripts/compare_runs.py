@@ -3,7 +3,8 @@
     python scripts/compare_runs.py multirun/2026-11-23/12-00-00 [--metrics psnr_final oracle_psnr ...]
                                    [--out DIR]
 
-Every job dir below SWEEP_DIR that holds ``metrics.json`` and ``.hydra/overrides.yaml`` is read. The swept keys
+Every job dir below SWEEP_DIR that holds ``.hydra/overrides.yaml`` and ``metrics.json`` (or ``FAILED.txt``: a row
+marked failed, with its error, counted apart in the summary) is read. The swept keys
 are the overrides that differ between jobs; ``seed`` is averaged over. Writes into ``--out`` (default: the sweep
 dir) ``runs.csv`` and ``runs.md`` (one row per job), ``summary.md`` (mean ± std per setting) and
 ``summary.png`` (each metric per setting, mean ± std). Needs no W&B.
@@ -29,16 +30,20 @@ def job_order(path: Path) -> list:
 
 
 def read_jobs(sweep: Path) -> list[dict]:
-    """Each finished job as ``{"dir", "overrides": {key: value}, "metrics": {...}}``, in job order."""
+    """Each job as ``{"dir", "overrides": {key: value}, "metrics": {...}, "status"}``, in job order: a finished
+    job (``metrics.json``) has status ``ok``; a failed one (``FAILED.txt``) ``failed: <its error>`` and no metrics."""
     jobs = []
-    for metrics_path in sorted(sweep.rglob("metrics.json"), key=lambda path: job_order(path.relative_to(sweep))):
-        folder = metrics_path.parent
-        overrides_path = folder / ".hydra" / "overrides.yaml"
-        if not overrides_path.exists():
-            continue
+    for overrides_path in sorted(sweep.rglob(".hydra/overrides.yaml"), key=lambda path: job_order(path.relative_to(sweep))):
+        folder = overrides_path.parent.parent
+        if (folder / "metrics.json").exists():
+            status, metrics = "ok", json.loads((folder / "metrics.json").read_text())
+        elif (folder / "FAILED.txt").exists():
+            status, metrics = f"failed: {(folder / 'FAILED.txt').read_text().strip()}", {}
+        else:
+            continue  # not run, or still running
         pairs = [item.split("=", 1) for item in yaml.safe_load(overrides_path.read_text()) or [] if "=" in item]
         overrides = {key.lstrip("+~"): value for key, value in pairs}
-        jobs.append({"dir": str(folder.relative_to(sweep)), "overrides": overrides, "metrics": json.loads(metrics_path.read_text())})
+        jobs.append({"dir": str(folder.relative_to(sweep)), "overrides": overrides, "metrics": metrics, "status": status})
     return jobs
 
 
@@ -62,12 +67,15 @@ def summarise(jobs: list[dict], keys: list[str], metrics: list[str]) -> tuple[li
     """Mean ± std of each metric per setting of the swept keys other than ``seed``."""
     settings = [key for key in keys if key != "seed"]
     groups: dict[tuple, list[dict]] = defaultdict(list)
+    failed: dict[tuple, int] = defaultdict(int)
     for job in jobs:
-        groups[tuple(job["overrides"].get(key) for key in settings)].append(job["metrics"])
-    header = settings + ["runs"] + metrics
+        setting = tuple(job["overrides"].get(key) for key in settings)
+        groups[setting].append(job["metrics"])
+        failed[setting] += job["status"] != "ok"
+    header = settings + ["runs", "failed"] + metrics
     rows, stats = [], {}
     for setting, members in groups.items():
-        row: list = [*setting, len(members)]
+        row: list = [*setting, len(members) - failed[setting], failed[setting]]
         for metric in metrics:
             values = [m[metric] for m in members if isinstance(m.get(metric), (int, float))]
             mean = statistics.fmean(values) if values else None
@@ -106,21 +114,24 @@ def main() -> None:
     args = parser.parse_args()
     jobs = read_jobs(args.sweep)
     if not jobs:
-        raise SystemExit(f"compare_runs: no finished job (metrics.json + .hydra/overrides.yaml) under {args.sweep}")
+        raise SystemExit(f"compare_runs: no finished or failed job (metrics.json or FAILED.txt + .hydra/overrides.yaml) under {args.sweep}")
     out = args.out or args.sweep
     out.mkdir(parents=True, exist_ok=True)
     keys = swept_keys(jobs)
     metrics = args.metrics or [m for m in DEFAULT_METRICS if any(m in job["metrics"] for job in jobs)]
-    header = ["job", *keys, *metrics]
-    rows = [[job["dir"], *(job["overrides"].get(k) for k in keys), *(job["metrics"].get(m) for m in metrics)] for job in jobs]
+    header = ["job", *keys, "status", *metrics]
+    rows = [[job["dir"], *(job["overrides"].get(k) for k in keys), job["status"], *(job["metrics"].get(m) for m in metrics)] for job in jobs]
     with open(out / "runs.csv", "w", newline="") as handle:
         csv.writer(handle).writerows([header, *rows])
     (out / "runs.md").write_text(markdown(header, rows))
     summary_header, summary_rows, stats = summarise(jobs, keys, metrics)
     (out / "summary.md").write_text(markdown(summary_header, summary_rows))
-    settings = [tuple(row[: len(summary_header) - len(metrics) - 1]) for row in summary_rows]
+    settings = [tuple(row[: len(summary_header) - len(metrics) - 2]) for row in summary_rows]
     plot(stats, settings, metrics, [k for k in keys if k != "seed"], out / "summary.png")
     print(markdown(summary_header, summary_rows))
+    for job in jobs:
+        if job["status"] != "ok":
+            print(f"job {job['dir']} {job['status']}")
 
 
 if __name__ == "__main__":

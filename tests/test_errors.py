@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, compose_config
+from conftest import ROOT, compose_config, two_texture_composite
 from PIL import Image
 
 from ddip.errors import DdipError
@@ -39,6 +40,8 @@ def run_with(tmp_path, overrides):
         (["steps=abc"], "steps='abc': need a whole number"),
         (["steps=2.5"], "steps=2.5: need a whole number"),
         (["seed=x"], "seed='x' must be a whole number"),
+        (["seed=-1"], "seed=-1 must be a whole number in [0, 4294967295]"),
+        ([f"seed={2**32}"], "seed=4294967296 must be a whole number in [0, 4294967295]"),
         (["threads=0"], "threads=0 must be a whole number"),
         (["backbone.kernel_size=4"], "invalid backbone configuration"),
         (["backbone=segnet", "backbone.width=0"], "invalid backbone configuration"),
@@ -46,7 +49,7 @@ def run_with(tmp_path, overrides):
     ],
 )
 def test_configuration_errors(tmp_path, image, overrides, message):
-    with pytest.raises(DdipError, match=message):
+    with pytest.raises(DdipError, match=re.escape(message)):
         run_with(tmp_path, [f"data.image={image}"] + overrides)
     assert not (tmp_path / "run" / "metrics.json").exists()
 
@@ -145,3 +148,13 @@ def test_scripts_compose_refuses_a_bad_override_in_one_line():
         compose_train(["task=dehaze", "task.nonsense=1"])
     with pytest.raises(DdipError, match=r"^invalid override: .*'task/nonsense'"):
         compose_train(["task=nonsense"])
+
+
+def test_cli_runs_a_quoted_path_with_spaces_and_non_ascii_letters(tmp_path):
+    """The README's quoting: once for the shell (here: one argv item), once for Hydra (double quotes)."""
+    image, _ = two_texture_composite(32)
+    path = tmp_path / "my photo (été).png"
+    Image.fromarray(image).save(path)
+    result = cli(tmp_path, f'data.image="{path}"', "trainer.enable_progress_bar=false")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["image"] == str(path)

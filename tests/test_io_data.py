@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
+from conftest import compose_config
 from PIL import Image
 
 from ddip.data import (
@@ -12,11 +15,14 @@ from ddip.data import (
     ImageDataModule,
     dihedral,
     dihedral_inverse,
+    fit_size,
     one_item_batch,
     pad_to_multiple,
+    reflect_pad,
 )
 from ddip.errors import DdipError
 from ddip.io import load_image, load_map, save_image
+from ddip.run import run
 
 
 def test_rgb_roundtrip(tmp_path):
@@ -162,8 +168,29 @@ def test_the_bundled_task_samples_are_what_make_samples_makes(tmp_path):
         assert torch.equal(load_image(tmp_path / name), load_image(ROOT / "ddip" / "assets" / name)), name
 
 
-def test_clean_image_of_another_size_is_rejected(tmp_path):
+@pytest.mark.parametrize("key", ["clean", "gt_mask", "layers"])
+def test_ground_truth_of_another_size_is_rejected(tmp_path, key):
+    """A score against a resized ground truth would measure the resizing: every kind of truth must have the
+    image's size."""
     Image.new("RGB", (10, 10)).save(tmp_path / "a.png")
     Image.new("RGB", (12, 10)).save(tmp_path / "b.png")
-    with pytest.raises(DdipError, match="data.clean"):
-        ImageDataModule(image=str(tmp_path / "a.png"), clean=str(tmp_path / "b.png"))
+    given = [str(tmp_path / "b.png")] * 2 if key == "layers" else str(tmp_path / "b.png")
+    with pytest.raises(DdipError, match=re.escape(f"data.{key}: {tmp_path / 'b.png'} is (10, 12), the image is (10, 10)")):
+        ImageDataModule(image=str(tmp_path / "a.png"), **{key: given})
+
+
+@pytest.mark.parametrize("size, max_side, fitted", [((8, 4000), 384, (4, 384)), ((10, 1000), 64, (4, 64)), ((300, 200), 150, (150, 100))])
+def test_downscaling_keeps_every_side_at_least_the_minimum(size, max_side, fitted):
+    assert fit_size(size, max_side) == fitted
+
+
+def test_a_one_pixel_side_is_padded_by_repeating_it():
+    strip = torch.arange(6.0).reshape(1, 1, 1, 6)
+    padded = reflect_pad(strip, 2, 1, 1, 1)
+    assert padded.shape == (1, 1, 4, 8) and torch.equal(padded[0, 0, 3], torch.tensor([0.0, 0, 1, 2, 3, 4, 5, 5]))
+
+
+def test_a_strip_that_downscales_to_a_few_pixels_runs_at_its_size(tmp_path):
+    Image.new("RGB", (1000, 10), (100, 50, 20)).save(tmp_path / "strip.png")
+    run(compose_config(["steps=2", "logger=none", "data.max_side=64", f"data.image={tmp_path / 'strip.png'}"]), tmp_path / "run")
+    assert Image.open(tmp_path / "run" / "mask.png").size == (1000, 10)

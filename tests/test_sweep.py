@@ -3,6 +3,7 @@ tables a sweep, Optuna runs, and the SLURM launcher config composes (it cannot r
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -20,7 +21,7 @@ def multirun(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
 
 def run_record(run_dir) -> dict:
     """The "run" record of an offline W&B run's transaction log (id, group, tags, name)."""
-    lines = subprocess.run(["wandb", "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True, check=True).stdout
+    lines = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_dir)], capture_output=True, text=True, check=True).stdout
     return next(record["run"] for record in map(json.loads, lines.splitlines()) if record.get("type") == "run")
 
 
@@ -43,29 +44,43 @@ def test_each_job_is_its_own_wandb_run_in_one_group_and_compare_runs_tables_them
     assert "±" in table.stdout
 
 
-def test_a_failed_job_does_not_stop_the_sweep_and_a_relaunch_skips_finished_jobs(tmp_path):
+def test_a_failed_job_does_not_stop_the_sweep_but_is_named_and_fails_it_and_a_relaunch_skips_finished_jobs(tmp_path):
     image = tiny_texture(tmp_path)
     result = multirun(tmp_path, "task=seg", "steps=0,2", "logger=none", f"data.image={image}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "ddip: error: steps=0" in result.stderr
+    message = "steps=0: need a whole number, at least one optimisation step"
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-2:] == ["ddip: 1 job(s) failed:", f"  0: {message}"]
     finished = tmp_path / "sweep" / "1" / "metrics.json"
     assert (tmp_path / "sweep" / "0" / "FAILED.txt").exists() and finished.exists()
+    table = subprocess.run([sys.executable, "scripts/compare_runs.py", str(tmp_path / "sweep")], check=False, cwd=ROOT, capture_output=True, text=True)
+    assert table.returncode == 0 and f"job 0 failed: {message}" in table.stdout
+    rows = list(csv.DictReader((tmp_path / "sweep" / "runs.csv").open()))
+    assert [(row["job"], row["steps"], row["status"]) for row in rows] == [("0", "0", f"failed: {message}"), ("1", "2", "ok")]
     before = finished.stat().st_mtime_ns
     again = multirun(tmp_path, "task=seg", "steps=0,2", "logger=none", f"data.image={image}")
     assert "is complete (metrics.json); skipped" in again.stderr and finished.stat().st_mtime_ns == before
-    other = multirun(tmp_path, "task=seg", "steps=0,3", "logger=none", f"data.image={image}")  # job 1 is now another job
+    other = multirun(tmp_path, "task=seg", "steps=1,3", "logger=none", f"data.image={image}")  # both jobs are new ones
+    assert other.returncode == 0, other.stderr[-2000:]
     assert "skipped" not in other.stderr and json.loads(finished.read_text())["steps"] == 3
+    assert not (tmp_path / "sweep" / "0" / "FAILED.txt").exists()  # the earlier failure is not left beside the new result
 
 
-def test_optuna_search_runs_its_trials_and_keeps_the_study_in_sqlite(tmp_path):
+def test_an_optuna_search_keeps_its_own_study_in_its_sweep_dir(tmp_path):
+    """A search on a new image is a new study: the study lives in the sweep dir, never joined by another search."""
+    import optuna
+
     image = tiny_texture(tmp_path)
-    storage = tmp_path / "study.db"
-    overrides = ["hparams_search=optuna", "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage=sqlite:///{storage}"]
-    result = multirun(tmp_path, *overrides, "steps=2", f"data.image={image}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert len(list((tmp_path / "sweep").glob("*/metrics.json"))) == 2
-    assert storage.stat().st_size > 0
-    assert (tmp_path / "sweep" / "optimization_results.yaml").exists()
+    for name, trials in (("first", 2), ("second", 1)):
+        overrides = ["hparams_search=optuna", f"hydra.sweeper.n_trials={trials}", "steps=2", f"data.image={image}"]
+        result = subprocess.run(
+            [sys.executable, "train.py", "-m", *overrides, *QUIET, f"hydra.sweep.dir={tmp_path / name}"],
+            check=False, cwd=ROOT, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert len(list((tmp_path / name).glob("*/metrics.json"))) == trials
+        study = optuna.load_study(study_name="ddip", storage=f"sqlite:///{tmp_path / name / 'optuna.db'}")
+        assert len(study.trials) == trials
+        assert (tmp_path / name / "optimization_results.yaml").exists()
 
 
 def test_slurm_and_joblib_launchers_compose():

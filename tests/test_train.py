@@ -49,6 +49,19 @@ def test_combinations_run_two_steps(tmp_path, task, backbone, scheduler):
     assert (tmp_path / "run" / "progress.png").exists()
 
 
+PRESETS = [f"experiment={name}" for name in options("experiment")] + [f"task={name}" for name in options("task")]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("stopping", options("stopping"))
+def test_every_preset_and_task_runs_with_every_stopping_rule(tmp_path, preset, stopping):
+    """A preset's settings of a stopping rule (``task=denoise``'s ``stopping.patience``) are no stopping rule when
+    ``stopping=none`` is chosen."""
+    overrides = [preset, f"stopping={stopping}", "steps=2", "logger=none"]
+    cfg = compose_config(overrides + [f"data.image={tiny_image(tmp_path)}"])
+    assert run(cfg, tmp_path / "run")["steps_run"] == 2
+
+
 @pytest.mark.parametrize("backbone", options("backbone"))
 def test_odd_size_comes_back_at_its_size(tmp_path, backbone):
     image = tiny_image(tmp_path, size=(37, 45))
@@ -98,7 +111,7 @@ def test_wandb_offline_run_is_complete_and_inside_the_run_dir(tmp_path):
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     summary = subprocess.run(
-        ["wandb", "leet", "inspect", "--summary", "--json", str(runs[0])], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--summary", "--json", str(runs[0])], capture_output=True, text=True, check=True
     )
     record = json.loads(summary.stdout)
     text = json.dumps(record)
