@@ -1,53 +1,6 @@
-"""ddip entry point: ``python train.py task=seg backbone=unet data.image=my.jpg steps=3000 seed=1``.
+"""``python train.py ...`` is the ``ddip`` command (:mod:`ddip.cli`), for a checkout that is not installed."""
 
-Problems with the input or the configuration end the run with one line on stderr, exit code 2, and a
-``FAILED.txt`` in the run dir (never a ``metrics.json``); in a sweep (``-m``) the failed job is reported the
-same way, the other jobs go on, and the sweep ends naming the failed jobs, with exit code 1. A run terminated by
-SIGTERM exits with 143 and leaves a checkpoint to resume from (``resume=true``). A run dir that holds a finished
-run or a running one is refused (:mod:`ddip.rundir`). Re-launching a sweep into its dir (``hydra.sweep.dir=multirun/<date>/<time>``)
-skips the jobs whose ``metrics.json`` is complete for the same overrides. The return value is the job's objective (for
-``hparams_search=optuna``).
-"""
-
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
-from ddip.errors import DdipError, one_line
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    from ddip.run import RunTerminated, objective, run, summary
-    from ddip.rundir import RunDirInUse, finished_metrics, report_failure
-    from ddip.sweep import in_sweep
-
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
-    overrides = list(HydraConfig.get().overrides.task)
-    finished = (finished_metrics(output_dir) if in_sweep() else None) or {}
-    if finished.get("overrides") == overrides:
-        print(f"ddip: {output_dir} is complete (metrics.json); skipped", file=sys.stderr)
-        return objective(finished)
-    OmegaConf.update(cfg, "overrides", overrides, force_add=True)
-    try:
-        metrics = run(cfg, output_dir)
-    except RunTerminated as error:
-        report_failure(output_dir, f"{error}; resume with: python train.py resume=true hydra.run.dir={output_dir} (and the same overrides)")
-        sys.exit(143)  # 128 + SIGTERM, as a process the signal ended
-    except (DdipError, OmegaConfBaseException, OSError) as error:
-        report_failure(output_dir, one_line(error), record=not isinstance(error, RunDirInUse))
-        if not in_sweep():
-            sys.exit(2)
-        return None
-    print(summary(metrics, output_dir))
-    return objective(metrics)
-
+from ddip.cli import main
 
 if __name__ == "__main__":
     main()

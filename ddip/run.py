@@ -111,11 +111,11 @@ def build(cfg: DictConfig, data, task, steps: int, step_offset: int = 0) -> Deco
     return module
 
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parent / "conf"
 
 
 def compose_train(overrides: list[str]) -> DictConfig:
-    """``conf/train.yaml`` composed with ``overrides`` through Hydra's compose API, as the scripts run ddip; an
+    """``ddip/conf/train.yaml`` composed with ``overrides`` through Hydra's compose API, as the scripts run ddip; an
     override Hydra refuses (unknown key or group value, bad syntax) is a one-line :class:`DdipError`."""
     try:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from ddip.errors import DdipError
 
 LOCK = ".ddip.lock"
-LOGS = ("csv", "wandb")  # the loggers' folders (conf/logger)
+LOGS = ("csv", "wandb")  # the loggers' folders (ddip/conf/logger)
 
 
 class RunDirInUse(DdipError):

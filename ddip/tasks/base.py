@@ -1,6 +1,6 @@
 """What every task declares: its generators and their noise inputs, its physics, losses and outputs.
 
-A task is a plain object built by Hydra from ``conf/task/<name>.yaml``. :class:`ddip.module.DecompositionModule`
+A task is a plain object built by Hydra from ``ddip/conf/task/<name>.yaml``. :class:`ddip.module.DecompositionModule`
 owns the networks and the optimisation; the task only says *what* is optimised and *what* a result is.
 """
 
@@ -83,7 +83,7 @@ class Task(ABC):
     Args:
         reg_noise: the input perturbation schedule.
         net_defaults: per-backbone architecture defaults of this task (``{unet: {...}, segnet: {...}}``),
-            read by ``conf/backbone/*.yaml``; listed here only so the resolved config records them.
+            read by ``ddip/conf/backbone/*.yaml``; listed here only so the resolved config records them.
     """
 
     generators: dict[str, GeneratorSpec]
