@@ -45,20 +45,23 @@ def main(cfg: DictConfig) -> float | None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     overrides = list(HydraConfig.get().overrides.task)
     finished = (finished_metrics(output_dir) if in_sweep() else None) or {}
-    if finished.get("overrides") == overrides:
-        print(f"ddip: {output_dir} is complete (metrics.json); skipped", file=sys.stderr)
-        return objective(finished)
+    skipped = finished.get("overrides") == overrides
     OmegaConf.update(cfg, "overrides", overrides, force_add=True)
     try:
-        metrics = run(cfg, output_dir)
+        if skipped:
+            print(f"ddip: {output_dir} is complete (metrics.json); skipped", file=sys.stderr)
+        metrics = finished if skipped else run(cfg, output_dir)
+        value = objective(metrics, cfg.get("optimized_metric"))
     except RunTerminated as error:
         report_failure(output_dir, f"{error}; resume with: python train.py resume=true hydra.run.dir={output_dir} (and the same overrides)")
         sys.exit(143)  # 128 + SIGTERM, as a process the signal ended
     except (DdipError, OmegaConfBaseException, OSError) as error:
-        report_failure(output_dir, one_line(error), record=not isinstance(error, RunDirInUse))
+        finished_run = (output_dir / "metrics.json").exists()  # e.g. an optimized_metric the run does not report
+        report_failure(output_dir, one_line(error), record=not (isinstance(error, RunDirInUse) or finished_run))
         if not in_sweep():
             sys.exit(2)
         return None
-    print(summary(metrics, output_dir))
-    return objective(metrics)
+    if not skipped:
+        print(summary(metrics, output_dir))
+    return value
 

@@ -1,8 +1,8 @@
 """Target scheduling: what the generators must reconstruct at each step.
 
 ``scheduler=none`` fits the image itself (:class:`NoCurriculum`). ``scheduler=linear|cosine`` fits DDPM-forward-noised
-copies of the image, most-noised first (:class:`DDPMCurriculum`, after the Guided-DIP reference, see
-``docs/reference-guided-dip.md``). Both implement ``target(image, step)``.
+copies of the image, most-noised first (:class:`DDPMCurriculum`, after the Guided-DIP reference code,
+``larrychen20011120/Guided-DIP``; docs/guide/configuration.md). Both implement ``target(image, step)``.
 
 Time convention (Ho et al. 2020): t ∈ {1, …, T}, β_1 = ``beta_start``, β_T = ``beta_end``, ᾱ_t = ∏_{s=1}^{t} (1 − β_s).
 Schedules are returned as float64 tensors of length T whose element t − 1 belongs to time t.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -53,15 +52,6 @@ def alphas_cumprod(betas: torch.Tensor) -> torch.Tensor:
 SCHEDULES = ("linear", "cosine")
 DEFAULT_C = {"linear": 250.0, "cosine": 400.0}  # reference notebook, hard-coded per schedule
 REFERENCE_COSINE_CLIP = (1e-4, 0.999)  # the reference code's cosine clip, whatever beta_start/beta_end say
-
-
-class Stage(NamedTuple):
-    """One curriculum stage, for logging: the DDPM time, the β and ᾱ its target and budget use, its steps."""
-
-    t: int
-    beta: float
-    alpha_bar: float
-    budget: int
 
 
 def stage_times(t_start: int, t_end: int, count: int) -> list[int]:
@@ -140,7 +130,7 @@ class DDPMCurriculum:
         faithful: bool = False,
     ):
         c = DEFAULT_C.get(schedule, 0.0) if c is None else c
-        validate(steps, schedule, count, t_start, t_end, c, beta_start, beta_end, timesteps, faithful)
+        validate(schedule, count, t_start, t_end, c, beta_start, beta_end, timesteps, faithful)
         self.steps, self.schedule, self.seed, self.faithful = steps, schedule, seed, faithful
         self.betas = self.make_betas(schedule, beta_start, beta_end, timesteps, faithful)
         self.alpha_bars = alphas_cumprod(self.betas)
@@ -185,10 +175,6 @@ class DDPMCurriculum:
         stage = self.stage(step)
         return stage < self.count and step == self.stage_start(stage)
 
-    def describe(self) -> list[Stage]:
-        """The stages in training order, for logging."""
-        return [Stage(*row) for row in zip(self.times, self.stage_betas, self.stage_alpha_bars, self.budgets)]
-
     # --- targets ----------------------------------------------------------------------------------------
     def noise(self, stage: int, like: torch.Tensor) -> torch.Tensor:
         """ε of ``stage`` at ``like``'s shape, drawn on the CPU and moved to ``like``'s device and dtype; cached."""
@@ -212,7 +198,6 @@ class DDPMCurriculum:
 
 
 def validate(
-    steps: int,
     schedule: str,
     count: int,
     t_start: int,
@@ -232,7 +217,6 @@ def validate(
     last = timesteps - 1 if faithful else timesteps  # the reference indexes its 0-based arrays with t
     problems = [
         (schedule not in SCHEDULES, f"scheduler.schedule={schedule!r}: choose one of {', '.join(SCHEDULES)}"),
-        (steps < 1, f"steps={steps}: need at least one optimisation step"),
         (timesteps < 1, f"scheduler.timesteps={timesteps}: need at least one diffusion step"),
         (count < 1, f"scheduler.count={count}: need at least one stage"),
         (not 1 <= t_start <= last, f"scheduler.t_start={t_start}: must lie in [1, {last}]"),

@@ -214,11 +214,6 @@ class ImageDataModule(pl.LightningDataModule):
         """The input's size (the outputs' size)."""
         return int(self.original.shape[-2]), int(self.original.shape[-1])
 
-    def replace_image(self, image: torch.Tensor) -> None:
-        """Fit ``image`` (C×H×W, the input's size; e.g. an earlier pass's result) instead of the input."""
-        self.original = image.detach().cpu()
-        self.image = resize(self.original, fit_size(self.size, self.max_side))
-
     def truth(self, fitted: bool = False) -> dict[str, torch.Tensor]:
         """The ground truth given (``clean``, ``gt_mask``, ``layer1``, …), at the input's size or, with ``fitted``, at the
         size the generators fit."""

@@ -8,6 +8,7 @@ ground-truth mask, resized to the image), and leaves through :func:`save_image` 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,8 +133,9 @@ def write_json(path: str | os.PathLike, data: dict) -> None:
     temporary.replace(path)
 
 
-def save_progress(path: str | os.PathLike, history: list[dict], snapshots: list[tuple[int, dict]]) -> None:
-    """``progress.png``: loss terms and quality over steps (top), intermediate results (bottom grid)."""
+def save_progress(path: str | os.PathLike, history: list[dict], snapshots: list[tuple[int, dict]], quality: list[str]) -> None:
+    """``progress.png``: loss terms and ``quality`` (the history's ground-truth metrics, with the selection score)
+    over steps (top), intermediate results (bottom grid)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,8 +145,9 @@ def save_progress(path: str | os.PathLike, history: list[dict], snapshots: list[
     rows = len(snapshots)
     figure = plt.figure(figsize=(2.2 * max(columns, 4), 3.2 + 2.2 * rows), constrained_layout=True)
     grid = figure.add_gridspec(1 + rows, max(columns, 2), height_ratios=[1.5] + [1] * rows)
-    _plot_curves(figure.add_subplot(grid[0, : max(columns, 2) // 2]), history, quality=False)
-    _plot_curves(figure.add_subplot(grid[0, max(columns, 2) // 2 :]), history, quality=True)
+    losses = sorted({key for record in history for key in record} - {"step", "score", *quality})
+    _plot_losses(figure.add_subplot(grid[0, : max(columns, 2) // 2]), history, losses)
+    _plot_quality(figure.add_subplot(grid[0, max(columns, 2) // 2 :]), history, ["score", *quality])
     for row, (step, panel) in enumerate(snapshots, start=1):
         for column, (name, image) in enumerate(panel.items()):
             axis = figure.add_subplot(grid[row, column])
@@ -156,25 +159,31 @@ def save_progress(path: str | os.PathLike, history: list[dict], snapshots: list[
     plt.close(figure)
 
 
-def _is_quality(key: str) -> bool:
-    return key == "score" or key.startswith(("iou", "psnr", "ssim"))
+def _curve(history: list[dict], name: str) -> tuple[list[int], list[float]]:
+    return [record["step"] for record in history], [record.get(name, float("nan")) for record in history]
 
 
-def _plot_curves(axis, history: list[dict], quality: bool) -> None:
-    """Loss terms on a log axis, or quality: PSNR-like values (dB) left, [0, 1] metrics on a twin axis."""
-    steps = [record["step"] for record in history]
-    names = sorted({key for record in history for key in record if key != "step" and _is_quality(key) == quality})
-    unit_axis = axis.twinx() if quality and any(name.startswith(("iou", "ssim")) for name in names) else None
+def _plot_losses(axis, history: list[dict], names: list[str]) -> None:
+    """Loss terms at the evaluation steps, on a log axis."""
     for index, name in enumerate(names):
-        target = unit_axis if unit_axis is not None and name.startswith(("iou", "ssim")) else axis
-        values = [record.get(name, float("nan")) for record in history]
-        label = "reconstruction PSNR (score)" if name == "score" else name
-        target.plot(steps, values, label=label, color=f"C{index}")
-    if not quality:
-        axis.set_yscale("log")
+        axis.plot(*_curve(history, name), label=name, color=f"C{index}")
+    axis.set_yscale("log")
+    axis.set_xlabel("step")
+    axis.set_title("loss terms (at evaluation steps)", fontsize=9)
+    axis.legend(fontsize=7, loc="upper left")
+
+
+def _plot_quality(axis, history: list[dict], names: list[str]) -> None:
+    """The selection score and the ground-truth metrics: those within [0, 1] throughout (IoU, SSIM) on a twin
+    axis, the others (PSNR-like, in dB) on the left."""
+    unit = [name for name in names if all(0.0 <= value <= 1.0 for value in _curve(history, name)[1] if math.isfinite(value))]
+    unit_axis = axis.twinx() if unit else None
+    for index, name in enumerate(names):
+        target = unit_axis if name in unit else axis
+        target.plot(*_curve(history, name), label="reconstruction PSNR (score)" if name == "score" else name, color=f"C{index}")
     if unit_axis is not None:
         unit_axis.set_ylim(0, 1)
         unit_axis.legend(fontsize=7, loc="lower right")
     axis.set_xlabel("step")
-    axis.set_title("quality (dB left, [0, 1] right)" if quality else "loss terms (at evaluation steps)", fontsize=9)
+    axis.set_title("quality (dB left, [0, 1] right)", fontsize=9)
     axis.legend(fontsize=7, loc="upper left")

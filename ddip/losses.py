@@ -12,13 +12,10 @@ import torch.nn.functional as F
 EPS = 1e-6
 
 
-def reconstruction_loss(prediction: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
-    """``Loss_Reconst`` of Double-DIP Eq. (1): mean L1 (``kind="l1"``) or mean squared error (``"mse"``)."""
-    if kind == "l1":
-        return F.l1_loss(prediction, target)
-    if kind == "mse":
-        return F.mse_loss(prediction, target)
-    raise ValueError(f"unknown reconstruction loss {kind!r}; expected 'l1' or 'mse'")
+def reconstruction_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``Loss_Reconst`` of Double-DIP Eq. (1): the mean L1 distance (the reference's choice for segmentation and
+    separation)."""
+    return F.l1_loss(prediction, target)
 
 
 def masked_l1_loss(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

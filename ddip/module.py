@@ -60,7 +60,6 @@ class DecompositionModule(pl.LightningModule):
         image_every: steps between image panels sent to the logger.
         log_every: steps between scalar logs of the training loss terms.
         snapshots: intermediate results kept for ``progress.png``.
-        step_offset: steps run before this fit (by earlier passes), added to every logged step.
         average: weight of the exponential average of the outputs (DIP's ``exp_weight``, e.g. 0.99; 0 = off):
             with it, every evaluated and returned output is the running average of the training outputs.
         stack_generators: run generators that share an architecture as one grouped network (the fast path;
@@ -82,15 +81,12 @@ class DecompositionModule(pl.LightningModule):
         image_every: int = 500,
         log_every: int = 10,
         snapshots: int = 6,
-        step_offset: int = 0,
         average: float = 0.0,
         stack_generators: bool = True,
         channels_last: bool = True,
         cuda_graphs: bool = False,
     ):
         super().__init__()
-        if steps < 1:
-            raise DdipError(f"steps={steps}: need at least one optimisation step")
         for key, value in (("eval_every", eval_every), ("log_every", log_every)):
             check_range(f"module.{key}", value, 1, whole=True)
         for key, value in (("image_every", image_every), ("snapshots", snapshots)):
@@ -100,7 +96,6 @@ class DecompositionModule(pl.LightningModule):
             check_flag(f"module.{key}", value)
         self.task, self.curriculum = task, curriculum
         self.steps, self.eval_every, self.image_every, self.log_every = steps, eval_every, image_every, log_every
-        self.step_offset = step_offset
         self.average = average
         self.last_layers: Layers = {}
         self.averaged: Layers | None = None
@@ -125,6 +120,7 @@ class DecompositionModule(pl.LightningModule):
             raise DdipError(f"invalid optimizer configuration: {error}") from None
         self.snapshot_steps = {max(1, round(steps * (i + 1) / snapshots)) for i in range(snapshots)}
         self.history: list[dict] = []
+        self.quality_keys: list[str] = []  # the ground-truth metrics in the history's records (the task's names)
         self.snapshots: list[tuple[int, dict[str, torch.Tensor]]] = []
         self.best: tuple[float, int, Layers] | None = None
         self.fit_seconds = 0.0
@@ -187,6 +183,7 @@ class DecompositionModule(pl.LightningModule):
         run ends as the uninterrupted one: evaluations, chosen outputs, averages and the jitter's RNG."""
         checkpoint["ddip"] = {
             "history": self.history,
+            "quality_keys": self.quality_keys,
             "snapshots": self.snapshots,
             "best": self.best,
             "averaged": self.averaged,
@@ -205,6 +202,7 @@ class DecompositionModule(pl.LightningModule):
             )
         state = checkpoint["ddip"]
         self.history, self.snapshots, self.best = state["history"], state["snapshots"], state["best"]
+        self.quality_keys = state["quality_keys"]
         self.averaged, self.selected, self.last_terms = state["averaged"], state["selected"], state["last_terms"]
         self._resumed_seconds, self._pending_rng = state["fit_seconds"], state["rng"]
         self.fit_seconds = self._resumed_seconds
@@ -229,7 +227,7 @@ class DecompositionModule(pl.LightningModule):
             if self.logger:  # one device-to-host copy for all terms
                 values = torch.stack([*terms.values(), loss]).detach().tolist()
                 scalars = dict(zip([f"train/{name}" for name in terms] + ["train/loss"], values))
-                self.logger.log_metrics(scalars, step=self.step_offset + step)
+                self.logger.log_metrics(scalars, step=step)
         self.last_terms = {name: value.detach() for name, value in terms.items()} | {"loss": loss.detach()}
         return loss
 
@@ -253,7 +251,7 @@ class DecompositionModule(pl.LightningModule):
     def select(self, step: int, layers: Layers) -> None:
         """Make ``layers`` (cropped, as :attr:`output_layers`) the run's output, chosen at ``step`` by a stopping
         rule (e.g. ES-WMV) instead of the task's score."""
-        self.selected = (self.step_offset + step, {name: value.clone() for name, value in layers.items()})
+        self.selected = (step, {name: value.clone() for name, value in layers.items()})
 
     # --- evaluation -------------------------------------------------------------------------------------
     def cropped(self, layers: Layers) -> Layers:
@@ -287,7 +285,7 @@ class DecompositionModule(pl.LightningModule):
     def evaluate_if_due(self, done: int) -> None:
         """The evaluation after ``done`` steps, if one is due then and has not been made (after a resume)."""
         evaluated = self.history[-1]["step"] if self.history else 0
-        if done and (done % self.eval_every == 0 or done == self.steps) and evaluated < self.step_offset + done:
+        if done and (done % self.eval_every == 0 or done == self.steps) and evaluated < done:
             self.evaluate(done)
 
     @torch.no_grad()
@@ -300,7 +298,9 @@ class DecompositionModule(pl.LightningModule):
         layers = self.current_output()
         image = self.crop(self.image)
         score = self.task.selection_score(layers, image)
-        record = {"step": self.step_offset + done, **terms, "score": score, **self.task.ground_truth_metrics(layers, self.truth, image)}
+        quality = self.task.ground_truth_metrics(layers, self.truth, image)
+        self.quality_keys = list(quality)
+        record = {"step": done, **terms, "score": score, **quality}
         self.history.append(record)
         if self.logger:
             self.logger.log_metrics({f"eval/{k}": v for k, v in record.items() if k != "step"}, step=record["step"])
@@ -324,7 +324,7 @@ class DecompositionModule(pl.LightningModule):
     def result(self) -> tuple[dict[str, torch.Tensor], dict]:
         """The task's result images and metrics from the chosen and the final iterate."""
         final = self.current_output()
-        chosen_by, (chosen_step, chosen) = "score", self.best[1:] if self.best else (self.step_offset + self.steps, final)
+        chosen_by, (chosen_step, chosen) = "score", self.best[1:] if self.best else (self.steps, final)
         if self.selected is not None:
             chosen_by, (chosen_step, chosen) = "stopping rule", self.selected
         # after the fit Lightning has moved the module back to the CPU; the kept iterates may still be on the GPU
@@ -339,9 +339,8 @@ class DecompositionModule(pl.LightningModule):
 
     def oracle(self) -> dict:
         """The best evaluated iterate by each ground-truth metric: reporting only, labelled "oracle"."""
-        keys = [key for key in (self.history[0] if self.history else {}) if key.startswith(("iou", "psnr", "ssim"))]
         out = {}
-        for key in keys:
+        for key in self.quality_keys:
             best = max(self.history, key=lambda record: record[key])
             out[f"oracle_{key}"], out[f"oracle_{key}_step"] = best[key], best["step"]
         return out

@@ -83,7 +83,7 @@ def finish_logger(logger) -> None:
 
 def stack_generators(cfg: DictConfig) -> bool:
     """``module.stack_generators``: ``true``, ``false``, or ``gpu`` = stack only when the trainer runs on a GPU
-    (wide nets: on a CPU grouped convolutions are slower than separate ones, on a GPU faster; README "Speed")."""
+    (wide nets: on a CPU grouped convolutions are slower than separate ones, on a GPU faster; docs/results/speed.md)."""
     value = cfg.module.get("stack_generators", True)
     if isinstance(value, bool):
         return value
@@ -93,7 +93,7 @@ def stack_generators(cfg: DictConfig) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
-def build(cfg: DictConfig, data, task, steps: int, step_offset: int = 0) -> DecompositionModule:
+def build(cfg: DictConfig, data, task, steps: int) -> DecompositionModule:
     """The module for one fit of ``steps`` steps on ``data``'s image: backbone, curriculum, optimiser from the
     config, the task's auxiliary maps and the padded image wired in."""
     module = DecompositionModule(
@@ -102,7 +102,6 @@ def build(cfg: DictConfig, data, task, steps: int, step_offset: int = 0) -> Deco
         curriculum=build_component(cfg, "scheduler", **({"steps": steps} if "steps" in cfg.scheduler else {})),
         optimizer=build_component(cfg, "optimizer"),
         steps=steps,
-        step_offset=step_offset,
         **{**cfg.module, "stack_generators": stack_generators(cfg)},
     )
     maps = task.prepare(data.image)
@@ -169,36 +168,17 @@ def check_checkpoint(path: Path, key: str) -> None:
         raise DdipError(f"{key}: {path} is not a ddip run's checkpoint (no ddip state in it)")
 
 
-def fit_passes(
-    cfg: DictConfig, data: ImageDataModule, task: Task, logger, ckpt_path: str | None = None
-) -> tuple[DecompositionModule, list[dict]]:
-    """Fit the image, then, for tasks with several passes, fit each pass's output again (``steps`` split
-    evenly between the passes); returns the last module and each pass's results."""
-    passes = task.passes
-    if passes < 1 or passes > cfg.steps:
-        raise DdipError(f"task.passes={passes} must be between 1 and steps={cfg.steps}")
-    if ckpt_path and passes > 1:
-        raise DdipError(f"resuming works for single-pass runs; task.passes={passes}")
-    history, snapshots, results = [], [], []
-    for index in range(passes):
-        steps = cfg.steps // passes + (index < cfg.steps % passes)
-        offset = sum(r["steps"] for r in results)
-        module = build(cfg, data, task, steps, offset)
-        trainer = build_component(
-            cfg, "trainer", logger=logger, max_steps=steps, callbacks=callbacks(cfg), enable_checkpointing=bool(active(cfg, "checkpoint"))
-        )
-        try:
-            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path if index == 0 else None, weights_only=True)
-        except SIGTERMException:
-            saved = "a checkpoint to resume from" if active(cfg, "checkpoint") else "no checkpoint (checkpoint=null)"
-            raise RunTerminated(f"terminated (SIGTERM) after step {offset + trainer.global_step}; left {saved}") from None
-        images, metrics = module.result()
-        results.append({"steps": trainer.global_step, "fit_seconds": module.fit_seconds, "images": images, "metrics": metrics})
-        history, snapshots = history + module.history, snapshots + module.snapshots
-        if index + 1 < passes:
-            data.replace_image(task.next_pass_input(images))
-    module.history, module.snapshots = history, snapshots
-    return module, results
+def fit(cfg: DictConfig, data: ImageDataModule, task: Task, logger, ckpt_path: str | None = None) -> tuple[DecompositionModule, int]:
+    """Fit the image (from ``ckpt_path`` when resuming); returns the fitted module and the steps the trainer ran."""
+    module = build(cfg, data, task, cfg.steps)
+    checkpointing = bool(active(cfg, "checkpoint"))
+    trainer = build_component(cfg, "trainer", logger=logger, max_steps=cfg.steps, callbacks=callbacks(cfg), enable_checkpointing=checkpointing)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException:
+        saved = "a checkpoint to resume from" if checkpointing else "no checkpoint (checkpoint=null)"
+        raise RunTerminated(f"terminated (SIGTERM) after step {trainer.global_step}; left {saved}") from None
+    return module, trainer.global_step
 
 
 def check_run_settings(cfg: DictConfig) -> None:
@@ -252,26 +232,24 @@ def fit_and_save(cfg: DictConfig, output_dir: Path, started: float) -> dict:
     ckpt_path = resume_path(cfg, output_dir)
     logger = build_logger(cfg, output_dir)
     try:
-        module, results = fit_passes(cfg, data, task, logger, ckpt_path)
-        images, metrics = results[-1]["images"], results[-1]["metrics"]
-        if len(results) > 1:
-            metrics["passes"] = [{k: v for k, v in r["metrics"].items() if k.startswith(("psnr", "ssim", "chosen"))} for r in results]
+        module, steps_run = fit(cfg, data, task, logger, ckpt_path)
+        images, metrics = module.result()
         for name, image in images.items():
             save_image(output_dir / f"{name}.png", image)
-        save_progress(output_dir / "progress.png", module.history, module.snapshots)
-        fit_seconds, steps_run = sum(r["fit_seconds"] for r in results), sum(r["steps"] for r in results)
+        save_progress(output_dir / "progress.png", module.history, module.snapshots, module.quality_keys)
         metrics |= {
             "steps": int(cfg.steps),
             "steps_run": steps_run,
             "wall_seconds": time.perf_counter() - started,
-            "fit_seconds": fit_seconds,
-            "seconds_per_step": fit_seconds / max(1, steps_run),
+            "fit_seconds": module.fit_seconds,
+            "seconds_per_step": module.fit_seconds / max(1, steps_run),
             "image": data.path,
             "size": list(data.size),
             "fit_size": list(data.image.shape[-2:]),
             "device": str(module.device),
             "torch_threads": torch.get_num_threads(),
             "overrides": list(cfg.get("overrides") or []),
+            "primary_metric": next((key for key in [f"{task.primary_metric}_chosen"] if key in metrics), None),
         }
         if logger:
             module.log_panel(cfg.steps, images)
@@ -284,25 +262,25 @@ def fit_and_save(cfg: DictConfig, output_dir: Path, started: float) -> dict:
     return metrics
 
 
-QUALITY = {"psnr_chosen": "PSNR {:.2f} dB", "psnr_layers_chosen": "PSNR {:.2f} dB", "ssim_chosen": "SSIM {:.3f}", "iou_chosen": "IoU {:.3f}"}
-
-
 def summary(metrics: dict, output_dir: Path) -> str:
-    """The line a finished run prints: steps and time, the chosen output's score where ground truth was given,
-    and where the results are."""
-    scores = [form.format(metrics[key]) for key, form in QUALITY.items() if isinstance(metrics.get(key), (int, float))]
+    """The line a finished run prints: steps and time, the task's primary metric of the chosen output where
+    ground truth was given, and where the results are."""
+    primary = metrics.get("primary_metric")
+    score = f"; {primary} {metrics[primary]:.3f}" if primary else ""
     files = ", ".join(sorted(path.name for path in output_dir.glob("*.png")) + ["metrics.json"])
     return (
         f"ddip: {metrics['steps_run']} steps in {metrics['wall_seconds']:.0f} s ({metrics['seconds_per_step']:.3f} s/step)"
-        + "".join(f"; {score}" for score in scores)
-        + f"; results in {output_dir}: {files}"
+        + f"{score}; results in {output_dir}: {files}"
     )
 
 
-def objective(metrics: dict) -> float:
-    """The number a hyper-parameter search maximises: the chosen output's PSNR or IoU against ground truth
-    when given, else the negative final reconstruction loss."""
-    for key in ("psnr_chosen", "iou_chosen"):
-        if isinstance(metrics.get(key), (int, float)):
-            return float(metrics[key])
+def objective(metrics: dict, optimized_metric: str | None = None) -> float:
+    """The number a hyper-parameter search maximises: ``metrics[optimized_metric]``, by default the task's primary
+    metric of the chosen output (``metrics["primary_metric"]``, given ground truth), else the negative final
+    reconstruction loss."""
+    key = optimized_metric or metrics.get("primary_metric")
+    if key:
+        if not isinstance(metrics.get(key), (int, float)):
+            raise DdipError(f"optimized_metric={key!r} is not a number in this run's metrics.json")
+        return float(metrics[key])
     return -float(metrics.get("final_reconstruction", metrics.get("final_loss", float("inf"))))

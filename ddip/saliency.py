@@ -180,14 +180,6 @@ def hints_from_saliency(
     return fg, bg
 
 
-def auto_hints(
-    image: torch.Tensor, fg_threshold: float = 239.5, bg_threshold: float = 15.5
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Foreground and background hints (H×W, float 0/1) of an RGB image (3×H×W in [0, 1]):
-    :func:`hints_from_saliency` of :func:`saliency_map`."""
-    return hints_from_saliency(saliency_map(image), fg_threshold, bg_threshold)
-
-
 def otsu_threshold(saliency: torch.Tensor) -> float:
     """Otsu's threshold (IEEE SMC 1979) of a map in [0, 1]: the level that maximises the between-class
     variance of its 256-bin histogram."""

@@ -93,7 +93,7 @@ class ESWMV(pl.Callback):
             if self.stop and self.waited >= self.patience:
                 trainer.should_stop = True
         if module.logger and step % module.log_every == 0:
-            module.logger.log_metrics({"stopping/variance": variance}, step=module.step_offset + step)
+            module.logger.log_metrics({"stopping/variance": variance}, step=step)
 
     def on_fit_end(self, trainer: pl.Trainer, module) -> None:
         """The fit ended before the lagged average of the last detection was taken: take it now (at the fit's end,

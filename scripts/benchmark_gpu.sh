@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# The GPU measurements of the README's "Speed" section, in one go (about 8 minutes on an H200):
+# The GPU measurements of docs/results/speed.md, in one go (about 8 minutes on an H200):
 #   scripts/benchmark_gpu.sh OUT_DIR [CASES_DIR]
 # 0. the GPU-only tests (CUDA graphs equal to the eager path; tests_gpu.txt), when pytest is installed;
 # 1. scripts/benchmark.py on CUDA: every benchmark case at 64/128/256 px, plain / fast / fast without CUDA graphs /
 #    Lightning / bf16-mixed, and where a fast step's time goes at 128 px (seg, denoise);
 # 2. quality of bf16-mixed against fp32 (TF32 convolutions, PyTorch's default on CUDA): scripts/evaluate.py on
-#    one dev case of each task (CASES_DIR, default ../shared/data/dev), once per precision, both at once.
+#    the cases seg_textures, haze_building and noisy_f16 of CASES_DIR (the dev cases of docs/results/README.md),
+#    once per precision, both at once; skipped without CASES_DIR.
 # OUT_DIR receives ten files (test log, tables, JSON, the GPU's name); run dirs stay in a temporary folder.
 set -u
 out=${1:?usage: scripts/benchmark_gpu.sh OUT_DIR [CASES_DIR]}
-cases=${2:-../shared/data/dev}
+cases=${2:-}
 BENCH_ARGS=${BENCH_ARGS:-"--steps 30"}   # e.g. BENCH_ARGS="--sizes 64 --steps 3" for a dry run
 EVAL_ARGS=${EVAL_ARGS:-""}               # e.g. EVAL_ARGS="--steps 5"
 ACCELERATOR=${ACCELERATOR:-gpu}
@@ -28,6 +29,7 @@ timeout 400 python3 scripts/benchmark.py --accelerator "$ACCELERATOR" --bf16 --e
   --tasks seg dehaze denoise denoise-ensemble denoise-ensemble-stacked --out "$out/benchmark_gpu.json" 2>&1 | grep -v -i warn
 timeout 120 python3 scripts/benchmark.py --accelerator "$ACCELERATOR" --tasks seg denoise --sizes 128 --steps 20 --repeats 2 \
   --profile 128 --out "$out/profile_gpu_128.json" 2>&1 | grep -v -i warn
+[ -n "$cases" ] || { echo "no CASES_DIR: quality runs skipped"; exit 0; }
 for precision in 32-true bf16-mixed; do
   # shellcheck disable=SC2086
   timeout 240 python3 scripts/evaluate.py --cases "$cases" --only seg_textures haze_building noisy_f16 $EVAL_ARGS \

@@ -1,6 +1,6 @@
-"""Quality against ground truth on the dev cases, ddip beside classical baselines on the same images.
+"""Quality against ground truth on cases with known answers, ddip beside classical baselines on the same images.
 
-    python scripts/evaluate.py --cases ../shared/data/dev [--steps N] [--tasks seg] [--out results/evaluate]
+    python scripts/evaluate.py --cases CASES_DIR [--steps N] [--tasks seg] [--out results/evaluate]
                                [--override task.layerwise=false ...]
 
 ``cases.json`` in the cases folder maps each case to its task and files. For every case whose task ddip
@@ -13,10 +13,10 @@ with the same threads, in the same order.
 
 Baselines: seg — GrabCut (Rother et al., SIGGRAPH 2004; OpenCV, 5 iterations, box = image minus a
 4-px border); denoise — NL-means (scikit-image) and CBM3D (PyPI ``bm3d``; both given the true σ, from
-``requirements-eval.txt``); dehaze — the dark channel prior (He et al., CVPR 2009 / TPAMI 2011: 15×15 window, ω 0.95,
+the ``eval`` extra: ``pip install ".[eval]"``); dehaze — the dark channel prior (He et al., CVPR 2009 / TPAMI 2011: 15×15 window, ω 0.95,
 t0 0.1, guided-filter refinement; :func:`ddip.haze.dehaze_dcp`) with its own airlight estimate (the paper's rule:
 the brightest of the haze-opaque pixels); the same with the mean of those pixels as airlight, the rule of many
-DCP implementations (better on some images, worse on average: README); with the airlight
+DCP implementations (better on some images, worse on average: docs/results/dehazing.md); with the airlight
 ddip used and ddip's transmission prior (its ω and closing), so that the gain of the fit is seen apart from
 the airlight's and the prior's; and, as oracle rows, with the true airlight when the case gives it, and the
 recovery (Eq. 22) with the true transmission (``gt_transmission.png``) and ddip's airlight when the case has it;
@@ -182,7 +182,7 @@ def evaluate_denoise(name: str, case: dict, folder: Path, out: Path, steps: int 
         try:
             result = baseline(noisy.permute(1, 2, 0).numpy().astype(np.float64), sigma)
         except ImportError as error:
-            print(f"skipping {label}: {error} (pip install -r requirements-eval.txt)")
+            print(f"skipping {label}: {error} (pip install \".[eval]\")")
             continue
         estimate = torch.from_numpy(result).permute(2, 0, 1).float()
         seconds = time.perf_counter() - started

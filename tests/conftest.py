@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from ddip.run import compose_train
 from ddip.synthetic import texture_composite
 
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -25,10 +25,7 @@ def options(group: str) -> list[str]:
     return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
 
 
-def compose_config(overrides: list[str]):
-    """The composed training config, as ``train.py`` would see it with these overrides."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=overrides)
+compose_config = compose_train  # the composed training config, as ``train.py`` would see it with these overrides
 
 
 def two_texture_composite(size: int = 64, inside: str = "books", outside: str = "grass") -> tuple[np.ndarray, np.ndarray]:

@@ -11,15 +11,11 @@ from PIL import Image
 from ddip.errors import DdipError
 from ddip.haze import (
     close_transmission,
-    colour_clusters,
     dark_channel,
     dcp_transmission,
     dehaze_dcp,
     estimate_airlight,
-    estimate_airlight_haze_lines,
-    haze_line_votes,
     hazy_image,
-    mean_airlight,
     quadtree_airlight,
     raise_airlight_to_gamut,
     recover_clear,
@@ -93,42 +89,10 @@ def test_quadtree_search_handles_tiny_and_thin_images(shape):
     assert bool((estimate[:, None, :] == image.flatten(2).transpose(1, 2)).all(dim=-1).any(dim=1).all())  # one of the pixels
 
 
-def test_colour_clusters_find_the_colours_and_their_shares():
-    image = torch.zeros(3, 8, 8)
-    image[:, :, :2] = torch.tensor([0.9, 0.1, 0.2])[:, None, None]  # a quarter red, the rest black
-    centres, shares = colour_clusters(image, count=5)
-    order = shares.argsort()
-    assert torch.allclose(centres[order], torch.tensor([[0.9, 0.1, 0.2], [0.0, 0.0, 0.0]]))
-    assert torch.allclose(shares[order], torch.tensor([0.25, 0.75]))
-
-
-def test_haze_lines_meet_at_the_airlight():
-    """Forty scene colours, each seen at ten transmissions (plus a little noise), lie on forty lines through
-    A = (0.8, 0.7): the candidate with the most votes is A, to the grid step."""
-    airlight, generator = torch.tensor([0.8, 0.7]), torch.Generator().manual_seed(1)
-    colours, transmissions = torch.rand(40, 1, 2, generator=generator) * 0.7, torch.rand(40, 10, 1, generator=generator) * 0.8 + 0.15
-    points = (airlight + transmissions * (colours - airlight)).reshape(-1, 2) + 0.005 * torch.randn(400, 2, generator=generator)
-    grid = torch.arange(0.0, 1.01, 0.02)
-    candidates = torch.cartesian_prod(grid, grid)
-    votes = haze_line_votes(points, torch.full((400,), 1 / 400), candidates, angles=40, tolerance=0.01)
-    assert torch.allclose(candidates[votes.argmax()], airlight, atol=0.021)
-
-
-def test_haze_lines_find_the_airlight_where_no_pixel_is_haze_opaque():
-    """Light haze (t ≥ 0.2) over bright books: the dark channel rule takes a hazy book for the airlight;
-    extrapolating the haze-lines lands closer to it."""
-    hazy, _, _ = hazy_case(texture="books", beta=1.6)
-    truth = torch.tensor(AIRLIGHT)
-    lines, dark = (float((estimate(hazy)[0] - truth).abs().mean()) for estimate in (estimate_airlight_haze_lines, estimate_airlight))
-    assert lines < 0.06 and lines < dark / 2, (lines, dark)
-
-
 def test_task_takes_its_airlight_from_the_chosen_estimator():
     hazy, _, _ = hazy_case(texture="books", beta=1.6)
     rules = (
         ("dark_channel", estimate_airlight),
-        ("dark_channel_mean", mean_airlight),
-        ("haze_lines", estimate_airlight_haze_lines),
         ("quadtree", quadtree_airlight),
     )
     for rule, estimate in rules:
@@ -168,11 +132,6 @@ def test_given_airlight_is_not_raised_to_the_gamut():
     task = Dehazing(airlight="constant", airlight_value=[0.5, 0.6, 0.7], airlight_gamut=0.995)
     task.prepare(hazy[0])
     assert torch.allclose(task.airlight_estimate, torch.tensor([0.5, 0.6, 0.7])) and task.airlight_before_gamut is None
-
-
-def test_haze_lines_on_a_flat_image_fall_back_to_the_dark_channel_rule():
-    image = torch.full((1, 3, 16, 16), 0.6)
-    assert torch.allclose(estimate_airlight_haze_lines(image), estimate_airlight(image))
 
 
 def test_dark_channel_prior_dehazing_beats_the_hazy_input():
@@ -298,19 +257,6 @@ def test_tiny_dehaze_run_beats_the_hazy_input(tmp_path):
     assert 0.05 < float(dehazed.mean()) < 0.95
 
 
-def test_second_pass_refits_the_first_pass_output_with_the_same_airlight(tmp_path):
-    hazy, _, _ = hazy_case()
-    image_path = tmp_path / "hazy.png"
-    Image.fromarray((hazy[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(image_path)
-    overrides = ["task=dehaze", "task.passes=2", "steps=5", "logger=csv", "module.eval_every=1", f"data.image={image_path}"]
-    metrics = run(compose_config(overrides), tmp_path / "run")
-    assert len(metrics["passes"]) == 2 and metrics["chosen_step"] > 3  # chosen in the second pass's steps 4–5
-    history = (tmp_path / "run" / "csv" / "metrics.csv").read_text()
-    assert ",5," in history or ",4," in history  # the second pass logs after the first (steps continue)
-    with pytest.raises(DdipError, match="task.passes=9"):
-        run(compose_config(overrides[:1] + ["task.passes=9", "steps=5", "logger=none", f"data.image={image_path}"]), tmp_path / "bad")
-
-
 @pytest.mark.parametrize("value", [128, 0])
 def test_uniform_image_run_gives_a_finite_non_black_result(tmp_path, value):
     path = tmp_path / "flat.png"
@@ -341,13 +287,13 @@ def test_evaluate_script_reports_ddip_beside_dcp_and_the_oracles(tmp_path):
     assert {"DCP (He et al.)", "DCP, mean airlight", "DCP with ddip's airlight and prior", "DCP, true airlight (oracle)"} <= set(psnrs)
     assert any(method.startswith("ddip") for method in psnrs)
     assert psnrs["true t, ddip's airlight (oracle)"] > psnrs["hazy input"] + 3
-    table = [sys.executable, "scripts/haze_table.py", "--set", "one case", str(tmp_path / "eval"), "--cases", str(cases)]
+    table = [sys.executable, "research/haze_table.py", "--set", "one case", str(tmp_path / "eval"), "--cases", str(cases)]
     text = subprocess.run(table, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     ddip = next(psnr for method, psnr in psnrs.items() if method.endswith("(default)"))
     gain = f"{ddip - psnrs['DCP (He et al.)']:+.2f}".replace("-", "−")
     assert "| haze_grass (" in text and f"| {ddip:.2f} | {gain} |" in text
     assert f"one case: ddip − DCP mean {gain} dB" in text and "of 1;" in text and "against DCP with the mean airlight" in text
-    variants = [sys.executable, "scripts/dcp_variants.py", "--set", "one", str(cases), "--radii", "0.15"]
+    variants = [sys.executable, "research/dcp_variants.py", "--set", "one", str(cases), "--radii", "0.15"]
     text = subprocess.run(variants, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     assert f"| **mean of the one** | {psnrs['DCP (He et al.)']:.2f} | {psnrs['DCP, mean airlight']:.2f} |" in text
     (cases / "haze_grass" / "gt_transmission.png").write_text("not a png")

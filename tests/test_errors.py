@@ -151,7 +151,7 @@ def test_scripts_compose_refuses_a_bad_override_in_one_line():
 
 
 def test_cli_runs_a_quoted_path_with_spaces_and_non_ascii_letters(tmp_path):
-    """The README's quoting: once for the shell (here: one argv item), once for Hydra (double quotes)."""
+    """The quoting of docs/guide/configuration.md: once for the shell (here: one argv item), once for Hydra (double quotes)."""
     image, _ = two_texture_composite(32)
     path = tmp_path / "my photo (été).png"
     Image.fromarray(image).save(path)

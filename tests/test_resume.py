@@ -65,14 +65,6 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
         run(cfg, tmp_path / "fresh")
 
 
-def test_resume_of_a_multi_pass_run_is_a_clear_error(tmp_path):
-    overrides = ["task=dehaze", "task.passes=2", "steps=4", "logger=none", f"data.image={tiny_texture(tmp_path)}"]
-    run(compose_config(overrides + ["checkpoint.keep=true"]), tmp_path / "run")
-    (tmp_path / "run" / "metrics.json").unlink()  # as if killed before the end
-    with pytest.raises(DdipError, match="resuming works for single-pass runs"):
-        run(compose_config(overrides + ["resume=true"]), tmp_path / "run")
-
-
 def test_resume_with_a_config_whose_networks_differ_is_a_clear_error(tmp_path):
     overrides = ["steps=4", "logger=none", "checkpoint.every_n_train_steps=4", f"data.image={tiny_texture(tmp_path)}"]
     run(compose_config(overrides + ["speed=plain", "checkpoint.keep=true"]), tmp_path / "run")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddip.saliency import auto_hints, equalize_histogram, hints_from_saliency, saliency_map
+from ddip.saliency import equalize_histogram, hints_from_saliency, saliency_map
 
 SIZE = 56
 
@@ -56,7 +56,7 @@ def assert_valid_hints(fg: torch.Tensor, bg: torch.Tensor, shape: tuple[int, int
 @pytest.mark.parametrize("seed", [0, 1])
 def test_hints_find_the_foreground_texture(kind: str, seed: int) -> None:
     image, mask = composite(kind, seed)
-    fg, bg = auto_hints(image)
+    fg, bg = hints_from_saliency(saliency_map(image))
     assert_valid_hints(fg, bg, mask.shape)
     fg, bg = fg.numpy() > 0.5, bg.numpy() > 0.5
     assert mask[fg].mean() >= 0.9
@@ -73,7 +73,7 @@ def test_saliency_is_a_map_in_the_unit_range() -> None:
 def test_saliency_is_deterministic() -> None:
     image, _ = composite("checker_on_stripes")
     assert torch.equal(saliency_map(image), saliency_map(image))
-    first, second = auto_hints(image), auto_hints(image)
+    first, second = hints_from_saliency(saliency_map(image)), hints_from_saliency(saliency_map(image))
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
 
 
@@ -82,7 +82,7 @@ def test_small_and_thin_images(shape: tuple[int, int]) -> None:
     image = torch.rand(3, *shape, generator=torch.Generator().manual_seed(0))
     saliency = saliency_map(image)
     assert saliency.shape == shape and torch.isfinite(saliency).all()
-    assert_valid_hints(*auto_hints(image), shape)
+    assert_valid_hints(*hints_from_saliency(saliency_map(image)), shape)
 
 
 @pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
@@ -90,13 +90,13 @@ def test_constant_image_gives_no_nan_and_valid_hints(value: float) -> None:
     image = torch.full((3, 20, 30), value)
     saliency = saliency_map(image)
     assert torch.isfinite(saliency).all()
-    assert_valid_hints(*auto_hints(image), (20, 30))
+    assert_valid_hints(*hints_from_saliency(saliency_map(image)), (20, 30))
 
 
 def test_gray_image_given_as_three_equal_channels() -> None:
     image, mask = composite("smooth_on_busy")
     gray = image.mean(0, keepdim=True).expand(3, -1, -1)
-    fg, bg = auto_hints(gray)
+    fg, bg = hints_from_saliency(saliency_map(gray))
     assert_valid_hints(fg, bg, mask.shape)
     assert mask[fg.numpy() > 0.5].mean() >= 0.9
 

@@ -59,9 +59,9 @@ def test_segments_a_two_texture_composite(tmp_path, composite):
     ellipse of the same radii scores 0.71, the whole image 0.23).
 
     This pair clears the bar on every CPU and seed measured (0.996–0.998). Grass over bookshelves, the test's
-    pair until 2026-12-02, sits at it: 0.963 with seed 0 on the CPU of the README's composites table, but
-    0.855–0.926 over seeds 0–3 on an AVX2-only EPYC (the fit's float summation order differs between CPUs);
-    ``scripts/composites.py`` measures it and the other pairs."""
+    pair until 2026-12-02, sits at it: 0.963 with seed 0 on the CPU of the composites table in
+    docs/results/segmentation.md, but 0.855–0.926 over seeds 0–3 on an AVX2-only EPYC (the fit's float summation
+    order differs between CPUs); ``research/composites.py`` measures it and the other pairs."""
     image, gt_mask = composite
     cfg = compose_config(["logger=none", f"data.image={image}", f"data.gt_mask={gt_mask}"])
     metrics = run(cfg, tmp_path / "run")

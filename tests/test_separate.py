@@ -65,7 +65,7 @@ def test_layers_that_are_not_a_pair_are_a_one_line_error(tmp_path, layers):
 
 
 def test_tiny_run_writes_both_layers_that_remix_into_the_mixture(tmp_path):
-    """A few hundred steps of small nets cannot separate yet (README "Separation"); the run must still
+    """A few hundred steps of small nets cannot separate yet (docs/results/separation.md); the run must still
     give two layers at the input's size whose mean is the mixture, and score them against both true layers."""
     mixture, ramp, texture = mixture_case(tmp_path)
     overrides = ["task=separate", "steps=300", "logger=none", *SMALL_NET, f"data.image={mixture}", f"data.layers=[{ramp},{texture}]"]

@@ -221,7 +221,7 @@ def test_cuda_graphs_give_the_eager_losses(tmp_path, task, shapes):
 @pytest.mark.parametrize("trainer, speed, groups", [("cpu", "fast", 2), ("gpu", "fast", 1), ("gpu", "plain", 2)])
 def test_denoise_stacks_its_two_fits_only_on_a_gpu(tmp_path, trainer, speed, groups):
     """``module.stack_generators=gpu`` (the denoise default): one grouped network on a GPU, where it is faster,
-    two separate ones on a CPU, where grouped 128-channel convolutions are slower (README "Speed"); the plain
+    two separate ones on a CPU, where grouped 128-channel convolutions are slower (docs/results/speed.md); the plain
     reference path never stacks, whatever the task asks."""
     image = tiny_texture(tmp_path)
     overrides = [*SMALL_DENOISER, f"trainer={trainer}", f"speed={speed}", "logger=none", f"data.image={image}"]

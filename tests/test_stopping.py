@@ -38,7 +38,7 @@ class Module:
     """The surface ES-WMV uses: the step's outputs, the task's composition, select(), a logger."""
 
     def __init__(self):
-        self.task, self.logger, self.log_every, self.step_offset, self.average = FakeTask(), None, 10, 0, 0.0
+        self.task, self.logger, self.log_every, self.average = FakeTask(), None, 10, 0.0
         self.output_layers, self.selected = {}, None
 
     def select(self, step, layers):
@@ -102,5 +102,5 @@ def test_stopping_gaps_reports_the_longest_wait_between_new_minima(tmp_path):
     rows = ["step,stopping/variance,train/loss"] + [f"{step},{value},0.1" for step, value in variances.items()]
     rows.insert(3, "25,,0.1")  # rows of other metrics are skipped
     (run / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
-    result = subprocess.run([sys.executable, "scripts/stopping_gaps.py", str(run)], cwd=ROOT, capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "research/stopping_gaps.py", str(run)], cwd=ROOT, capture_output=True, text=True, check=True)
     assert f"| {run} | 70 | 30 |" in result.stdout

@@ -1,7 +1,7 @@
 """CUDA graphs of a generator's forward and backward pass (the fast path on a GPU).
 
 A DIP generator is a chain of a few hundred small kernels; on a GPU its step is bound by the CPU that launches
-them, not by the GPU that runs them (README "Speed"). :func:`torch.cuda.make_graphed_callables` records the
+them, not by the GPU that runs them (docs/results/speed.md). :func:`torch.cuda.make_graphed_callables` records the
 forward and the backward pass once and replays each as one launch. The replay is the same kernels on the same
 weights (updated in place by the optimiser), so the function and its gradients are unchanged.
 

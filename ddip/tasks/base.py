@@ -88,7 +88,9 @@ class Task(ABC):
 
     generators: dict[str, GeneratorSpec]
     inputs: dict[str, NoiseInput]
-    passes: int = 1
+    primary_metric: str
+    """The ground-truth metric that says how good a result is; :meth:`finalize` reports it for the chosen and the
+    final iterate as ``<primary_metric>_chosen`` and ``<primary_metric>_final`` when ground truth is given."""
 
     def __init__(self, reg_noise: RegNoise | dict | None = None, net_defaults: dict | None = None):
         self.reg_noise = reg_noise if isinstance(reg_noise, RegNoise) else RegNoise(**(reg_noise or {}))
@@ -134,11 +136,6 @@ class Task(ABC):
         """Quality against ground truth (reporting only) of one set of 1×C×H×W layers of ``image``; empty
         without ground truth."""
         return {}
-
-    def next_pass_input(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The image the next pass fits (C×H×W, input size), from this pass's result images; only tasks with
-        ``passes > 1`` are asked."""
-        raise NotImplementedError(f"{type(self).__name__} runs a single pass")
 
     @abstractmethod
     def finalize(

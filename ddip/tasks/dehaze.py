@@ -34,6 +34,8 @@ network's ``J``.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -42,9 +44,7 @@ from ddip.haze import (
     close_transmission,
     dcp_transmission,
     estimate_airlight,
-    estimate_airlight_haze_lines,
     hazy_image,
-    mean_airlight,
     quadtree_airlight,
     raise_airlight_to_gamut,
     recover_clear,
@@ -57,8 +57,6 @@ from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weight
 AIRLIGHT_MODES = ("net", "constant")
 AIRLIGHT_RULES = {  # name → (B×3×H×W image, dark-channel window, share of its brightest pixels) → B×3 airlight
     "dark_channel": estimate_airlight,
-    "dark_channel_mean": mean_airlight,
-    "haze_lines": lambda image, patch, fraction: estimate_airlight_haze_lines(image),
     "quadtree": lambda image, patch, fraction: quadtree_airlight(image),
 }
 OUTPUT_RULES = ("formula", "network")
@@ -70,9 +68,8 @@ class Dehazing(Task):
     Args:
         airlight: ``net`` (a generator on a meshgrid) or ``constant``.
         airlight_value: the airlight colour ``[r, g, b]`` in [0, 1]; ``None`` = estimated by ``airlight_estimate``.
-        airlight_estimate: ``dark_channel`` (He et al.: the brightest haze-opaque pixel), ``dark_channel_mean``
-            (the mean of those pixels, many implementations' rule), ``haze_lines`` (Berman et al., ICCP 2017) or
-            ``quadtree`` (Kim et al., JVCI 2013: the flattest bright block's pixel nearest white).
+        airlight_estimate: ``dark_channel`` (He et al.: the brightest haze-opaque pixel) or ``quadtree`` (Kim et
+            al., JVCI 2013: the flattest bright block's pixel nearest white).
         airlight_patch, airlight_fraction: dark-channel window and share of its brightest pixels used for the
             estimate (He et al.: 15, 0.1 %); the window is also that of the transmission prior.
         airlight_gamut: the estimate raised per channel until the classical recovery with this task's prior
@@ -91,8 +88,9 @@ class Dehazing(Task):
         refine_radius, refine_eps: guided-filter refinement of ``t`` (radius as a fraction of the shorter side).
         t_min: lower clip of ``t`` in the recovery (He et al.'s t0).
         output: ``formula`` or ``network``: which ``J`` is ``dehazed.png``.
-        passes: 2 dehazes the first pass's output again with the same airlight (the reference's second pass).
     """
+
+    primary_metric = "psnr"
 
     def __init__(
         self,
@@ -115,7 +113,6 @@ class Dehazing(Task):
         refine_eps: float = 1e-3,
         t_min: float = 0.1,
         output: str = "formula",
-        passes: int = 1,
         **common,
     ):
         super().__init__(**common)
@@ -155,7 +152,6 @@ class Dehazing(Task):
         self.transmission_prior_expectile = transmission_prior_expectile
         self.transmission_prior_closing = transmission_prior_closing
         self.refine_radius, self.refine_eps, self.t_min, self.output = refine_radius, refine_eps, t_min, output
-        self.passes = passes
         self.inputs = {
             "clear_image": NoiseInput(input_channels, input_scale),
             "transmission": NoiseInput(input_channels, input_scale, perturb=False),
@@ -208,11 +204,6 @@ class Dehazing(Task):
         """The prior refined as the fitted ``t`` is at the end (guided filter, clipped to ``[t_min, 1]``)."""
         refined = refine_transmission(self.coarse_prior(image, airlight), image, self.refine_radius, self.refine_eps)
         return refined.clamp(self.t_min, 1.0)
-
-    def next_pass_input(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The reference's second pass: dehaze the dehazed image again, with the same airlight."""
-        self.airlight_value = self.airlight_estimate
-        return images["dehazed"]
 
     # --- physics and losses ---------------------------------------------------------------------------
     def airlight_map(self, layers: Layers) -> torch.Tensor:
@@ -285,8 +276,8 @@ class Dehazing(Task):
                 for rule in OUTPUT_RULES:
                     metrics[f"psnr_{end}_{rule}"] = psnr(result[rule], clean)
                     metrics[f"ssim_{end}_{rule}"] = ssim(result[rule], clean)
-            metrics["psnr_chosen"] = metrics[f"psnr_chosen_{self.output}"]
-            metrics["ssim_chosen"] = metrics[f"ssim_chosen_{self.output}"]
+            for end, name in itertools.product(ends, ("psnr", "ssim")):
+                metrics[f"{name}_{end}"] = metrics[f"{name}_{end}_{self.output}"]
             metrics["psnr_input"] = psnr(image[None], clean)
         return images, metrics
 

@@ -29,6 +29,8 @@ class Denoising(Task):
         ensemble: number of independent fits averaged into the output (1 = the plain DIP).
     """
 
+    primary_metric = "psnr"
+
     def __init__(self, input_channels: int = 32, input_scale: float = 0.1, ensemble: int = 1, **common):
         super().__init__(**common)
         if not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1:

@@ -61,6 +61,8 @@ class Segmentation(Task):
         threshold: binarisation threshold of the refined mask.
     """
 
+    primary_metric = "iou"
+
     generators: ClassVar[dict[str, GeneratorSpec]] = {
         "foreground": GeneratorSpec(3, "layers"),
         "background": GeneratorSpec(3, "layers"),

@@ -27,6 +27,8 @@ class Separation(Task):
         weights: loss weights ``reconstruction`` and ``exclusion`` (reference: 1, 0.01).
     """
 
+    primary_metric = "psnr_layers"
+
     def __init__(self, input_channels: int = 3, input_scale: float = 0.01, weights: dict | None = None, **common):
         super().__init__(**common)
         self.inputs = {f"z_{name}": NoiseInput(input_channels, input_scale) for name in LAYERS}

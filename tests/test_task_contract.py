@@ -1,0 +1,81 @@
+"""The task contract, checked on every task (as DeepInverse checks every operator): the physics composes the
+generators' outputs into an image of the input's shape, the loss terms are finite and reach every generator's
+weights, a short run writes its result images at the input's (odd) size with values in [0, 1], and with ground
+truth it reports the task's primary metric for the chosen and the final iterate, the oracle, and ``primary_metric``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import compose_config, options, two_texture_composite
+from PIL import Image
+
+import ddip.run
+from ddip.run import build, build_component, run
+
+HEIGHT, WIDTH = 37, 45  # odd: padded for the backbone, cropped back
+
+
+def case(tmp_path) -> dict[str, str]:
+    """A two-texture image of HEIGHT × WIDTH and every kind of ground truth, as data overrides by name."""
+    image, mask = two_texture_composite(64)
+    image, mask = image[:HEIGHT, :WIDTH], mask[:HEIGHT, :WIDTH]
+    files = {"image": image, "mask": (mask * 255).astype(np.uint8), "flat": np.full_like(image, 128)}
+    for name, array in files.items():
+        Image.fromarray(array).save(tmp_path / f"{name}.png")
+    return {
+        "image": f"data.image={tmp_path / 'image.png'}",
+        "seg": f"data.gt_mask={tmp_path / 'mask.png'}",
+        "dehaze": f"data.clean={tmp_path / 'image.png'}",
+        "denoise": f"data.clean={tmp_path / 'image.png'}",
+        "separate": f"data.layers=[{tmp_path / 'image.png'},{tmp_path / 'flat.png'}]",
+    }
+
+
+def small(task: str) -> list[str]:
+    return ["backbone.channels=[8,8,8,8,8]"] if task == "denoise" else []
+
+
+@pytest.mark.parametrize("task", options("task"))
+def test_physics_and_losses(tmp_path, task):
+    cfg = compose_config([f"task={task}", "steps=4", "logger=none", case(tmp_path)["image"], *small(task)])
+    data, task_object = build_component(cfg, "data"), build_component(cfg, "task")
+    module = build(cfg, data, task_object, cfg.steps)
+    layers = module(0, 0.0)
+    image = module.image
+    assert task_object.compose(layers).shape == image.shape
+    batch = next(iter(data.train_dataloader()))
+    loss = module.step_loss(batch, 0)
+    assert torch.isfinite(loss) and all(torch.isfinite(term) for term in module.last_terms.values())
+    loss.backward()
+    for name, network in module.generators.named_children():
+        gradients = [p.grad for p in network.parameters() if p.grad is not None]
+        assert gradients and all(torch.isfinite(g).all() for g in gradients), name
+        assert any(g.abs().sum() > 0 for g in gradients), name
+
+
+@pytest.mark.parametrize("task", options("task"))
+def test_a_short_run_keeps_the_output_contract(tmp_path, monkeypatch, task):
+    given = case(tmp_path)
+    saved: dict[str, torch.Tensor] = {}
+    original = ddip.run.save_image
+    monkeypatch.setattr(ddip.run, "save_image", lambda path, tensor: (saved.__setitem__(path.stem, tensor), original(path, tensor)))
+    overrides = [f"task={task}", "steps=3", "logger=none", "module.eval_every=1", given["image"], given[task], *small(task)]
+    metrics = run(compose_config(overrides), tmp_path / "run")
+    assert saved
+    for name, tensor in saved.items():
+        assert tuple(tensor.shape[-2:]) == (HEIGHT, WIDTH), name
+        assert bool(torch.isfinite(tensor).all()) and 0.0 <= float(tensor.min()) and float(tensor.max()) <= 1.0, name
+        assert Image.open(tmp_path / "run" / f"{name}.png").size == (WIDTH, HEIGHT), name
+    primary = build_component(compose_config([f"task={task}"]), "task").primary_metric
+    assert metrics["primary_metric"] == f"{primary}_chosen"
+    for key in (f"{primary}_chosen", f"{primary}_final"):
+        assert isinstance(metrics[key], float) and math.isfinite(metrics[key]), key
+    assert any(key.startswith("oracle_") for key in metrics)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    assert metrics["steps_run"] == 3 and metrics["chosen_step"] <= 3
