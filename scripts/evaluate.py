@@ -1,12 +1,14 @@
 """Quality against ground truth on cases with known answers, ddip beside classical baselines on the same images.
 
-    python scripts/evaluate.py --cases CASES_DIR [--steps N] [--tasks seg] [--out results/evaluate]
+    python scripts/evaluate.py --cases CASES_DIR [--split tune|test] [--steps N] [--tasks seg] [--out eval/x]
                                [--override task.layerwise=false ...]
 
 ``cases.json`` in the cases folder maps each case to its task and files. For every case whose task ddip
 runs (and that has ground truth), ddip runs with its default settings (the task's default ``steps`` unless
-``--steps`` is given) and each baseline runs on the same image. Writes ``evaluate.md`` (a markdown table)
-and ``evaluate.json`` (one record per case and method) into ``--out``; run dirs go under ``--out/runs``.
+``--steps`` is given) and each baseline runs on the same image. Writes ``evaluate.md`` (a markdown table per
+case and method, then per method the mean, median, worst decile and worst case) and ``evaluate.json`` (one record
+per case and method) into ``--out``; run dirs go under ``--out/runs``. ``--split`` keeps the cases of a suite's
+splits (``scripts/make_suite.py``).
 ``--jobs N`` evaluates N cases at a time, each in its own process with ``threads`` = cores // N unless an
 ``--override threads=...`` is given; every case is its own seeded run, so the records are those of ``--jobs 1``
 with the same threads, in the same order.
@@ -245,12 +247,31 @@ def table(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary(rows: list[dict]) -> list[dict]:
+    """Per method, over its cases: the mean, median, worst decile (10th percentile) and worst of its quality
+    (IoU, or PSNR in dB), for suites where the spread matters as much as the mean."""
+    summaries = []
+    for method in dict.fromkeys(row["method"] for row in rows):
+        key = "iou" if any(row.get("iou") is not None for row in rows if row["method"] == method) else "psnr"
+        values = np.array([row[key] for row in rows if row["method"] == method and row.get(key) is not None], float)
+        if len(values):
+            summaries.append({"method": method, "metric": key, "cases": len(values), "mean": values.mean(),
+                              "median": float(np.median(values)), "worst decile": float(np.percentile(values, 10)),
+                              "worst": values.min()})  # fmt: skip
+    return summaries
+
+
+SUMMARY_COLUMNS = ["method", "metric", "cases", "mean", "median", "worst decile", "worst"]
+
+
 def write_results(rows: list[dict], out: Path, stem: str, columns: list[str] = COLUMNS) -> None:
-    """``<stem>.json`` (the records) and ``<stem>.md`` (the command and a table) in ``out``."""
+    """``<stem>.json`` (the records) and ``<stem>.md`` (the command, a table per case and method, and the summary
+    per method) in ``out``."""
     (out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
     command = f"python scripts/{stem}.py " + " ".join(sys.argv[1:])
-    (out / f"{stem}.md").write_text(f"`{command}`\n\n" + table(rows, columns))
-    print(table(rows, columns))
+    summary_table = table([{k: float(v) if isinstance(v, np.floating) else v for k, v in row.items()} for row in summary(rows)], SUMMARY_COLUMNS)
+    (out / f"{stem}.md").write_text(f"`{command}`\n\n" + table(rows, columns) + "\nPer method:\n\n" + summary_table)
+    print(table(rows, columns) + "\n" + summary_table)
 
 
 def evaluate_case(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
@@ -289,6 +310,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/evaluate"))
     parser.add_argument("--override", nargs="*", default=[], help="extra ddip overrides, e.g. task.layerwise=false")
     parser.add_argument("--jobs", type=int, default=1, help="cases evaluated at a time, each in its own process")
+    parser.add_argument("--split", nargs="*", default=None, help="a suite's splits to run (tune, test; default: all)")
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs} must be 1 or more")
@@ -298,6 +320,7 @@ def main() -> None:
         (name, case)
         for name, case in cases.items()
         if case["task"] in args.tasks and case["task"] in EVALUATORS and (not args.only or name in args.only)
+        and (args.split is None or case.get("split") in args.split)
         and all(key in case for key in EVALUATORS[case["task"]][1])
     ]
     overrides = per_job_overrides(args.override, args.jobs)

@@ -1,0 +1,231 @@
+"""Benchmark suites: cases with known answers made from the photos shipped in ``ddip/assets/photos``, varied in
+structure, each in a fixed ``tune`` or ``test`` split (a photo belongs to one split only, so defaults chosen on
+``tune`` are measured on photos they never saw).
+
+- **seg**: a region of one photo pasted over another, shaped as one object, several separate objects, objects
+  touching the border, an object with thin parts, a small one (≈ 5 % of the image), a large one (≈ 60 %), or one
+  of low contrast with the background (the pasted region pulled to the background's mean colour, half its contrast).
+- **haze**: ``I = t·J + (1 − t)·A``, ``t = exp(−β·d)`` (Koschmieder; He et al., TPAMI 2011, Eq. 1), with the depth
+  ``d`` following objects (a photo's region pasted over another, nearer than a smoothly receding background), a
+  ramp in any direction, or a smooth random field; the airlight from white to coloured, β from light to dense haze.
+- **noise**: every photo with additive white Gaussian noise of σ 15, 25 and 50 (of 255), clipped.
+
+Every case is drawn from a generator seeded by (task, split, index): the same command makes the same suite.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib.resources import files
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ddip.data import resize
+from ddip.haze import hazy_image
+from ddip.io import load_image
+from ddip.synthetic import gaussian_noise
+
+PHOTOS = {
+    "tune": ("building", "f16", "butterfly1", "barbara", "snail", "vase", "zebra"),
+    "test": ("kate", "monkey", "library", "cave", "butterfly2", "butterfly3"),
+}
+SPLITS = tuple(PHOTOS)
+SEG_STRUCTURES = ("one", "several", "border", "thin", "small", "large", "low_contrast")
+DEPTHS = ("objects", "ramp", "field")
+SIGMAS = (15, 25, 50)
+TASK_OF = {"seg": "seg", "haze": "dehaze", "noise": "denoise"}
+
+
+@dataclass
+class Case:
+    """One case: its name, the ddip task, its images (file stem → C×H×W in [0, 1]) and its other facts."""
+
+    name: str
+    task: str
+    images: dict[str, torch.Tensor]
+    facts: dict
+
+
+def photo(name: str, size: int) -> torch.Tensor:
+    """A shipped photo, centre-cropped to a square and resized to ``size``² (3×size×size in [0, 1])."""
+    image = load_image(files("ddip") / "assets" / "photos" / f"{name}.jpg")
+    height, width = image.shape[-2:]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return resize(image[:, top : top + side, left : left + side], (size, size))
+
+
+def seeded(*key: str | int) -> np.random.Generator:
+    """A generator seeded by ``key`` (stable across runs and machines)."""
+    return np.random.default_rng([sum(ord(c) * 31**i for i, c in enumerate(str(part))) % 2**32 for part in key])
+
+
+def ellipse(size: int, centre: tuple[float, float], radii: tuple[float, float], angle: float) -> np.ndarray:
+    """A size×size bool mask of a rotated ellipse; centre and radii as fractions of the side."""
+    y, x = (np.mgrid[0:size, 0:size] + 0.5) / size
+    dy, dx = y - centre[0], x - centre[1]
+    cos, sin = math.cos(angle), math.sin(angle)
+    u, v = dx * cos + dy * sin, -dx * sin + dy * cos
+    return (u / radii[1]) ** 2 + (v / radii[0]) ** 2 <= 1.0
+
+
+def bar(size: int, start: tuple[float, float], end: tuple[float, float], width: float) -> np.ndarray:
+    """A size×size bool mask of a straight bar of ``width`` (fraction of the side) between two points."""
+    y, x = (np.mgrid[0:size, 0:size] + 0.5) / size
+    (y0, x0), (y1, x1) = start, end
+    along = ((y - y0) * (y1 - y0) + (x - x0) * (x1 - x0)) / max((y1 - y0) ** 2 + (x1 - x0) ** 2, 1e-9)
+    along = np.clip(along, 0.0, 1.0)
+    return np.hypot(y - (y0 + along * (y1 - y0)), x - (x0 + along * (x1 - x0))) <= width / 2
+
+
+def area_radii(rng: np.random.Generator, area: float, spread: float = 1.6) -> tuple[float, float]:
+    """Ellipse radii (fractions) covering ``area`` of the image, with an aspect ratio from 1/``spread`` to ``spread``."""
+    aspect = math.exp(rng.uniform(-math.log(spread), math.log(spread)))
+    radius = math.sqrt(area / math.pi)
+    return radius * math.sqrt(aspect), radius / math.sqrt(aspect)
+
+
+def object_mask(rng: np.random.Generator, size: int, structure: str) -> np.ndarray:
+    """The foreground of a segmentation case of ``structure`` (:data:`SEG_STRUCTURES`), size×size bool."""
+    angle = rng.uniform(0, math.pi)
+    if structure in ("one", "low_contrast"):
+        radii = area_radii(rng, rng.uniform(0.15, 0.3))
+        return ellipse(size, tuple(rng.uniform(0.35, 0.65, 2)), radii, angle)
+    if structure == "small":
+        return ellipse(size, tuple(rng.uniform(0.2, 0.8, 2)), area_radii(rng, 0.05), angle)
+    if structure == "large":
+        return ellipse(size, (0.5, 0.5), area_radii(rng, 0.6, spread=1.12), angle)
+    if structure == "several":
+        mask = np.zeros((size, size), bool)
+        for centre in rng.permutation([(0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75), (0.5, 0.5)])[: rng.integers(3, 6)]:
+            jitter = tuple(np.asarray(centre) + rng.uniform(-0.04, 0.04, 2))
+            mask |= ellipse(size, jitter, area_radii(rng, rng.uniform(0.02, 0.045)), rng.uniform(0, math.pi))
+        return mask
+    if structure == "border":
+        mask = np.zeros((size, size), bool)
+        for side in rng.permutation(4)[: rng.integers(2, 4)]:
+            along = rng.uniform(0.25, 0.75)
+            centre = [(0.0, along), (along, 1.0), (1.0, along), (along, 0.0)][side]
+            mask |= ellipse(size, centre, area_radii(rng, rng.uniform(0.08, 0.14)), rng.uniform(0, math.pi))
+        return mask
+    if structure == "thin":  # a body with legs and a tail, each a few pixels wide
+        centre = tuple(rng.uniform(0.4, 0.6, 2))
+        mask = ellipse(size, centre, (0.12, 0.22), 0.0)
+        width = max(2.5 / size, 0.02)
+        for dx in (-0.15, -0.05, 0.05, 0.15):
+            foot = (min(centre[0] + rng.uniform(0.28, 0.36), 0.97), centre[1] + dx + rng.uniform(-0.03, 0.03))
+            mask |= bar(size, (centre[0] + 0.05, centre[1] + dx), foot, width)
+        tail = (centre[0] - rng.uniform(0.1, 0.25), min(centre[1] + rng.uniform(0.3, 0.4), 0.97))
+        return mask | bar(size, (centre[0], centre[1] + 0.2), tail, width)
+    raise ValueError(f"unknown structure {structure!r}; one of {', '.join(SEG_STRUCTURES)}")
+
+
+def pairs(split: str, count: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+    """``count`` (foreground, background) pairs of different photos of ``split``."""
+    names = PHOTOS[split]
+    every = [(a, b) for a in names for b in names if a != b]
+    return [every[i] for i in rng.permutation(len(every))[:count]]
+
+
+def paste(foreground: torch.Tensor, background: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
+    region = torch.from_numpy(mask)[None].float()
+    return region * foreground + (1 - region) * background
+
+
+def seg_cases(split: str, size: int, per_structure: int) -> list[Case]:
+    cases = []
+    for structure in SEG_STRUCTURES:
+        rng = seeded("seg", split, structure)
+        for index, (inside, outside) in enumerate(pairs(split, per_structure, rng)):
+            foreground, background = photo(inside, size), photo(outside, size)
+            if structure == "low_contrast":
+                mean = background.mean(dim=(1, 2), keepdim=True)
+                foreground = (mean + 0.5 * (foreground - foreground.mean(dim=(1, 2), keepdim=True))).clamp(0, 1)
+            mask = object_mask(rng, size, structure)
+            name = f"seg_{structure}_{index}_{inside}_on_{outside}"
+            images = {"image": paste(foreground, background, mask), "gt_mask": torch.from_numpy(mask)[None].float()}
+            facts = {"structure": structure, "photos": [inside, outside], "foreground_fraction": round(float(mask.mean()), 4)}
+            cases.append(Case(name, "seg", images, facts))
+    return cases
+
+
+def smooth_field(rng: np.random.Generator, size: int, cells: int = 4) -> torch.Tensor:
+    """A smooth random field in [0, 1]: a cells×cells grid of uniform values, bicubically upsampled."""
+    grid = torch.from_numpy(rng.uniform(0, 1, (1, 1, cells, cells))).float()
+    field = F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=True)[0, 0]
+    return (field - field.min()) / (field.max() - field.min()).clamp_min(1e-6)
+
+
+def ramp(rng: np.random.Generator, size: int) -> torch.Tensor:
+    """A linear ramp in [0, 1] along a random direction."""
+    angle = rng.uniform(0, 2 * math.pi)
+    y, x = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    values = x * math.cos(angle) + y * math.sin(angle)
+    return (values - values.min()) / (values.max() - values.min())
+
+
+def depth_map(rng: np.random.Generator, size: int, kind: str) -> tuple[torch.Tensor, np.ndarray | None]:
+    """Depth in (0, 1] (1 = far) of a haze case and, for ``objects``, the near objects' mask."""
+    if kind == "ramp":
+        return 0.2 + 0.8 * ramp(rng, size), None
+    if kind == "field":
+        return 0.1 + 0.9 * smooth_field(rng, size), None
+    if kind == "objects":
+        mask = object_mask(rng, size, str(rng.choice(["one", "several", "border", "large"])))
+        far = 0.7 + 0.3 * ramp(rng, size)
+        near = float(rng.uniform(0.1, 0.45))
+        return torch.where(torch.from_numpy(mask), torch.tensor(near), far), mask
+    raise ValueError(f"unknown depth {kind!r}; one of {', '.join(DEPTHS)}")
+
+
+def airlight(rng: np.random.Generator) -> list[float]:
+    """An airlight from near white to coloured: a brightness of 0.7–0.98 times a tint of up to ±12 % per channel."""
+    brightness, tint = rng.uniform(0.7, 0.98), rng.uniform(-0.12, 0.12, 3) * rng.choice([0.0, 0.5, 1.0])
+    return [round(float(v), 4) for v in np.clip(brightness * (1 + tint), 0.05, 1.0)]
+
+
+def haze_cases(split: str, size: int, count: int) -> list[Case]:
+    cases, names = [], PHOTOS[split]
+    for index in range(count):
+        rng = seeded("haze", split, index)
+        kind = DEPTHS[index % len(DEPTHS)]
+        scene = names[index % len(names)]
+        depth, mask = depth_map(rng, size, kind)
+        clear = photo(scene, size)
+        photos = [scene]
+        if mask is not None:  # the near objects are another photo's region: depth edges are image edges
+            other = str(rng.choice([name for name in names if name != scene]))
+            clear, photos = paste(photo(other, size), clear, mask), [other, scene]
+        beta = round(float(math.exp(rng.uniform(math.log(0.6), math.log(3.0)))), 3)
+        colour = airlight(rng)
+        transmission = torch.exp(-beta * depth)[None]
+        hazy = hazy_image(clear, transmission, torch.tensor(colour)[:, None, None]).clamp(0, 1)
+        images = {"image": hazy, "clean": clear, "gt_transmission": transmission}
+        facts = {"depth": kind, "photos": photos, "beta": beta, "airlight": colour}
+        cases.append(Case(f"haze_{kind}_{index}_{scene}", "dehaze", images, facts))
+    return cases
+
+
+def noise_cases(split: str, size: int) -> list[Case]:
+    cases = []
+    for index, (scene, sigma) in enumerate((scene, sigma) for scene in PHOTOS[split] for sigma in SIGMAS):
+        clean = photo(scene, size)
+        noisy = gaussian_noise(clean, sigma, seed=int(seeded("noise", split, index).integers(2**31)))
+        cases.append(Case(f"noise_{sigma}_{scene}", "denoise", {"image": noisy, "clean": clean}, {"sigma": sigma, "photos": [scene]}))
+    return cases
+
+
+def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure: int = 3) -> list[Case]:
+    """The cases of the ``kind`` suite (``seg``, ``haze``, ``noise``) in ``split``."""
+    if split not in PHOTOS:
+        raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
+    if kind == "seg":
+        return seg_cases(split, size, per_structure)
+    if kind == "haze":
+        return haze_cases(split, size, count)
+    if kind == "noise":
+        return noise_cases(split, size)
+    raise ValueError(f"unknown suite {kind!r}; one of {', '.join(TASK_OF)}")

@@ -1,0 +1,94 @@
+"""Benchmark suites: the same command makes the same cases, a photo never serves two splits, every structure is
+what it says, the ground truth is consistent with the image, and evaluate.py reports a suite's split per case and
+per method."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+
+from ddip.cases import PHOTOS, SEG_STRUCTURES, object_mask, photo, seeded, suite
+from ddip.haze import hazy_image
+
+
+def test_the_splits_share_no_photo_and_every_case_uses_its_splits_photos():
+    assert not set(PHOTOS["tune"]) & set(PHOTOS["test"])
+    for kind in ("seg", "haze", "noise"):
+        for split in PHOTOS:
+            for case in suite(kind, split, size=32, count=3, per_structure=1):
+                assert set(case.facts["photos"]) <= set(PHOTOS[split]), case.name
+
+
+@pytest.mark.parametrize("kind", ["seg", "haze", "noise"])
+def test_a_suite_is_the_same_every_time(kind):
+    first, second = (suite(kind, "test", size=32, count=3, per_structure=1) for _ in range(2))
+    assert [case.name for case in first] == [case.name for case in second]
+    for a, b in zip(first, second):
+        assert a.facts == b.facts and all(torch.equal(a.images[k], b.images[k]) for k in a.images), a.name
+
+
+def components(mask: np.ndarray) -> int:
+    return cv2.connectedComponents(mask.astype(np.uint8))[0] - 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_each_segmentation_structure_is_what_it_says(seed):
+    size = 128
+    masks = {structure: object_mask(seeded("test", seed, structure), size, structure) for structure in SEG_STRUCTURES}
+    assert 0.035 < masks["small"].mean() < 0.065 and 0.5 < masks["large"].mean() < 0.68
+    assert components(masks["several"]) >= 3 and not (masks["several"][[0, -1]].any() or masks["several"][:, [0, -1]].any())
+    border = masks["border"]
+    assert border[[0, -1]].any() or border[:, [0, -1]].any()
+    opened = cv2.morphologyEx(masks["thin"].astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    assert masks["thin"].sum() - opened.sum() > 40  # legs and a tail a few pixels wide vanish under an opening
+    assert components(masks["one"]) == 1 and 0.1 < masks["one"].mean() < 0.35
+
+
+def test_segmentation_ground_truth_marks_where_the_pasted_photo_is():
+    for case in suite("seg", "tune", size=64, per_structure=1):
+        inside, outside = (photo(name, 64) for name in case.facts["photos"])
+        mask = case.images["gt_mask"][0].bool()
+        assert torch.allclose(case.images["image"][:, ~mask], outside[:, ~mask])
+        if case.facts["structure"] != "low_contrast":
+            assert torch.allclose(case.images["image"][:, mask], inside[:, mask])
+
+
+def test_haze_ground_truth_reproduces_the_hazy_image():
+    for case in suite("haze", "test", size=48, count=6):
+        airlight = torch.tensor(case.facts["airlight"])[:, None, None]
+        expected = hazy_image(case.images["clean"], case.images["gt_transmission"], airlight)
+        assert torch.allclose(case.images["image"], expected.clamp(0, 1), atol=1e-6), case.name
+        assert 0 < float(case.images["gt_transmission"].min()) and float(case.images["gt_transmission"].max()) < 1
+
+
+def test_noise_has_its_sigma():
+    for case in suite("noise", "tune", size=64):
+        residual = case.images["image"] - case.images["clean"]
+        assert float(residual.std()) == pytest.approx(case.facts["sigma"] / 255, rel=0.25), case.name
+
+
+def test_make_suite_and_evaluate_a_split(tmp_path):
+    made = subprocess.run(
+        [sys.executable, "scripts/make_suite.py", "seg", "--out", str(tmp_path / "suite"), "--size", "32", "--per-structure", "1"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "14 seg cases" in made.stdout and "(7 tune, 7 test)" in made.stdout
+    cases = json.loads((tmp_path / "suite" / "cases.json").read_text())
+    test = [name for name, case in cases.items() if case["split"] == "test"][:3]
+    tune = next(name for name, case in cases.items() if case["split"] == "tune")
+    command = [sys.executable, "scripts/evaluate.py", "--cases", str(tmp_path / "suite"), "--split", "test", "--steps", "2"]
+    command += ["--out", str(tmp_path / "eval"), "--only", *test, tune]  # the tune case is not in the split: not run
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = json.loads((tmp_path / "eval" / "evaluate.json").read_text())
+    assert sorted({record["case"] for record in records}) == sorted(test)
+    report = (tmp_path / "eval" / "evaluate.md").read_text()
+    assert "| method | metric | cases | mean | median | worst decile | worst |" in report
+    assert report.count("| iou | 3 |") == 2  # ddip and GrabCut, three cases each
