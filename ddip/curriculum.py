@@ -26,6 +26,11 @@ class NoCurriculum:
         """The target of optimisation step ``step`` for a (possibly augmented) image."""
         return image
 
+    @property
+    def last_stage_start(self) -> int:
+        """The first step of the last target: every step fits the image."""
+        return 0
+
 
 # --- β schedules ----------------------------------------------------------------------------------------
 def linear_betas(beta_start: float, beta_end: float, T: int) -> torch.Tensor:
@@ -169,6 +174,12 @@ class DDPMCurriculum:
     def boundaries(self) -> list[int]:
         """The first step of every stage with a nonzero budget."""
         return [self.stage_start(i) for i in range(self.count) if self.budgets[i] > 0]
+
+    @property
+    def last_stage_start(self) -> int:
+        """The first step of the last stage, the least-noised target: no output may be chosen before it (an
+        iterate fitted to a more-noised copy is not a result)."""
+        return self.boundaries[-1]
 
     def is_stage_start(self, step: int) -> bool:
         """Whether a new stage (a new target) begins at ``step``; the faithful mode then resets z and the optimiser."""

@@ -129,6 +129,13 @@ class DecompositionModule(pl.LightningModule):
 
     # --- set-up ---------------------------------------------------------------------------------------
     @property
+    def selectable_from(self) -> int:
+        """The fewest steps done for an output to be chosen, by the task's score or a stopping rule: after the
+        task's own warm-up (seg's hint stages) and at least one step into the curriculum's last stage, never an
+        iterate fitted to a more-noised copy of the image."""
+        return max(self.task.selectable_from(self.steps), self.curriculum.last_stage_start + 1)
+
+    @property
     def size_multiple(self) -> int:
         return self.generators.size_multiple
 
@@ -304,7 +311,7 @@ class DecompositionModule(pl.LightningModule):
         self.history.append(record)
         if self.logger:
             self.logger.log_metrics({f"eval/{k}": v for k, v in record.items() if k != "step"}, step=record["step"])
-        if done >= self.task.selectable_from(self.steps) and (self.best is None or score >= self.best[0]):
+        if done >= self.selectable_from and (self.best is None or score >= self.best[0]):
             self.best = (score, record["step"], {name: value.detach().clone() for name, value in layers.items()})
         if done in self.snapshot_steps:
             self.snapshots.append((record["step"], {k: v.cpu() for k, v in self.task.panel(layers).items()}))

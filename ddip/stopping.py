@@ -52,7 +52,9 @@ class ESWMV(pl.Callback):
     """ES-WMV early stopping on the task's reconstruction of each training step (the raw outputs, as in the
     paper).
 
-    At every new minimum of VAR, at step t, the module's output is selected (:meth:`DecompositionModule.select`),
+    Only iterates the module lets be chosen count (:attr:`DecompositionModule.selectable_from`: after a task's
+    warm-up, within a curriculum's last stage), so the window fills from the first of them. At every new minimum of
+    VAR, at step t, the module's output is selected (:meth:`DecompositionModule.select`),
     so the run's result is the detected iterate, labelled ``chosen_by: stopping rule``. When the module returns
     an exponential average of its outputs (``module.average = w``), the average lags its inputs by
     ``w / (1 − w)`` steps (99 for 0.99), so the output is taken that many steps later, unless a newer minimum
@@ -78,6 +80,8 @@ class ESWMV(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step
+        if step < module.selectable_from:  # the window fills from the first choosable iterate on
+            return
         if step == self.select_at:
             module.select(self.best_step, module.output_layers)
         variance = self.variance.push(module.task.compose(module.last_layers))

@@ -8,10 +8,11 @@ import sys
 
 import pytest
 import torch
+from conftest import ROOT, compose_config, tiny_texture
 
 from ddip.errors import DdipError
+from ddip.run import build_component, run
 from ddip.stopping import ESWMV, WindowedVariance
-from tests.conftest import ROOT
 
 
 def test_windowed_variance_matches_the_definition():
@@ -39,17 +40,17 @@ class Module:
 
     def __init__(self):
         self.task, self.logger, self.log_every, self.average = FakeTask(), None, 10, 0.0
-        self.output_layers, self.selected = {}, None
+        self.output_layers, self.selected, self.selectable_from = {}, None, 1
 
     def select(self, step, layers):
         self.selected = (step, layers)
 
 
-def drive(callback: ESWMV, curve, average: float = 0.0) -> tuple[Module, int]:
+def drive(callback: ESWMV, curve, average: float = 0.0, selectable_from: int = 1) -> tuple[Module, int]:
     """Feed outputs whose step-to-step change follows ``curve``; returns the module and the steps run.
     The module's "output" at step i is i itself, so the selected output tells when it was taken."""
     module, trainer, value = Module(), Trainer(), torch.zeros(1, 1, 8, 8)
-    module.average = average
+    module.average, module.selectable_from = average, selectable_from
     generator = torch.Generator().manual_seed(0)
     for index, scale in enumerate(curve):
         value = value + scale * torch.randn(value.shape, generator=generator)
@@ -69,6 +70,30 @@ def test_stops_at_the_valley_of_the_change_rate_after_patience():
     assert 280 <= callback.best_step <= 330
     assert steps_run == callback.best_step + 100
     assert module.selected[0] == callback.best_step and float(module.selected[1]["x"]) == callback.best_step
+
+
+def test_nothing_before_the_first_choosable_iterate_is_chosen():
+    """The valley at step 300 lies in a curriculum's earlier stage (the last starts at 500): the detection is made
+    among the later iterates only."""
+    curve = [1.0 / (1 + i / 10) if i < 300 else 1.0 / 31 * math.exp((i - 300) / 100) for i in range(1000)]
+    callback = ESWMV(window=20, patience=100)
+    module, _ = drive(callback, curve, selectable_from=500)
+    assert callback.best_step >= 500 + 20 - 1 and module.selected[0] == callback.best_step
+
+
+@pytest.mark.parametrize("task, scheduler", [("seg", "linear"), ("dehaze", "cosine"), ("denoise", "cosine"), ("separate", "linear")])
+def test_with_a_curriculum_the_output_comes_from_its_last_stage(tmp_path, task, scheduler):
+    """Whatever chooses the output (the task's score, or ES-WMV for denoising), never an iterate fitted to a
+    more-noised target than the last stage's."""
+    overrides = [f"task={task}", f"scheduler={scheduler}", "steps=40", "logger=none", "module.eval_every=1"]
+    overrides += [f"data.image={tiny_texture(tmp_path)}", "scheduler.count=4"]
+    if task == "denoise":
+        overrides += ["backbone.channels=[8,8,8,8,8]", "stopping.window=3", "stopping.stop=false"]
+    cfg = compose_config(overrides)
+    last_stage_start = build_component(cfg, "scheduler").last_stage_start
+    assert 0 < last_stage_start < 39
+    metrics = run(cfg, tmp_path / "run")
+    assert metrics["chosen_step"] > last_stage_start, metrics["chosen_step"]
 
 
 def test_with_averaged_outputs_the_average_is_taken_one_lag_after_the_detection():
