@@ -130,6 +130,14 @@ def test_a_new_run_replaces_what_an_earlier_run_left(tmp_path):
     assert not (run_dir / "FAILED.txt").exists() and not (run_dir / "stale.png").exists()
 
 
+def test_a_run_into_a_folder_without_an_earlier_result_touches_none_of_its_files(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = tiny_texture(folder)  # the user's own image, in the folder the run writes into
+    run(compose_config(["steps=2", "logger=none", f"data.image={image}"]), folder)
+    assert image.exists() and (folder / "metrics.json").exists()
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_a_finished_run_keeps_its_checkpoint_only_when_asked(tmp_path, keep):
     overrides = ["steps=4", "logger=none", "checkpoint.every_n_train_steps=2", f"checkpoint.keep={keep}"]
