@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from omegaconf import DictConfig
 
+from ddip.cli import quiet_third_parties
 from ddip.errors import DdipError
 from ddip.haze import dehaze_dcp, mean_airlight, recover_clear
 from ddip.io import load_image, load_map
@@ -80,6 +81,7 @@ def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: 
         overrides.append(f"steps={steps}")
     overrides += extra
     cfg = compose_train(overrides)
+    quiet_third_parties()  # here, so that the worker processes of --jobs are quiet too
     return cfg, run(cfg, run_dir)
 
 
