@@ -24,7 +24,6 @@ class RunCheckpoint(ModelCheckpoint):
         check_range("checkpoint.every_n_train_steps", every_n_train_steps, 1, whole=True)
         check_flag("checkpoint.keep", keep)
         super().__init__(dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps)
-        self.keep = keep
 
     @property
     def last_path(self) -> Path:

@@ -139,7 +139,7 @@ class RunDirGuard(Callback):
             notice = check_new_run_dir(output_dir, bool(config.get("resume")))
             check_writable(output_dir)
         except DdipError as error:
-            print(f"ddip: error: {error}", file=sys.stderr)
+            report_failure(output_dir, str(error), record=False)
             sys.exit(2)
         if notice:
             print(notice, file=sys.stderr)
