@@ -266,14 +266,15 @@ def summary(rows: list[dict]) -> list[dict]:
 SUMMARY_COLUMNS = ["method", "metric", "cases", "mean", "median", "worst decile", "worst"]
 
 
-def write_results(rows: list[dict], out: Path, stem: str, columns: list[str] = COLUMNS) -> None:
+def write_results(rows: list[dict], out: Path, stem: str, columns: list[str] = COLUMNS, echo: bool = True) -> None:
     """``<stem>.json`` (the records) and ``<stem>.md`` (the command, a table per case and method, and the summary
-    per method) in ``out``."""
+    per method) in ``out``; ``echo`` also prints them."""
     (out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
     command = f"python scripts/{stem}.py " + " ".join(sys.argv[1:])
     summary_table = table([{k: float(v) if isinstance(v, np.floating) else v for k, v in row.items()} for row in summary(rows)], SUMMARY_COLUMNS)
     (out / f"{stem}.md").write_text(f"`{command}`\n\n" + table(rows, columns) + "\nPer method:\n\n" + summary_table)
-    print(table(rows, columns) + "\n" + summary_table)
+    if echo:
+        print(table(rows, columns) + "\n" + summary_table)
 
 
 def evaluate_case(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
@@ -337,6 +338,7 @@ def main() -> None:
             print(f"evaluate: error: {name}: {error}", file=sys.stderr)
             sys.exit(2)
         print(table([row for row in rows if row["case"] == name]), flush=True)
+        write_results(rows, args.out, "evaluate", echo=False)  # a stopped evaluation keeps the cases it finished
     write_results(rows, args.out, "evaluate")
 
 
