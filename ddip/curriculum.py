@@ -92,9 +92,11 @@ class DDPMCurriculum:
 
     The stage times t_i = int(linspace(t_start, t_end, count)) are trained most-noised first; the budgets are
     n_i ∝ exp(−c·β_{t_i}) and sum exactly to ``steps``. ε_i is drawn once per stage from a generator seeded by
-    (seed, i) and kept for the whole stage, as the reference draws one noisy target per stage. As in the
-    reference, the last stage fits the t_end-noised copy up to the final step: there is no clean-image phase
-    inside ``steps``; a step at or past ``steps`` (never reached by a run) gets the image itself.
+    (seed, i) and kept for the whole stage, as the reference draws one noisy target per stage. The last
+    ``clean_fraction`` of the steps fits the image itself (ddip's default 1/3 in the scheduler configs): the
+    output is chosen among iterates fitted to the image, never to a noised copy, and a stopping rule such as
+    ES-WMV finds its minimum there; the DDPM stages share the other steps. With ``clean_fraction=0`` (the
+    reference) the last stage fits the t_end-noised copy up to the final step.
 
     With data augmentation the same ε is added to every flip/rotation of the image of a given shape, so the
     noise is not tied to the image content across transforms.
@@ -118,6 +120,7 @@ class DDPMCurriculum:
         beta_end: β_T of the linear schedule, the upper cosine clip in corrected mode.
         timesteps: T.
         faithful: replicate the reference code's deviations from its write-up.
+        clean_fraction: share of ``steps`` at the end that fits the image itself (0 = none, the reference).
     """
 
     def __init__(
@@ -133,9 +136,12 @@ class DDPMCurriculum:
         beta_end: float = 0.02,
         timesteps: int = 1000,
         faithful: bool = False,
+        clean_fraction: float = 0.0,
     ):
         c = DEFAULT_C.get(schedule, 0.0) if c is None else c
         validate(schedule, count, t_start, t_end, c, beta_start, beta_end, timesteps, faithful)
+        if not (is_number(clean_fraction) and 0 <= clean_fraction < 1):
+            raise DdipError(f"scheduler.clean_fraction={clean_fraction!r} must be a number in [0, 1)")
         self.steps, self.schedule, self.seed, self.faithful = steps, schedule, seed, faithful
         self.betas = self.make_betas(schedule, beta_start, beta_end, timesteps, faithful)
         self.alpha_bars = alphas_cumprod(self.betas)
@@ -145,7 +151,8 @@ class DDPMCurriculum:
         self.stage_alpha_bars = [float(self.alpha_bars[i]) for i in index]
         weights = np.exp(-c * np.array(self.stage_betas))
         weights = list(weights / weights.sum())
-        self.budgets = (remainder_to_last if faithful else largest_remainder)(weights, steps)
+        self.clean_steps = round(clean_fraction * steps)
+        self.budgets = (remainder_to_last if faithful else largest_remainder)(weights, steps - self.clean_steps)
         self.ends = np.cumsum(self.budgets).tolist()
         self._noise: dict[tuple, torch.Tensor] = {}
 
@@ -162,29 +169,31 @@ class DDPMCurriculum:
 
     # --- stages -----------------------------------------------------------------------------------------
     def stage(self, step: int) -> int:
-        """The stage that optimisation step ``step`` (0-based) belongs to; ``count`` past the last stage.
-        Stages with a budget of 0 are skipped."""
+        """The stage that optimisation step ``step`` (0-based) belongs to; ``count`` past the last DDPM stage
+        (the clean stage, whose target is the image). Stages with a budget of 0 are skipped."""
         return bisect_right(self.ends, step)
 
     def stage_start(self, stage: int) -> int:
-        """The first step of ``stage`` (its budget may be 0, then the next stage starts at the same step)."""
+        """The first step of ``stage`` (its budget may be 0, then the next stage starts at the same step);
+        ``count`` is the clean stage."""
         return self.ends[stage - 1] if stage > 0 else 0
 
     @property
     def boundaries(self) -> list[int]:
-        """The first step of every stage with a nonzero budget."""
-        return [self.stage_start(i) for i in range(self.count) if self.budgets[i] > 0]
+        """The first step of every stage with a nonzero budget, the clean stage's included."""
+        starts = [self.stage_start(i) for i in range(self.count) if self.budgets[i] > 0]
+        return starts + [self.stage_start(self.count)] * (self.clean_steps > 0)
 
     @property
     def last_stage_start(self) -> int:
-        """The first step of the last stage, the least-noised target: no output may be chosen before it (an
-        iterate fitted to a more-noised copy is not a result)."""
+        """The first step of the last stage, the clean stage or else the least-noised target: no output may be
+        chosen before it (an iterate fitted to a more-noised copy is not a result)."""
         return self.boundaries[-1]
 
     def is_stage_start(self, step: int) -> bool:
         """Whether a new stage (a new target) begins at ``step``; the faithful mode then resets z and the optimiser."""
         stage = self.stage(step)
-        return stage < self.count and step == self.stage_start(stage)
+        return step == self.stage_start(stage) and (stage < self.count or self.clean_steps > 0)
 
     # --- targets ----------------------------------------------------------------------------------------
     def noise(self, stage: int, like: torch.Tensor) -> torch.Tensor:

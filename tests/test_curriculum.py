@@ -152,8 +152,29 @@ def test_scheduler_configs_instantiate(schedule):
     cfg = compose_config([f"scheduler={schedule}", "steps=123", "seed=5"])
     curriculum = instantiate(cfg.scheduler)
     assert isinstance(curriculum, DDPMCurriculum) and curriculum.schedule == schedule and curriculum.seed == 5
-    assert sum(curriculum.budgets) == 123 and curriculum.times == REFERENCE_TIMES
+    assert curriculum.clean_steps == 41 and sum(curriculum.budgets) == 123 - 41 and curriculum.times == REFERENCE_TIMES
     assert not curriculum.faithful
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_faithful_configs_have_no_clean_stage(schedule):
+    curriculum = instantiate(compose_config([f"scheduler={schedule}_faithful", "steps=123"]).scheduler)
+    assert curriculum.faithful and curriculum.clean_steps == 0 and sum(curriculum.budgets) == 123
+
+
+def test_the_clean_stage_fits_the_image_and_is_the_last_stage():
+    curriculum = DDPMCurriculum(30, "cosine", count=4, clean_fraction=0.2)
+    image = constant_image(0.5, 4, 4)
+    assert curriculum.clean_steps == 6 and sum(curriculum.budgets) == 24
+    assert curriculum.last_stage_start == 24 == curriculum.boundaries[-1] and curriculum.is_stage_start(24)
+    assert all(curriculum.target(image, step) is image for step in range(24, 30))
+    assert not torch.equal(curriculum.target(image, 23), image)
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, "half"])
+def test_a_bad_clean_fraction_is_one_line(fraction):
+    with pytest.raises(DdipError, match="clean_fraction"):
+        DDPMCurriculum(30, "cosine", clean_fraction=fraction)
 
 
 @pytest.mark.parametrize(
