@@ -30,10 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import signal
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -291,17 +292,41 @@ def per_job_overrides(overrides: list[str], jobs: int) -> list[str]:
 
 def case_records(jobs: list[tuple], workers: int) -> Iterator[list[dict]]:
     """Each job's records (the arguments of :func:`evaluate_case`) in order, ``workers`` cases at a time in
-    processes of their own (1: here, one after the other); the pending ones are cancelled when one fails."""
+    processes of their own (1: here, one after the other). When one fails or the evaluation is stopped (SIGTERM,
+    Ctrl-C), the pending cases are cancelled and the running ones stopped (:func:`stop_workers`)."""
     if workers == 1:
         yield from (evaluate_case(*job) for job in jobs)
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(evaluate_case, *job) for job in jobs]
-        try:
-            for future in futures:
-                yield future.result()
-        finally:
-            pool.shutdown(cancel_futures=True)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    futures = [pool.submit(evaluate_case, *job) for job in jobs]
+    try:
+        for future in futures:
+            yield wait_for(future)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_workers(multiprocessing.active_children())
+        raise
+    pool.shutdown()
+
+
+def wait_for(future: Future) -> list[dict]:
+    """The future's result, waited for in one-second slices: a wait without a timeout would hold off the
+    SIGTERM handler until the case ends."""
+    while not future.done():
+        wait([future], timeout=1.0)
+    return future.result()
+
+
+def stop_workers(workers: list[multiprocessing.Process], grace: float = 20.0) -> None:
+    """SIGTERM every worker (a running ddip case then saves its checkpoint, to resume from), SIGKILL those still
+    alive after ``grace`` seconds."""
+    for worker in workers:
+        worker.terminate()
+    deadline = time.monotonic() + grace
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            worker.kill()
 
 
 def main() -> None:
@@ -328,6 +353,7 @@ def main() -> None:
     ]
     overrides = per_job_overrides(args.override, args.jobs)
     jobs = [(name, case, args.cases / name, args.out, args.steps, overrides) for name, case in selected]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped evaluation ends its workers too
     rows, records = [], case_records(jobs, args.jobs)
     for name, _ in selected:
         try:
