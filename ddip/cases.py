@@ -9,6 +9,9 @@ structure, each in a fixed ``tune`` or ``test`` split (a photo belongs to one sp
   ``d`` following objects (a photo's region pasted over another, nearer than a smoothly receding background), a
   ramp in any direction, or a smooth random field; the airlight from white to coloured, β from light to dense haze.
 - **noise**: every photo with additive white Gaussian noise of σ 15, 25 and 50 (of 255), clipped.
+- **inpaint**: every photo with half its pixels missing, drawn independently (DIP's inpainting table), and with
+  random strokes missing (scribbles over the photo); the missing pixels black, the mask of the known ones given.
+- **sr**: every photo shrunk 2, 4 and 8 times with Lanczos (as DIP makes its inputs); the photo is the ground truth.
 
 Every case is drawn from a generator seeded by (task, split, index): the same command makes the same suite.
 """
@@ -26,7 +29,7 @@ import torch.nn.functional as F
 from ddip.data import resize
 from ddip.haze import hazy_image
 from ddip.io import load_image
-from ddip.synthetic import gaussian_noise
+from ddip.synthetic import gaussian_noise, lanczos_downscale, pixel_mask
 
 PHOTOS = {
     "tune": ("building", "f16", "butterfly1", "barbara", "snail", "vase", "zebra"),
@@ -36,7 +39,10 @@ SPLITS = tuple(PHOTOS)
 SEG_STRUCTURES = ("one", "several", "border", "thin", "small", "large", "low_contrast")
 DEPTHS = ("objects", "ramp", "field")
 SIGMAS = (15, 25, 50)
-TASK_OF = {"seg": "seg", "haze": "dehaze", "noise": "denoise"}
+HOLES = ("pixels", "strokes")
+MISSING = 0.5  # the fraction of pixels missing in the "pixels" cases
+FACTORS = (2, 4, 8)
+TASK_OF = {"seg": "seg", "haze": "dehaze", "noise": "denoise", "inpaint": "inpaint", "sr": "sr"}
 
 
 @dataclass
@@ -218,8 +224,51 @@ def noise_cases(split: str, size: int) -> list[Case]:
     return cases
 
 
+def strokes(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A size×size bool mask of 5–8 random strokes, each a polyline of 2–4 straight segments 2.5–5 % of the side
+    wide: scribbled-over pixels, the holes of an inpainting case."""
+    mask = np.zeros((size, size), bool)
+    for _ in range(rng.integers(5, 9)):
+        width, point = rng.uniform(0.025, 0.05), rng.uniform(0.1, 0.9, 2)
+        for _ in range(rng.integers(2, 5)):
+            end = np.clip(point + rng.uniform(-0.3, 0.3, 2), 0.02, 0.98)
+            mask |= bar(size, tuple(point), tuple(end), width)
+            point = end
+    return mask
+
+
+def known_pixels(kind: str, rng: np.random.Generator, size: int) -> torch.Tensor:
+    """The 1×size×size map of the known pixels (1) of an inpainting case of ``kind`` (:data:`HOLES`)."""
+    if kind == "pixels":
+        return pixel_mask((size, size), MISSING, seed=int(rng.integers(2**31)))[None]
+    if kind == "strokes":
+        return torch.from_numpy(~strokes(rng, size))[None].float()
+    raise ValueError(f"unknown holes {kind!r}; one of {', '.join(HOLES)}")
+
+
+def inpaint_cases(split: str, size: int) -> list[Case]:
+    cases = []
+    for index, (scene, kind) in enumerate((scene, kind) for scene in PHOTOS[split] for kind in HOLES):
+        clean = photo(scene, size)
+        known = known_pixels(kind, seeded("inpaint", split, index), size)
+        images = {"image": clean * known, "mask": known, "clean": clean}
+        facts = {"holes": kind, "photos": [scene], "missing_fraction": round(1.0 - float(known.mean()), 4)}
+        cases.append(Case(f"inpaint_{kind}_{scene}", "inpaint", images, facts))
+    return cases
+
+
+def sr_cases(split: str, size: int) -> list[Case]:
+    cases = []
+    for scene, factor in ((scene, factor) for scene in PHOTOS[split] for factor in FACTORS):
+        clean = photo(scene, size)
+        images = {"image": lanczos_downscale(clean, factor), "clean": clean}
+        cases.append(Case(f"sr_x{factor}_{scene}", "sr", images, {"factor": factor, "photos": [scene]}))
+    return cases
+
+
 def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure: int = 3) -> list[Case]:
-    """The cases of the ``kind`` suite (``seg``, ``haze``, ``noise``) in ``split``."""
+    """The cases of the ``kind`` suite (``seg``, ``haze``, ``noise``, ``inpaint``, ``sr``) in ``split``; ``sr`` needs a
+    ``size`` divisible by 8."""
     if split not in PHOTOS:
         raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
     if kind == "seg":
@@ -228,4 +277,8 @@ def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure
         return haze_cases(split, size, count)
     if kind == "noise":
         return noise_cases(split, size)
+    if kind == "inpaint":
+        return inpaint_cases(split, size)
+    if kind == "sr":
+        return sr_cases(split, size)
     raise ValueError(f"unknown suite {kind!r}; one of {', '.join(TASK_OF)}")

@@ -31,6 +31,7 @@ def quiet_third_parties() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=r".*Total length of `DataLoader` across ranks is zero.*")  # data.val=false
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -19,6 +19,8 @@ from ddip.errors import DdipError, check_flag, check_range
 from ddip.io import MIN_SIDE, load_image, load_map, reading
 
 NUM_DIHEDRAL = 8
+DATA_MAPS = {"mask": "the known pixels, an image of the input's size, white = known (data.mask=holes.png)"}
+"""The maps a task may read from the data (:meth:`ImageDataModule.maps`), with what each is."""
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -46,6 +48,10 @@ class Crop:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return x[..., self.top : self.top + self.height, self.left : self.left + self.width]
+
+    def scaled(self, factor: int) -> Crop:
+        """The same crop of a copy ``factor`` times larger on each side (a super-resolved output)."""
+        return Crop(self.top * factor, self.left * factor, self.height * factor, self.width * factor)
 
 
 def padded_size(size: int, multiple: int, min_size: int) -> int:
@@ -166,6 +172,10 @@ class ImageDataModule(pl.LightningDataModule):
         clean: optional ground-truth clean image (reporting only).
         gt_mask: optional ground-truth foreground mask, white = foreground (reporting only).
         layers: optional ground-truth layers of a mixture, in order (``task=separate``; reporting only).
+        mask: optional map of the known pixels, white = known, of the image's size (``task=inpaint``): a map the
+            task's loss reads (:attr:`ddip.tasks.base.Task.data_maps`), not ground truth.
+        truth_scale: the ground truth's size over the input's on each side (``task=sr``: its factor, the truth
+            being the high-resolution image).
         augment: apply a random one of the 8 flips/rotations at every step.
         seed: fixes the augmentation sequence.
         max_side: above this longer side the generators fit a downscaled copy (``image``); the results are
@@ -173,6 +183,7 @@ class ImageDataModule(pl.LightningDataModule):
         sample: the file in ``ddip/assets`` used when ``image`` is ``None`` (a task names its own: the hazy and
             the noisy zebra for dehazing and denoising).
         sample_clean: the sample's ground truth in ``ddip/assets``, used when ``image`` and ``clean`` are ``None``.
+        sample_mask: the sample's known-pixel mask in ``ddip/assets``, used when ``image`` and ``mask`` are ``None``.
     """
 
     def __init__(
@@ -186,23 +197,31 @@ class ImageDataModule(pl.LightningDataModule):
         max_side: int | None = None,
         sample: str = "zebra_crop.png",
         sample_clean: str | None = None,
+        mask: str | None = None,
+        sample_mask: str | None = None,
+        truth_scale: int = 1,
     ):
         super().__init__()
         if max_side is not None:
             check_range("data.max_side", max_side, 16, whole=True)
         check_flag("data.augment", augment)
+        check_range("data.truth_scale", truth_scale, 1, whole=True)
         if not image:
             image = str(sample_image_path(sample))
             if not clean and sample_clean:
                 clean = str(sample_image_path(sample_clean, "data.sample_clean"))
+            if not mask and sample_mask:
+                mask = str(sample_image_path(sample_mask, "data.sample_mask"))
         self.path = image
         self.original = load_image(self.path)
         size = tuple(self.original.shape[-2:])
-        self.clean = load_truth(clean, "data.clean", size) if clean else None
+        self.truth_scale = truth_scale
+        self.clean = load_truth(clean, "data.clean", size, scale=truth_scale) if clean else None
         if layers is not None and (isinstance(layers, str) or len(layers) != 2):
             raise DdipError(f"data.layers={layers!r}: give the mixture's two layers as a list, [layer1.png,layer2.png]")
-        self.layers = [load_truth(path, "data.layers", size) for path in layers or []]
-        self.gt_mask = load_truth(gt_mask, "data.gt_mask", size, load_map) if gt_mask else None
+        self.layers = [load_truth(path, "data.layers", size, scale=truth_scale) for path in layers or []]
+        self.gt_mask = load_truth(gt_mask, "data.gt_mask", size, load_map, truth_scale) if gt_mask else None
+        self.mask = known_mask(mask, size) if mask else None
         self.max_side = max_side
         self.image = resize(self.original, fit_size(size, max_side))
         self.augment, self.seed = augment, seed
@@ -214,15 +233,34 @@ class ImageDataModule(pl.LightningDataModule):
         """The input's size (the outputs' size)."""
         return int(self.original.shape[-2]), int(self.original.shape[-1])
 
+    @property
+    def facts(self) -> dict:
+        """The input, for ``metrics.json``: its path, its size and the size fitted."""
+        return {"image": self.path, "size": list(self.size), "fit_size": list(self.image.shape[-2:])}
+
     def truth(self, fitted: bool = False) -> dict[str, torch.Tensor]:
         """The ground truth given (``clean``, ``gt_mask``, ``layer1``, …), at the input's size or, with ``fitted``, at the
-        size the generators fit."""
+        size the generators fit (each times ``truth_scale``)."""
         named = [("clean", self.clean), ("gt_mask", self.gt_mask)] + [(f"layer{i}", v) for i, v in enumerate(self.layers, 1)]
         given = {name: value for name, value in named if value is not None}
         if not fitted:
             return given
-        size = tuple(self.image.shape[-2:])
+        size = tuple(side * self.truth_scale for side in self.image.shape[-2:])
         return {name: resize(value, size) if value.dim() == 3 else resize(value[None], size)[0] for name, value in given.items()}
+
+    def maps(self, names: tuple[str, ...], fitted: bool = True) -> dict[str, torch.Tensor]:
+        """The maps a task reads from the data (``names``: its :attr:`~ddip.tasks.base.Task.data_maps`), H×W at the
+        size the generators fit or, without ``fitted``, at the input's; one missing, or one given that the task does
+        not read, is a one-line error."""
+        given = {"mask": self.mask} if self.mask is not None else {}
+        for name in names:
+            if name not in given:
+                raise DdipError(f"this task needs data.{name}: {DATA_MAPS[name]}")
+        unread = sorted(given.keys() - set(names))
+        if unread:
+            raise DdipError(f"data.{unread[0]} is given, but this task does not read it")
+        size = tuple(self.image.shape[-2:]) if fitted else self.size
+        return {name: (resize(given[name][None], size)[0] > 0.5).float() for name in names}
 
     def build(self, maps: dict[str, torch.Tensor], steps: int, multiple: int, min_size: int) -> torch.Tensor:
         """Pad the image and its maps for the backbone and make the dataset; returns the padded image."""
@@ -240,15 +278,31 @@ class ImageDataModule(pl.LightningDataModule):
         sampler = StepSampler(len(self.dataset), start)
         return StepLoader(self.dataset, batch_size=1, sampler=sampler, num_workers=0, collate_fn=one_item_batch)
 
+    def predict_dataloader(self) -> DataLoader:
+        """The input image once, at its size (a trained network applied to it: ``task=invdn``)."""
+        return DataLoader([self.original], batch_size=1)
 
-def load_truth(path: str, key: str, size: tuple[int, int], loader: Callable[[str], torch.Tensor] = load_image) -> torch.Tensor:
+
+def load_truth(
+    path: str, key: str, size: tuple[int, int], loader: Callable[[str], torch.Tensor] = load_image, scale: int = 1
+) -> torch.Tensor:
     """Ground truth read by ``loader`` (an RGB image, or a mask with :func:`ddip.io.load_map`), which must have the
-    input's ``size``: a score against a resized truth would measure the resizing."""
+    input's ``size`` times ``scale``: a score against a resized truth would measure the resizing."""
     with reading(key):
         truth = loader(path)
-        if tuple(truth.shape[-2:]) != size:
-            raise DdipError(f"{path} is {tuple(truth.shape[-2:])}, the image is {size}")
+        if tuple(truth.shape[-2:]) != (size[0] * scale, size[1] * scale):
+            times = f" × {scale}" if scale > 1 else ""
+            raise DdipError(f"{path} is {tuple(truth.shape[-2:])}, the image is {size}{times}")
     return truth
+
+
+def known_mask(path: str, size: tuple[int, int]) -> torch.Tensor:
+    """The known pixels of ``data.mask`` (H×W, 1 where the file is white, i.e. above mid-grey), which must have the
+    image's ``size`` and mark at least one pixel known."""
+    mask = (load_truth(path, "data.mask", size, load_map) > 0.5).float()
+    if not mask.any():
+        raise DdipError(f"data.mask: {path} marks no pixel as known (white = known)")
+    return mask
 
 
 def sample_image_path(name: str = "zebra_crop.png", key: str = "data.sample"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 
 
@@ -12,3 +13,12 @@ class WandbLogger(LightningWandbLogger):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._wandb_init.pop("anonymous", None)
+
+
+def log_panel(logger, step: int, panel: dict[str, torch.Tensor]) -> None:
+    """Send a panel of images (name → C×H×W in [0, 1]) to W&B; other loggers keep their images in progress.png."""
+    if type(logger).__name__ != "WandbLogger":
+        return
+    from ddip.io import to_uint8
+
+    logger.log_image(key="panel", images=[to_uint8(v) for v in panel.values()], caption=list(panel), step=step)

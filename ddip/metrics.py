@@ -18,3 +18,8 @@ def psnr(estimate: torch.Tensor, reference: torch.Tensor) -> float:
 def ssim(estimate: torch.Tensor, reference: torch.Tensor) -> float:
     """SSIM (Wang et al. 2004, 11×11 Gaussian window) of two images in [0, 1]."""
     return float(structural_similarity_index_measure(_batched(estimate), _batched(reference), data_range=1.0))
+
+
+def quality(estimate: torch.Tensor, reference: torch.Tensor, suffix: str) -> dict[str, float]:
+    """``psnr_<suffix>`` and ``ssim_<suffix>`` of ``estimate`` against ``reference`` (a result's metrics.json keys)."""
+    return {f"psnr_{suffix}": psnr(estimate, reference), f"ssim_{suffix}": ssim(estimate, reference)}

@@ -25,6 +25,7 @@ from torch import nn
 
 from ddip.data import Crop, dihedral, dihedral_inverse
 from ddip.errors import DdipError, check_flag, check_range
+from ddip.loggers import log_panel
 from ddip.nets.grouped import GeneratorBank
 from ddip.tasks.base import Layers, NoiseInput, Task
 
@@ -125,7 +126,9 @@ class DecompositionModule(pl.LightningModule):
         self.best: tuple[float, int, Layers] | None = None
         self.fit_seconds = 0.0
         self.crop: Crop | None = None
+        self.layer_crop: Crop | None = None
         self.truth: dict[str, torch.Tensor] = {}
+        self.maps: dict[str, torch.Tensor] = {}
 
     # --- set-up ---------------------------------------------------------------------------------------
     @property
@@ -137,28 +140,33 @@ class DecompositionModule(pl.LightningModule):
 
     @property
     def size_multiple(self) -> int:
-        return self.generators.size_multiple
+        """The fitted image's sides must be multiples of this, so that the generators' (``task.scale`` times larger)
+        are multiples of theirs."""
+        multiple = self.generators.size_multiple
+        return multiple // math.gcd(multiple, self.task.scale)
 
     @property
     def min_size(self) -> int:
-        return self.generators.min_size
+        return -(-self.generators.min_size // self.task.scale)
 
     def attach(
         self,
         padded_image: torch.Tensor,
         crop: Crop,
         truth: dict[str, torch.Tensor],
-        original: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None,
+        original: tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None,
+        maps: dict[str, torch.Tensor] | None = None,
     ) -> None:
-        """Create the fixed noise inputs for the padded image; remember the crop, the ground truth at the
-        fitted size (for evaluation) and ``original``: the input image and its ground truth at full size,
+        """Create the fixed noise inputs for the padded image (``task.scale`` times its size); remember the crop,
+        the ground truth at the fitted size (for evaluation), the task's ``maps`` at the fitted size (for its
+        selection score) and ``original``: the input image, its ground truth and the task's data maps at full size,
         for the result (by default the fitted ones)."""
         height, width = padded_image.shape[-2:]
         for name, spec in self.task.inputs.items():
-            self.register_buffer(f"input_{name}", make_input(spec, height, width))
+            self.register_buffer(f"input_{name}", make_input(spec, height * self.task.scale, width * self.task.scale))
         self.register_buffer("image", padded_image[None].clone())
-        self.crop, self.truth = crop, truth
-        self.original = original or (crop(padded_image), truth)
+        self.crop, self.layer_crop, self.truth, self.maps = crop, crop.scaled(self.task.scale), truth, maps or {}
+        self.original = original or (crop(padded_image), truth, self.maps)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer
@@ -242,7 +250,7 @@ class DecompositionModule(pl.LightningModule):
     def remember(self, layers: Layers, transform: int) -> None:
         """Keep this step's outputs (detached, in the image's frame and crop) for callbacks such as ES-WMV,
         and update their exponential average."""
-        self.last_layers = {name: self.crop(dihedral_inverse(value.detach(), transform)) for name, value in layers.items()}
+        self.last_layers = {name: self.layer_crop(dihedral_inverse(value.detach(), transform)) for name, value in layers.items()}
         if not self.average:
             return
         if self.averaged is None:
@@ -262,7 +270,7 @@ class DecompositionModule(pl.LightningModule):
 
     # --- evaluation -------------------------------------------------------------------------------------
     def cropped(self, layers: Layers) -> Layers:
-        return {name: self.crop(value) for name, value in layers.items()}
+        return {name: self.layer_crop(value) for name, value in layers.items()}
 
     def current_output(self) -> Layers:
         """The output as evaluated and returned now (cropped): the running average when averaging, else a
@@ -274,6 +282,7 @@ class DecompositionModule(pl.LightningModule):
         written before that step's evaluation); bring the ground truth to the module's device."""
         self._fit_start = time.perf_counter()
         self.truth = {name: value.to(self.device) for name, value in self.truth.items()}
+        self.maps = {name: value.to(self.device) for name, value in self.maps.items()}
         self.evaluate_if_due(self.global_step)
 
     def on_train_end(self) -> None:
@@ -304,7 +313,7 @@ class DecompositionModule(pl.LightningModule):
             raise DdipError(f"the loss became non-finite at step {done} ({', '.join(bad)}); lower the learning rate")
         layers = self.current_output()
         image = self.crop(self.image)
-        score = self.task.selection_score(layers, image)
+        score = self.task.selection_score(layers, image, self.maps)
         quality = self.task.ground_truth_metrics(layers, self.truth, image)
         self.quality_keys = list(quality)
         record = {"step": done, **terms, "score": score, **quality}
@@ -319,12 +328,8 @@ class DecompositionModule(pl.LightningModule):
             self.log_panel(record["step"], self.task.panel(layers))
 
     def log_panel(self, done: int, panel: dict[str, torch.Tensor]) -> None:
-        """Send the task's images to W&B (other loggers keep their images in progress.png)."""
-        if type(self.logger).__name__ != "WandbLogger":
-            return
-        from ddip.io import to_uint8
-
-        self.logger.log_image(key="panel", images=[to_uint8(v) for v in panel.values()], caption=list(panel), step=done)
+        """Send the task's images to W&B (:func:`ddip.loggers.log_panel`)."""
+        log_panel(self.logger, done, panel)
 
     # --- result -----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -335,10 +340,11 @@ class DecompositionModule(pl.LightningModule):
         if self.selected is not None:
             chosen_by, (chosen_step, chosen) = "stopping rule", self.selected
         # after the fit Lightning has moved the module back to the CPU; the kept iterates may still be on the GPU
-        image, truth = self.original[0].to(self.device), {k: v.to(self.device) for k, v in self.original[1].items()}
-        size = tuple(image.shape[-2:])
+        image = self.original[0].to(self.device)
+        truth, maps = ({k: v.to(self.device) for k, v in given.items()} for given in self.original[1:])
+        size = tuple(side * self.task.scale for side in image.shape[-2:])
         chosen, final = ({k: v.to(self.device) for k, v in upsampled(layers, size).items()} for layers in (chosen, final))
-        images, metrics = self.task.finalize(chosen, final, image, truth)
+        images, metrics = self.task.result(chosen, final, image, truth, maps)
         metrics = {"chosen_by": chosen_by, "chosen_step": chosen_step, "chosen_score": self.best[0] if self.best else None} | metrics
         metrics |= {f"final_{name}": value for name, value in self.history[-1].items() if name != "step"}
         metrics |= self.oracle()

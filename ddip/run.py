@@ -22,13 +22,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ddip.data import ImageDataModule
 from ddip.errors import DdipError, check_range, is_whole
 from ddip.io import save_image, save_progress, write_json
 from ddip.module import DecompositionModule
 from ddip.rundir import check_writable, claimed, clear_results, finished_metrics, finished_notice
 from ddip.sweep import job_identity, threads_per_job
-from ddip.tasks.base import Task
 
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seeds are 32-bit
 
@@ -93,9 +91,12 @@ def stack_generators(cfg: DictConfig) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
-def build(cfg: DictConfig, data, task, steps: int) -> DecompositionModule:
+def build(cfg: DictConfig, data, task, steps: int) -> pl.LightningModule:
     """The module for one fit of ``steps`` steps on ``data``'s image: backbone, curriculum, optimiser from the
-    config, the task's auxiliary maps and the padded image wired in."""
+    config, the task's auxiliary maps and the padded image wired in. A task that is a LightningModule of its own (a
+    supervised network: ``task=invdn_train``, ``task=invdn``) is its module: it owns its networks and losses."""
+    if isinstance(task, pl.LightningModule):
+        return task
     module = DecompositionModule(
         task=task,
         backbone=build_component(cfg, "backbone"),
@@ -104,9 +105,10 @@ def build(cfg: DictConfig, data, task, steps: int) -> DecompositionModule:
         steps=steps,
         **{**cfg.module, "stack_generators": stack_generators(cfg)},
     )
-    maps = task.prepare(data.image)
+    maps = data.maps(task.data_maps) | task.prepare(data.image)
     padded = data.build(maps, steps, module.size_multiple, module.min_size)
-    module.attach(padded, data.crop, data.truth(fitted=True), original=(data.original, data.truth()))
+    original = (data.original, data.truth(), data.maps(task.data_maps, fitted=False))
+    module.attach(padded, data.crop, data.truth(fitted=True), original=original, maps=maps)
     return module
 
 
@@ -168,13 +170,22 @@ def check_checkpoint(path: Path, key: str) -> None:
         raise DdipError(f"{key}: {path} is not a ddip run's checkpoint (no ddip state in it)")
 
 
-def fit(cfg: DictConfig, data: ImageDataModule, task: Task, logger, ckpt_path: str | None = None) -> tuple[DecompositionModule, int]:
-    """Fit the image (from ``ckpt_path`` when resuming); returns the fitted module and the steps the trainer ran."""
+def trains(module: pl.LightningModule) -> bool:
+    """Whether the run optimises ``module`` (a fit), or only applies it (a prediction: ``task=invdn``)."""
+    return getattr(module, "trains", True)
+
+
+def fit(cfg: DictConfig, data: pl.LightningDataModule, task, logger, ckpt_path: str | None = None) -> tuple[pl.LightningModule, int]:
+    """Fit the image (from ``ckpt_path`` when resuming), or run a trained module's prediction on it; returns the
+    module and the steps the trainer ran."""
     module = build(cfg, data, task, cfg.steps)
     checkpointing = bool(active(cfg, "checkpoint"))
     trainer = build_component(cfg, "trainer", logger=logger, max_steps=cfg.steps, callbacks=callbacks(cfg), enable_checkpointing=checkpointing)
     try:
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+        if trains(module):
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+        else:
+            trainer.predict(module, datamodule=data, return_predictions=False)
     except SIGTERMException:
         saved = "a checkpoint to resume from" if checkpointing else "no checkpoint (checkpoint=null)"
         raise RunTerminated(f"terminated (SIGTERM) after step {trainer.global_step}; left {saved}") from None
@@ -228,7 +239,7 @@ def fit_and_save(cfg: DictConfig, output_dir: Path, started: float) -> dict:
     if threads:
         torch.set_num_threads(threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    data, task = build_component(cfg, "data"), build_component(cfg, "task")
+    task, data = build_component(cfg, "task"), build_component(cfg, "data")  # the task first: its settings (task.factor) decide data.*
     ckpt_path = resume_path(cfg, output_dir)
     logger = build_logger(cfg, output_dir)
     try:
@@ -236,20 +247,19 @@ def fit_and_save(cfg: DictConfig, output_dir: Path, started: float) -> dict:
         images, metrics = module.result()
         for name, image in images.items():
             save_image(output_dir / f"{name}.png", image)
-        save_progress(output_dir / "progress.png", module.history, module.snapshots, module.quality_keys)
+        if module.history:
+            save_progress(output_dir / "progress.png", module.history, module.snapshots, module.quality_keys)
         metrics |= {
-            "steps": int(cfg.steps),
+            "steps": int(cfg.steps) if trains(module) else 0,
             "steps_run": steps_run,
             "wall_seconds": time.perf_counter() - started,
             "fit_seconds": module.fit_seconds,
             "seconds_per_step": module.fit_seconds / max(1, steps_run),
-            "image": data.path,
-            "size": list(data.size),
-            "fit_size": list(data.image.shape[-2:]),
+            **data.facts,
             "device": str(module.device),
             "torch_threads": torch.get_num_threads(),
             "overrides": list(cfg.get("overrides") or []),
-            "primary_metric": next((key for key in [f"{task.primary_metric}_chosen"] if key in metrics), None),
+            "primary_metric": next((key for key in (f"{task.primary_metric}_chosen", task.primary_metric) if key in metrics), None),
         }
         if logger:
             module.log_panel(cfg.steps, images)
@@ -267,11 +277,12 @@ def summary(metrics: dict, output_dir: Path) -> str:
     ground truth was given, and where the results are."""
     primary = metrics.get("primary_metric")
     score = f"; {primary} {metrics[primary]:.3f}" if primary else ""
-    files = ", ".join(sorted(path.name for path in output_dir.glob("*.png")) + ["metrics.json"])
-    return (
-        f"ddip: {metrics['steps_run']} steps in {metrics['wall_seconds']:.0f} s ({metrics['seconds_per_step']:.3f} s/step)"
-        + f"{score}; results in {output_dir}: {files}"
-    )
+    files = ", ".join(sorted(path.name for pattern in ("*.png", "*.ckpt") for path in output_dir.glob(pattern)) + ["metrics.json"])
+    if metrics["steps"]:
+        done = f"{metrics['steps_run']} steps in {metrics['wall_seconds']:.0f} s ({metrics['seconds_per_step']:.3f} s/step)"
+    else:  # a prediction (task=invdn)
+        done = f"done in {metrics['wall_seconds']:.1f} s"
+    return f"ddip: {done}{score}; results in {output_dir}: {files}"
 
 
 def objective(metrics: dict, optimized_metric: str | None = None) -> float:

@@ -1,13 +1,16 @@
 """Cases with a known answer: an ellipse of one texture pasted over another (segmentation), a clear
-image hazed by the atmospheric scattering model with a known depth ramp and airlight (dehazing), and a clean
-image with seeded Gaussian noise (denoising)."""
+image hazed by the atmospheric scattering model with a known depth ramp and airlight (dehazing), a clean
+image with seeded Gaussian noise (denoising), a mask of missing pixels (inpainting) and a shrunk image
+(super-resolution)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ddip.haze import hazy_image
+from ddip.io import to_uint8
 
 
 def ellipse_mask(height: int, width: int, centre=(0.45, 0.55), radii=(0.24, 0.3)) -> np.ndarray:
@@ -45,3 +48,18 @@ def gaussian_noise(clean: torch.Tensor, sigma: float, seed: int) -> torch.Tensor
     generator seeded with ``seed``, clipped to [0, 1] (the dev cases ``noisy_f16`` and ``noisy_butterfly``)."""
     noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed)) * sigma / 255
     return (clean + noise).clamp(0.0, 1.0)
+
+
+def pixel_mask(size: tuple[int, int], missing: float, seed: int) -> torch.Tensor:
+    """An H×W map of known pixels (1) with a ``missing`` fraction of them, drawn independently, unknown (0): the
+    Bernoulli mask of DIP's inpainting table (Ulyanov et al., CVPR 2018, Table 1: half the pixels missing)."""
+    draws = torch.rand(size, generator=torch.Generator().manual_seed(seed))
+    return (draws >= missing).float()
+
+
+def lanczos_downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
+    """A C×H×W image in [0, 1] shrunk ``factor`` times with PIL's Lanczos filter, as DIP makes its low-resolution
+    inputs (H and W multiples of ``factor``)."""
+    height, width = image.shape[-2:]
+    small = Image.fromarray(to_uint8(image)).resize((width // factor, height // factor), Image.Resampling.LANCZOS)
+    return torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()

@@ -22,7 +22,10 @@ DCP implementations (better on some images, worse on average: docs/results/dehaz
 ddip used and ddip's transmission prior (its ω and closing), so that the gain of the fit is seen apart from
 the airlight's and the prior's; and, as oracle rows, with the true airlight when the case gives it, and the
 recovery (Eq. 22) with the true transmission (``gt_transmission.png``) and ddip's airlight when the case has it;
-separate — no classical baseline, the mixture itself taken as each layer.
+separate — no classical baseline, the mixture itself taken as each layer; inpaint — OpenCV's Telea and
+Navier–Stokes inpainting (radius 3 px); sr — bicubic upscaling. ``--invdn CKPT`` adds, for denoising, the
+supervised InvDN (Liu et al., CVPR 2021) with that trained checkpoint (``ddip task=invdn_train`` writes one;
+trained on other photos than the test split's); ``--no-ddip`` leaves the DIP fits (15–20 min an image) out.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from ddip.metrics import psnr, ssim
 from ddip.run import compose_train, run
 from ddip.sweep import cpu_cores
 from ddip.tasks.seg import iou
+from ddip.tasks.sr import bicubic
 
 DCP_MEAN_AIRLIGHT = "DCP, mean airlight"
 
@@ -69,13 +73,15 @@ def grabcut(image_path: Path, border: int = 4, iterations: int = 5) -> np.ndarra
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
 
 
-def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: list[str]) -> tuple[DictConfig, dict]:
-    """The run's composed config and its metrics."""
-    overrides = [f"task={case['task']}", "logger=csv", "trainer.enable_progress_bar=false", "~trainer.callbacks"]
+def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: list[str], task: str | None = None) -> tuple[DictConfig, dict]:
+    """The run's composed config and its metrics (``task``: another task than the case's, on the same files)."""
+    overrides = [f"task={task or case['task']}", "logger=csv", "trainer.enable_progress_bar=false", "~trainer.callbacks"]
     overrides.append(f"data.image={folder / case['image']}")
-    for key in ("gt_mask", "clean"):
+    for key in ("gt_mask", "clean", "mask"):
         if key in case:
             overrides.append(f"data.{key}={folder / case[key]}")
+    if "factor" in case:
+        overrides.append(f"task.factor={case['factor']}")
     if "layer1" in case:
         overrides.append(f"data.layers=[{folder / case['layer1']},{folder / case['layer2']}]")
     if steps:
@@ -162,25 +168,33 @@ def cbm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(bm3d.bm3d_rgb(noisy, sigma_psd=sigma), 0.0, 1.0)
 
 
-def evaluate_denoise(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
+def invdn_row(name: str, case: dict, folder: Path, out: Path, checkpoint: str, extra: list[str]) -> dict:
+    """InvDN (Liu et al., CVPR 2021), the supervised baseline: ``ddip task=invdn`` with a trained checkpoint (one
+    latent draw; ``seconds`` is the network's time on the image); of ``extra``, only ``threads`` applies."""
+    threads = [override for override in extra if override.startswith("threads=")]
+    _, metrics = run_ddip(case, folder, out / "runs" / f"{name}_invdn", None, [f"task.weights={checkpoint}", *threads], task="invdn")
+    return {"case": name, "method": f"InvDN ({checkpoint})", "psnr": metrics["psnr"], "ssim": metrics["ssim"], "seconds": metrics["seconds_per_image"]}
+
+
+def evaluate_denoise(
+    name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str], invdn: str | None = None, ddip: bool = True
+) -> list[dict]:
+    """DIP (unless not ``ddip``), the noisy input, NL-means, CBM3D and, given its checkpoint, InvDN."""
+    rows = [] if not ddip else [denoise_row(name, case, folder, out, steps, extra)]
+    if invdn:
+        rows.append(invdn_row(name, case, folder, out, invdn, extra))
+    return rows + denoise_baselines(name, case, folder)
+
+
+def denoise_row(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> dict:
     _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
-    rows = [
-        {
-            "case": name,
-            "method": " ".join(["ddip (DIP denoise, self-chosen by " + metrics["chosen_by"] + ")"] + extra),
-            "psnr": metrics["psnr_chosen"],
-            "ssim": metrics["ssim_chosen"],
-            "chosen_step": metrics["chosen_step"],
-            "psnr_final": metrics["psnr_final"],
-            "oracle_psnr": metrics["oracle_psnr"],
-            "oracle_step": metrics["oracle_psnr_step"],
-            "seconds": metrics["wall_seconds"],
-            "seconds_per_step": metrics["seconds_per_step"],
-            "steps": metrics["steps_run"],
-        }
-    ]
+    return psnr_row(name, "ddip (DIP denoise, self-chosen by " + metrics["chosen_by"] + ")", metrics, extra)
+
+
+def denoise_baselines(name: str, case: dict, folder: Path) -> list[dict]:
+    """The noisy input, NL-means and CBM3D (both given the true σ)."""
     noisy, clean = load_image(folder / case["image"]), load_image(folder / case["clean"])
-    rows.append({"case": name, "method": "noisy input", "psnr": psnr(noisy, clean), "ssim": ssim(noisy, clean)})
+    rows = [{"case": name, "method": "noisy input", "psnr": psnr(noisy, clean), "ssim": ssim(noisy, clean)}]
     sigma = case["sigma"] / 255
     for label, baseline in ((f"NL-means (true σ = {case['sigma']})", nl_means), (f"CBM3D (true σ = {case['sigma']})", cbm3d)):
         started = time.perf_counter()
@@ -227,11 +241,68 @@ def evaluate_separate(name: str, case: dict, folder: Path, out: Path, steps: int
     return rows
 
 
+def psnr_row(name: str, label: str, metrics: dict, extra: list[str]) -> dict:
+    """The record of a ddip run scored by PSNR/SSIM against ``data.clean`` (its chosen output, the final one and the
+    oracle), labelled ``label`` and the overrides ``extra``."""
+    return {
+        "case": name,
+        "method": " ".join([label] + extra),
+        "psnr": metrics["psnr_chosen"],
+        "ssim": metrics["ssim_chosen"],
+        "chosen_step": metrics["chosen_step"],
+        "psnr_final": metrics["psnr_final"],
+        "oracle_psnr": metrics["oracle_psnr"],
+        "oracle_step": metrics["oracle_psnr_step"],
+        "seconds": metrics["wall_seconds"],
+        "seconds_per_step": metrics["seconds_per_step"],
+        "steps": metrics["steps_run"],
+    }
+
+
+def opencv_inpaint(image: torch.Tensor, known: torch.Tensor, method: int, radius: int = 3) -> torch.Tensor:
+    """OpenCV's inpainting of the pixels ``known`` (H×W) leaves out: Telea's fast marching (J. Graphics Tools 2004)
+    or Bertalmío et al.'s Navier–Stokes (CVPR 2001), each with OpenCV's example radius of 3 px; C×H×W in [0, 1]."""
+    import cv2
+
+    rgb = np.ascontiguousarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)[..., ::-1])
+    filled = cv2.inpaint(rgb, (known < 0.5).numpy().astype(np.uint8), radius, method)
+    return torch.from_numpy(np.ascontiguousarray(filled[..., ::-1])).permute(2, 0, 1).float() / 255
+
+
+def evaluate_inpaint(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
+    """DIP inpainting beside the input (missing pixels as given) and OpenCV's Telea and Navier–Stokes inpainting."""
+    import cv2
+
+    _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
+    rows = [psnr_row(name, "ddip (DIP inpaint)", metrics, extra)]
+    image, clean, known = load_image(folder / case["image"]), load_image(folder / case["clean"]), load_map(folder / case["mask"])
+    rows.append({"case": name, "method": "input (missing pixels as given)", "psnr": psnr(image, clean), "ssim": ssim(image, clean)})
+    for label, method in (("OpenCV Telea", cv2.INPAINT_TELEA), ("OpenCV Navier–Stokes", cv2.INPAINT_NS)):
+        started = time.perf_counter()
+        filled = opencv_inpaint(image, known, method)
+        rows.append({"case": name, "method": label, "psnr": psnr(filled, clean), "ssim": ssim(filled, clean), "seconds": time.perf_counter() - started})
+    return rows
+
+
+def evaluate_sr(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
+    """DIP super-resolution beside bicubic upscaling, at the case's factor."""
+    _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
+    rows = [psnr_row(name, f"ddip (DIP sr ×{case['factor']})", metrics, extra)]
+    small, clean = load_image(folder / case["image"]), load_image(folder / case["clean"])
+    started = time.perf_counter()
+    upscaled = bicubic(small, case["factor"])
+    seconds = time.perf_counter() - started
+    rows.append({"case": name, "method": f"bicubic ×{case['factor']}", "psnr": psnr(upscaled, clean), "ssim": ssim(upscaled, clean), "seconds": seconds})
+    return rows
+
+
 EVALUATORS = {
     "seg": (evaluate_seg, ("gt_mask",)),
     "dehaze": (evaluate_dehaze, ("clean",)),
     "denoise": (evaluate_denoise, ("clean", "sigma")),
     "separate": (evaluate_separate, ("layer1", "layer2")),
+    "inpaint": (evaluate_inpaint, ("clean", "mask")),
+    "sr": (evaluate_sr, ("clean", "factor")),
 }
 
 
@@ -278,8 +349,13 @@ def write_results(rows: list[dict], out: Path, stem: str, columns: list[str] = C
         print(table(rows, columns) + "\n" + summary_table)
 
 
-def evaluate_case(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
-    """The records of one case: ddip and its task's baselines."""
+def evaluate_case(
+    name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str], invdn: str | None = None, ddip: bool = True
+) -> list[dict]:
+    """The records of one case: ddip and its task's baselines; for denoising also InvDN given its checkpoint
+    (``invdn``), and without the DIP fit when not ``ddip``."""
+    if case["task"] == "denoise":
+        return evaluate_denoise(name, case, folder, out, steps, extra, invdn, ddip)
     return EVALUATORS[case["task"]][0](name, case, folder, out, steps, extra)
 
 
@@ -339,6 +415,8 @@ def main() -> None:
     parser.add_argument("--override", nargs="*", default=[], help="extra ddip overrides, e.g. task.layerwise=false")
     parser.add_argument("--jobs", type=int, default=1, help="cases evaluated at a time, each in its own process")
     parser.add_argument("--split", nargs="*", default=None, help="a suite's splits to run (tune, test; default: all)")
+    parser.add_argument("--invdn", default=None, help="denoising: also InvDN with this trained checkpoint (invdn.ckpt)")
+    parser.add_argument("--no-ddip", action="store_true", help="denoising: the baselines (and --invdn) only, no DIP fit")
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs} must be 1 or more")
@@ -352,7 +430,7 @@ def main() -> None:
         and all(key in case for key in EVALUATORS[case["task"]][1])
     ]
     overrides = per_job_overrides(args.override, args.jobs)
-    jobs = [(name, case, args.cases / name, args.out, args.steps, overrides) for name, case in selected]
+    jobs = [(name, case, args.cases / name, args.out, args.steps, overrides, args.invdn, not args.no_ddip) for name, case in selected]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped evaluation ends its workers too
     rows, records = [], case_records(jobs, args.jobs)
     for name, _ in selected:

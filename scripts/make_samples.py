@@ -1,12 +1,16 @@
-"""Make the bundled samples of the dehazing and denoising tasks from the bundled zebra (``ddip/assets``).
+"""Make the bundled samples of the dehazing, denoising, inpainting and super-resolution tasks from the bundled zebra
+(``ddip/assets``).
 
     python scripts/make_samples.py [--out ddip/assets]
 
 ``hazy_zebra.png``: ``zebra_crop.png`` hazed as the dev case ``haze_building`` is (``t = exp(−1.6·d)``, ``d`` a
 vertical ramp 1.0 → 0.2, airlight (0.9, 0.9, 0.92); :func:`ddip.synthetic.synthetic_haze`). ``noisy_zebra.png``:
 ``zebra_crop.png`` plus Gaussian noise of σ 25/255, seed 0, clipped (:func:`ddip.synthetic.gaussian_noise`), as the
-dev cases ``noisy_f16`` and ``noisy_butterfly``. ``python train.py task=dehaze`` and ``task=denoise`` without
-``data.image`` fit these and report PSNR/SSIM against ``zebra_crop.png``.
+dev cases ``noisy_f16`` and ``noisy_butterfly``. ``zebra_known.png``: half the pixels known (white), drawn with seed
+0 (:func:`ddip.synthetic.pixel_mask`), and ``zebra_holes.png``: the zebra with the others black. ``zebra_x2.png``,
+``zebra_x4.png``, ``zebra_x8.png``: the zebra shrunk 2, 4, 8 times with Lanczos
+(:func:`ddip.synthetic.lanczos_downscale`). ``python train.py task=dehaze``, ``task=denoise``, ``task=inpaint`` and
+``task=sr`` without ``data.image`` fit these and report PSNR/SSIM against ``zebra_crop.png``.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ddip.data import sample_image_path
 from ddip.io import load_image, save_image
-from ddip.synthetic import gaussian_noise, synthetic_haze
+from ddip.synthetic import gaussian_noise, lanczos_downscale, pixel_mask, synthetic_haze
 
 HAZE = {"beta": 1.6, "airlight": (0.9, 0.9, 0.92)}
 NOISE = {"sigma": 25.0, "seed": 0}
+HOLES = {"missing": 0.5, "seed": 0}
+FACTORS = (2, 4, 8)
 
 
 def main() -> None:
@@ -33,7 +39,12 @@ def main() -> None:
     hazy, _ = synthetic_haze(clean, HAZE["airlight"], beta=HAZE["beta"])
     save_image(args.out / "hazy_zebra.png", hazy)
     save_image(args.out / "noisy_zebra.png", gaussian_noise(clean, NOISE["sigma"], NOISE["seed"]))
-    print(f"hazy_zebra.png and noisy_zebra.png in {args.out}")
+    known = pixel_mask(tuple(clean.shape[-2:]), HOLES["missing"], HOLES["seed"])
+    save_image(args.out / "zebra_known.png", known)
+    save_image(args.out / "zebra_holes.png", clean * known)
+    for factor in FACTORS:
+        save_image(args.out / f"zebra_x{factor}.png", lanczos_downscale(clean, factor))
+    print(f"hazy_zebra.png, noisy_zebra.png, zebra_known.png, zebra_holes.png, zebra_x{{2,4,8}}.png in {args.out}")
 
 
 if __name__ == "__main__":

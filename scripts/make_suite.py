@@ -4,6 +4,8 @@ of ``scripts/evaluate.py``, each case marked with its split (``tune`` or ``test`
     python scripts/make_suite.py seg --out suites/seg      # 7 structures × 3 photo pairs per split: 42 cases
     python scripts/make_suite.py haze --out suites/haze    # 3 depth kinds, 15 cases per split: 30 cases
     python scripts/make_suite.py noise --out suites/noise  # every photo at σ 15, 25, 50: 39 cases
+    python scripts/make_suite.py inpaint --out suites/inpaint  # every photo, half its pixels or strokes missing: 26 cases
+    python scripts/make_suite.py sr --out suites/sr        # every photo shrunk 2, 4, 8 times: 39 cases
     python scripts/evaluate.py --cases suites/seg --split test --out eval/seg_test
 
 What the cases are: :mod:`ddip.cases`. ``--split`` makes one split only; ``--size`` the side (128 by default).
@@ -34,6 +36,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.size < 16:
         parser.error(f"--size {args.size}: at least 16")
+    if args.kind == "sr" and args.size % 8:
+        parser.error(f"--size {args.size}: sr needs a multiple of 8 (the photos are shrunk up to 8 times)")
     manifest = {}
     for split in args.split:
         for case in suite(args.kind, split, args.size, args.count, args.per_structure):

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra.utils import get_class
 from PIL import Image
 
 from ddip.run import compose_train
 from ddip.synthetic import texture_composite
+from ddip.tasks.base import Task
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -26,6 +28,16 @@ def options(group: str) -> list[str]:
 
 
 compose_config = compose_train  # the composed training config, as ``train.py`` would see it with these overrides
+
+
+def is_decomposition(overrides: list[str]) -> bool:
+    """Whether the run these overrides compose fits generators to one image (its task is a
+    :class:`ddip.tasks.base.Task`); a task that is a LightningModule of its own (``task=invdn``, ``invdn_train``: a
+    supervised network) has its own tests."""
+    return issubclass(get_class(compose_config(overrides).task._target_), Task)
+
+
+DECOMPOSITION_TASKS = [task for task in options("task") if is_decomposition([f"task={task}"])]
 
 
 def two_texture_composite(size: int = 64, inside: str = "books", outside: str = "grass") -> tuple[np.ndarray, np.ndarray]:
@@ -52,3 +64,14 @@ def composite(tmp_path: Path) -> tuple[Path, Path]:
     Image.fromarray(image).save(image_path)
     Image.fromarray((mask * 255).astype(np.uint8)).save(mask_path)
     return image_path, mask_path
+
+
+def data_maps(overrides: list[str], image: Path) -> list[str]:
+    """Overrides giving the maps that the task of ``overrides`` reads from the data (its ``data_maps``: inpainting's
+    ``data.mask``), each every pixel of ``image`` known, written beside it."""
+    names = get_class(compose_config(overrides).task._target_).data_maps
+    with Image.open(image) as opened:
+        size = opened.size
+    for name in names:
+        Image.new("L", size, 255).save(image.parent / f"{name}.png")
+    return [f"data.{name}={image.parent / f'{name}.png'}" for name in names]

@@ -16,17 +16,18 @@ from conftest import ROOT
 
 from ddip.cases import PHOTOS, SEG_STRUCTURES, object_mask, photo, seeded, suite
 from ddip.haze import hazy_image
+from ddip.synthetic import lanczos_downscale
 
 
 def test_the_splits_share_no_photo_and_every_case_uses_its_splits_photos():
     assert not set(PHOTOS["tune"]) & set(PHOTOS["test"])
-    for kind in ("seg", "haze", "noise"):
+    for kind in ("seg", "haze", "noise", "inpaint", "sr"):
         for split in PHOTOS:
             for case in suite(kind, split, size=32, count=3, per_structure=1):
                 assert set(case.facts["photos"]) <= set(PHOTOS[split]), case.name
 
 
-@pytest.mark.parametrize("kind", ["seg", "haze", "noise"])
+@pytest.mark.parametrize("kind", ["seg", "haze", "noise", "inpaint", "sr"])
 def test_a_suite_is_the_same_every_time(kind):
     first, second = (suite(kind, "test", size=32, count=3, per_structure=1) for _ in range(2))
     assert [case.name for case in first] == [case.name for case in second]
@@ -74,6 +75,21 @@ def test_noise_has_its_sigma():
         assert float(residual.std()) == pytest.approx(case.facts["sigma"] / 255, rel=0.25), case.name
 
 
+def test_inpainting_cases_are_the_photo_without_their_missing_pixels():
+    for case in suite("inpaint", "test", size=64):
+        clean, known = case.images["clean"], case.images["mask"]
+        assert set(known.unique().tolist()) == {0.0, 1.0} and torch.equal(case.images["image"], clean * known), case.name
+        expected = (0.45, 0.55) if case.facts["holes"] == "pixels" else (0.05, 0.35)
+        assert expected[0] < case.facts["missing_fraction"] < expected[1], case.name
+
+
+def test_super_resolution_cases_are_the_photo_shrunk_by_their_factor():
+    for case in suite("sr", "tune", size=64):
+        factor, clean = case.facts["factor"], case.images["clean"]
+        assert case.images["image"].shape[-2:] == (64 // factor, 64 // factor)
+        assert torch.equal(case.images["image"], lanczos_downscale(clean, factor)), case.name
+
+
 def test_make_suite_and_evaluate_a_split(tmp_path):
     made = subprocess.run(
         [sys.executable, "scripts/make_suite.py", "seg", "--out", str(tmp_path / "suite"), "--size", "32", "--per-structure", "1"],
@@ -92,3 +108,20 @@ def test_make_suite_and_evaluate_a_split(tmp_path):
     report = (tmp_path / "eval" / "evaluate.md").read_text()
     assert "| method | metric | cases | mean | median | worst decile | worst |" in report
     assert report.count("| iou | 3 |") == 2  # ddip and GrabCut, three cases each
+
+
+def test_evaluate_scores_inpainting_and_super_resolution_beside_their_baselines(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evaluate", ROOT / "scripts" / "evaluate.py")
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    small = ["logger=none", "threads=1", "backbone.channels=[8,8,8,8,8]", "backbone.skip_channels=[4,4,4,4,4]"]
+    for kind, baselines in (("inpaint", ["OpenCV Telea", "OpenCV Navier–Stokes"]), ("sr", ["bicubic ×2"])):
+        subprocess.run([sys.executable, "scripts/make_suite.py", kind, "--out", str(tmp_path / kind), "--size", "32", "--split", "test"], cwd=ROOT, check=True)
+        cases = json.loads((tmp_path / kind / "cases.json").read_text())
+        name = next(iter(cases))
+        rows = evaluate.evaluate_case(name, cases[name], tmp_path / kind / name, tmp_path / "eval", 2, small)
+        methods = [row["method"] for row in rows]
+        assert methods[0].startswith("ddip") and set(baselines) <= set(methods), methods
+        assert all(15 < row["psnr"] < 60 for row in rows if row["method"] in baselines), rows

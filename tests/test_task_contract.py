@@ -1,6 +1,7 @@
 """The task contract, checked on every task (as DeepInverse checks every operator): the physics composes the
 generators' outputs into an image of the input's shape, the loss terms are finite and reach every generator's
-weights, a short run writes its result images at the input's (odd) size with values in [0, 1], and with ground
+weights, a short run writes its result images at the input's (odd) size (times the task's ``scale``: super-
+resolution) with values in [0, 1], and with ground
 truth it reports the task's primary metric for the chosen and the final iterate, the oracle, and ``primary_metric``.
 """
 
@@ -12,20 +13,23 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config, options, two_texture_composite
+from conftest import DECOMPOSITION_TASKS, compose_config, two_texture_composite
 from PIL import Image
 
 import ddip.run
 from ddip.run import build, build_component, run
 
 HEIGHT, WIDTH = 37, 45  # odd: padded for the backbone, cropped back
+SR_FACTOR = 4  # task=sr's default factor: its ground truth is this many times the image
 
 
 def case(tmp_path) -> dict[str, str]:
-    """A two-texture image of HEIGHT × WIDTH and every kind of ground truth, as data overrides by name."""
+    """A two-texture image of HEIGHT × WIDTH and every kind of ground truth, as data overrides by name (``known``:
+    the known pixels of ``task=inpaint``)."""
     image, mask = two_texture_composite(64)
     image, mask = image[:HEIGHT, :WIDTH], mask[:HEIGHT, :WIDTH]
-    files = {"image": image, "mask": (mask * 255).astype(np.uint8), "flat": np.full_like(image, 128)}
+    large = image.repeat(SR_FACTOR, axis=0).repeat(SR_FACTOR, axis=1)
+    files = {"image": image, "mask": (mask * 255).astype(np.uint8), "flat": np.full_like(image, 128), "large": large}
     for name, array in files.items():
         Image.fromarray(array).save(tmp_path / f"{name}.png")
     return {
@@ -34,16 +38,22 @@ def case(tmp_path) -> dict[str, str]:
         "dehaze": f"data.clean={tmp_path / 'image.png'}",
         "denoise": f"data.clean={tmp_path / 'image.png'}",
         "separate": f"data.layers=[{tmp_path / 'image.png'},{tmp_path / 'flat.png'}]",
+        "inpaint": f"data.clean={tmp_path / 'image.png'}",
+        "sr": f"data.clean={tmp_path / 'large.png'}",
+        "known": f"data.mask={tmp_path / 'mask.png'}",
     }
 
 
-def small(task: str) -> list[str]:
-    return ["backbone.channels=[8,8,8,8,8]"] if task == "denoise" else []
+def small(task: str, given: dict[str, str]) -> list[str]:
+    """A narrow net for the 128-channel DIP tasks, and the data maps a task needs."""
+    narrow = ["backbone.channels=[8,8,8,8,8]", "backbone.skip_channels=[4,4,4,4,4]"] if task in ("denoise", "inpaint", "sr") else []
+    return narrow + ([given["known"]] if task == "inpaint" else [])
 
 
-@pytest.mark.parametrize("task", options("task"))
+@pytest.mark.parametrize("task", DECOMPOSITION_TASKS)
 def test_physics_and_losses(tmp_path, task):
-    cfg = compose_config([f"task={task}", "steps=4", "logger=none", case(tmp_path)["image"], *small(task)])
+    given = case(tmp_path)
+    cfg = compose_config([f"task={task}", "steps=4", "logger=none", given["image"], *small(task, given)])
     data, task_object = build_component(cfg, "data"), build_component(cfg, "task")
     module = build(cfg, data, task_object, cfg.steps)
     layers = module(0, 0.0)
@@ -59,20 +69,22 @@ def test_physics_and_losses(tmp_path, task):
         assert any(g.abs().sum() > 0 for g in gradients), name
 
 
-@pytest.mark.parametrize("task", options("task"))
+@pytest.mark.parametrize("task", DECOMPOSITION_TASKS)
 def test_a_short_run_keeps_the_output_contract(tmp_path, monkeypatch, task):
     given = case(tmp_path)
     saved: dict[str, torch.Tensor] = {}
     original = ddip.run.save_image
     monkeypatch.setattr(ddip.run, "save_image", lambda path, tensor: (saved.__setitem__(path.stem, tensor), original(path, tensor)))
-    overrides = [f"task={task}", "steps=3", "logger=none", "module.eval_every=1", given["image"], given[task], *small(task)]
+    overrides = [f"task={task}", "steps=3", "logger=none", "module.eval_every=1", given["image"], given[task], *small(task, given)]
     metrics = run(compose_config(overrides), tmp_path / "run")
+    task_object = build_component(compose_config([f"task={task}"]), "task")
+    height, width = HEIGHT * task_object.scale, WIDTH * task_object.scale  # super-resolution: factor × the input
     assert saved
     for name, tensor in saved.items():
-        assert tuple(tensor.shape[-2:]) == (HEIGHT, WIDTH), name
+        assert tuple(tensor.shape[-2:]) == (height, width), name
         assert bool(torch.isfinite(tensor).all()) and 0.0 <= float(tensor.min()) and float(tensor.max()) <= 1.0, name
-        assert Image.open(tmp_path / "run" / f"{name}.png").size == (WIDTH, HEIGHT), name
-    primary = build_component(compose_config([f"task={task}"]), "task").primary_metric
+        assert Image.open(tmp_path / "run" / f"{name}.png").size == (width, height), name
+    primary = task_object.primary_metric
     assert metrics["primary_metric"] == f"{primary}_chosen"
     for key in (f"{primary}_chosen", f"{primary}_final"):
         assert isinstance(metrics[key], float) and math.isfinite(metrics[key]), key

@@ -10,12 +10,20 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, compose_config, options, two_texture_composite
+from conftest import (
+    DECOMPOSITION_TASKS,
+    ROOT,
+    compose_config,
+    data_maps,
+    is_decomposition,
+    options,
+    two_texture_composite,
+)
 from PIL import Image
 
 from ddip.run import build_component, run
 
-COMBINATIONS = list(itertools.product(options("task"), options("backbone"), options("scheduler")))
+COMBINATIONS = list(itertools.product(DECOMPOSITION_TASKS, options("backbone"), options("scheduler")))
 # every task × backbone runs; every scheduler runs with each task on the small seg/dehaze nets or the unet
 RUNS = sorted({(t, b, "none") for t, b, _ in COMBINATIONS} | {(t, "unet", s) for t, _, s in COMBINATIONS})
 OUTPUTS = {
@@ -42,14 +50,16 @@ def test_every_combination_composes_and_instantiates(task, backbone, scheduler):
 @pytest.mark.parametrize("task, backbone, scheduler", RUNS)
 def test_combinations_run_two_steps(tmp_path, task, backbone, scheduler):
     overrides = [f"task={task}", f"backbone={backbone}", f"scheduler={scheduler}", "steps=2", "logger=none"]
-    cfg = compose_config(overrides + [f"data.image={tiny_image(tmp_path)}", "module.eval_every=1"])
+    image = tiny_image(tmp_path)
+    cfg = compose_config(overrides + [f"data.image={image}", "module.eval_every=1", *data_maps(overrides, image)])
     metrics = run(cfg, tmp_path / "run")
     assert metrics["steps"] == 2 and metrics["seconds_per_step"] > 0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 2
     assert (tmp_path / "run" / "progress.png").exists()
 
 
-PRESETS = [f"experiment={name}" for name in options("experiment")] + [f"task={name}" for name in options("task")]
+PRESETS = [f"experiment={name}" for name in options("experiment") if is_decomposition([f"experiment={name}"])]
+PRESETS += [f"task={name}" for name in DECOMPOSITION_TASKS]
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -58,7 +68,8 @@ def test_every_preset_and_task_runs_with_every_stopping_rule(tmp_path, preset, s
     """A preset's settings of a stopping rule (``task=denoise``'s ``stopping.patience``) are no stopping rule when
     ``stopping=none`` is chosen."""
     overrides = [preset, f"stopping={stopping}", "steps=2", "logger=none"]
-    cfg = compose_config(overrides + [f"data.image={tiny_image(tmp_path)}"])
+    image = tiny_image(tmp_path)
+    cfg = compose_config(overrides + [f"data.image={image}", *data_maps(overrides, image)])
     assert run(cfg, tmp_path / "run")["steps_run"] == 2
 
 

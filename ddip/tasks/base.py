@@ -91,6 +91,12 @@ class Task(ABC):
     primary_metric: str
     """The ground-truth metric that says how good a result is; :meth:`finalize` reports it for the chosen and the
     final iterate as ``<primary_metric>_chosen`` and ``<primary_metric>_final`` when ground truth is given."""
+    scale: int = 1
+    """The generators' outputs are ``scale`` times the image's size on each side (super-resolution: its factor);
+    :meth:`compose` brings them to the image's size, and the result images keep theirs."""
+    data_maps: tuple[str, ...] = ()
+    """Maps the task reads from the data beside the image (``data.<name>``, e.g. inpainting's known-pixel ``mask``),
+    passed with :meth:`prepare`'s maps; a run without one of them is a one-line error."""
 
     def __init__(self, reg_noise: RegNoise | dict | None = None, net_defaults: dict | None = None):
         self.reg_noise = reg_noise if isinstance(reg_noise, RegNoise) else RegNoise(**(reg_noise or {}))
@@ -122,9 +128,9 @@ class Task(ABC):
         """First step whose output may be chosen as the result (e.g. after the hint warm-up)."""
         return 0
 
-    def selection_score(self, layers: Layers, image: torch.Tensor) -> float:
-        """How good an output is without ground truth (higher is better): the reconstruction PSNR, the
-        rule of the Double-DIP reference."""
+    def selection_score(self, layers: Layers, image: torch.Tensor, maps: dict[str, torch.Tensor]) -> float:
+        """How good an output is without ground truth (higher is better), given the task's ``maps`` (H×W, at the
+        image's size): the reconstruction PSNR, the rule of the Double-DIP reference."""
         reconstruction = self.compose(layers).clamp(0.0, 1.0)
         return psnr(reconstruction, image)
 
@@ -136,6 +142,11 @@ class Task(ABC):
         """Quality against ground truth (reporting only) of one set of 1×C×H×W layers of ``image``; empty
         without ground truth."""
         return {}
+
+    def result(self, chosen: Layers, final: Layers, image: torch.Tensor, truth: dict[str, torch.Tensor], maps: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
+        """What the module calls at the end: :meth:`finalize`. A task whose result reads its :attr:`data_maps` (H×W,
+        at the input's size: inpainting keeps the known pixels) overrides this to pass them on."""
+        return self.finalize(chosen, final, image, truth)
 
     @abstractmethod
     def finalize(
