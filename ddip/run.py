@@ -127,8 +127,8 @@ def compose_train(overrides: list[str]) -> DictConfig:
 
 def active(cfg: DictConfig, key: str) -> DictConfig | None:
     """``cfg[key]`` when it names a component (has a ``_target_``), else ``None``. A group chosen as none
-    (``stopping=none``, ``checkpoint=null``) may still hold settings a preset merged into it (``task=denoise`` sets
-    ``stopping.patience``): settings of no component, ignored."""
+    (``stopping=none``, ``checkpoint=null``) may still hold settings a preset merged into it
+    (``experiment=guided_dip_table`` sets ``stopping.stop``): settings of no component, ignored."""
     node = cfg.get(key)
     return node if isinstance(node, DictConfig) and "_target_" in node else None
 

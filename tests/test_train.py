@@ -58,6 +58,21 @@ def test_combinations_run_two_steps(tmp_path, task, backbone, scheduler):
     assert (tmp_path / "run" / "progress.png").exists()
 
 
+def test_every_task_has_a_recipe_and_the_command_line_wins_over_it():
+    """Task yamls hold the task object; the recipe of the same name sets the run (steps, lr, stopping), and the
+    ``stopping`` and ``speed`` groups chosen on the command line win over it."""
+    assert options("task") == [name for name in options("recipe") if name in options("task")]
+    for task in options("task"):
+        assert set(compose_config([f"task={task}"]).task) - {"_target_", "_convert_"}, task
+    denoise = compose_config(["task=denoise"])
+    assert denoise.steps == 3000 and denoise.optimizer.lr == 0.01 and denoise.stopping.patience == 500
+    assert compose_config(["task=denoise", "stopping=none"]).stopping is None
+    assert compose_config(["task=denoise", "speed=plain"]).module.stack_generators is False
+    assert compose_config(["task=seg"]).stopping is None and compose_config(["task=seg", "stopping=es_wmv"]).stopping.patience == 1000
+    borrowed = compose_config(["task=seg", "recipe=denoise"])
+    assert borrowed.task._target_.endswith("Segmentation") and borrowed.optimizer.lr == 0.01
+
+
 PRESETS = [f"experiment={name}" for name in options("experiment") if is_decomposition([f"experiment={name}"])]
 PRESETS += [f"task={name}" for name in DECOMPOSITION_TASKS]
 
@@ -65,8 +80,8 @@ PRESETS += [f"task={name}" for name in DECOMPOSITION_TASKS]
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("stopping", options("stopping"))
 def test_every_preset_and_task_runs_with_every_stopping_rule(tmp_path, preset, stopping):
-    """A preset's settings of a stopping rule (``task=denoise``'s ``stopping.patience``) are no stopping rule when
-    ``stopping=none`` is chosen."""
+    """A preset's settings of a stopping rule (``experiment=guided_dip_table``'s ``stopping.stop``) are no stopping
+    rule when ``stopping=none`` is chosen."""
     overrides = [preset, f"stopping={stopping}", "steps=2", "logger=none"]
     image = tiny_image(tmp_path)
     cfg = compose_config(overrides + [f"data.image={image}", *data_maps(overrides, image)])
