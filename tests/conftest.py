@@ -27,14 +27,11 @@ def options(group: str) -> list[str]:
     return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
 
 
-compose_config = compose_train  # the composed training config, as ``train.py`` would see it with these overrides
-
-
 def is_decomposition(overrides: list[str]) -> bool:
     """Whether the run these overrides compose fits generators to one image (its task is a
     :class:`ddip.tasks.base.Task`); a task that is a LightningModule of its own (``task=invdn``, ``invdn_train``: a
     supervised network) has its own tests."""
-    return issubclass(get_class(compose_config(overrides).task._target_), Task)
+    return issubclass(get_class(compose_train(overrides).task._target_), Task)
 
 
 DECOMPOSITION_TASKS = [task for task in options("task") if is_decomposition([f"task={task}"])]
@@ -69,7 +66,7 @@ def composite(tmp_path: Path) -> tuple[Path, Path]:
 def data_maps(overrides: list[str], image: Path) -> list[str]:
     """Overrides giving the maps that the task of ``overrides`` reads from the data (its ``data_maps``: inpainting's
     ``data.mask``), each every pixel of ``image`` known, written beside it."""
-    names = get_class(compose_config(overrides).task._target_).data_maps
+    names = get_class(compose_train(overrides).task._target_).data_maps
     with Image.open(image) as opened:
         size = opened.size
     for name in names:

@@ -9,11 +9,11 @@ from itertools import pairwise
 
 import pytest
 import torch
-from conftest import compose_config
 from hydra.utils import instantiate
 
 from ddip.curriculum import DDPMCurriculum, alphas_cumprod, cosine_betas, linear_betas
 from ddip.errors import DdipError
+from ddip.run import compose_train
 
 REFERENCE_TIMES = [500, 475, 451, 427, 403, 378, 354, 330, 306, 282, 257, 233, 209, 185, 161, 136, 112, 88, 64, 40]
 REFERENCE_COSINE_BUDGETS = [49, 54, 58, 63, 68, 73, 79, 84, 89, 94, 100, 106, 112, 118, 124, 130, 137, 144, 151, 167]
@@ -149,7 +149,7 @@ def test_past_the_last_stage_the_target_is_the_image():
 # --- configs ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
 def test_scheduler_configs_instantiate(schedule):
-    cfg = compose_config([f"scheduler={schedule}", "steps=123", "seed=5"])
+    cfg = compose_train([f"scheduler={schedule}", "steps=123", "seed=5"])
     curriculum = instantiate(cfg.scheduler)
     assert isinstance(curriculum, DDPMCurriculum) and curriculum.schedule == schedule and curriculum.seed == 5
     assert curriculum.clean_steps == 41 and sum(curriculum.budgets) == 123 - 41 and curriculum.times == REFERENCE_TIMES
@@ -158,7 +158,7 @@ def test_scheduler_configs_instantiate(schedule):
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
 def test_faithful_configs_have_no_clean_stage(schedule):
-    curriculum = instantiate(compose_config([f"scheduler={schedule}_faithful", "steps=123"]).scheduler)
+    curriculum = instantiate(compose_train([f"scheduler={schedule}_faithful", "steps=123"]).scheduler)
     assert curriculum.faithful and curriculum.clean_steps == 0 and sum(curriculum.budgets) == 123
 
 

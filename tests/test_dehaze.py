@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, compose_config
+from conftest import DATA
 from PIL import Image
 
 from ddip.errors import DdipError
@@ -22,7 +22,7 @@ from ddip.haze import (
 )
 from ddip.io import load_image
 from ddip.metrics import psnr
-from ddip.run import run
+from ddip.run import compose_train, run
 from ddip.synthetic import synthetic_haze
 from ddip.tasks.dehaze import Dehazing
 
@@ -248,7 +248,7 @@ def test_tiny_dehaze_run_beats_the_hazy_input(tmp_path):
     for path, tensor in ((image_path, hazy), (clean_path, clear)):
         Image.fromarray((tensor[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
     overrides = ["task=dehaze", "steps=150", "logger=none", "trainer.enable_progress_bar=false", "~trainer.callbacks"]
-    cfg = compose_config(overrides + [f"data.image={image_path}", f"data.clean={clean_path}", "module.eval_every=25"])
+    cfg = compose_train(overrides + [f"data.image={image_path}", f"data.clean={clean_path}", "module.eval_every=25"])
     metrics = run(cfg, tmp_path / "run")
     assert metrics["psnr_chosen"] > metrics["psnr_input"] + 3, metrics
     for name in ("dehazed", "transmission", "airlight", "reconstruction"):
@@ -261,7 +261,7 @@ def test_tiny_dehaze_run_beats_the_hazy_input(tmp_path):
 def test_uniform_image_run_gives_a_finite_non_black_result(tmp_path, value):
     path = tmp_path / "flat.png"
     Image.fromarray(np.full((40, 48, 3), value, np.uint8)).save(path)
-    metrics = run(compose_config(["task=dehaze", "steps=3", "logger=none", f"data.image={path}"]), tmp_path / "run")
+    metrics = run(compose_train(["task=dehaze", "steps=3", "logger=none", f"data.image={path}"]), tmp_path / "run")
     dehazed = load_image(tmp_path / "run" / "dehazed.png")
     assert np.isfinite(metrics["transmission_mean"])
     assert float(dehazed.mean()) == pytest.approx(value / 255, abs=0.05)

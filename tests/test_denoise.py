@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config
 from PIL import Image
 
 from ddip.errors import DdipError
-from ddip.run import build, build_component, run
+from ddip.run import build, build_component, compose_train, run
 from ddip.synthetic import ellipse_mask
 from ddip.tasks.denoise import Denoising
 
@@ -31,7 +30,7 @@ def noisy_case(tmp_path, size: int = 64, sigma: float = 25 / 255):
 def test_tiny_denoise_run_raises_psnr_above_the_noisy_input(tmp_path):
     noisy, clean = noisy_case(tmp_path)
     overrides = ["task=denoise", "steps=250", "logger=none", "stopping.window=20", "stopping.patience=1000", *SMALL_NET]
-    metrics = run(compose_config(overrides + [f"data.image={noisy}", f"data.clean={clean}"]), tmp_path / "run")
+    metrics = run(compose_train(overrides + [f"data.image={noisy}", f"data.clean={clean}"]), tmp_path / "run")
     assert metrics["chosen_by"] == "stopping rule"
     assert metrics["psnr_chosen"] > metrics["psnr_input"] + 3, metrics
     assert Image.open(tmp_path / "run" / "denoised.png").size == (64, 64)
@@ -39,7 +38,7 @@ def test_tiny_denoise_run_raises_psnr_above_the_noisy_input(tmp_path):
 
 def test_faithful_curriculum_redraws_the_input_and_resets_adam_at_stage_starts(tmp_path):
     noisy, _ = noisy_case(tmp_path)
-    cfg = compose_config(["task=denoise", "scheduler=cosine", "scheduler.faithful=true", "scheduler.count=2", "steps=6", *SMALL_NET, f"data.image={noisy}"])
+    cfg = compose_train(["task=denoise", "scheduler=cosine", "scheduler.faithful=true", "scheduler.count=2", "steps=6", *SMALL_NET, f"data.image={noisy}"])
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
     module = build(cfg, data, task, cfg.steps)
     boundary = module.curriculum.boundaries[1]
@@ -71,7 +70,7 @@ def test_ensemble_output_is_the_mean_of_independent_fits():
 
 def test_ensemble_fits_start_from_different_weights_and_inputs(tmp_path):
     noisy, _ = noisy_case(tmp_path, size=32)
-    cfg = compose_config(["task=denoise", "task.ensemble=2", "steps=2", *SMALL_NET, f"data.image={noisy}"])
+    cfg = compose_train(["task=denoise", "task.ensemble=2", "steps=2", *SMALL_NET, f"data.image={noisy}"])
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
     module = build(cfg, data, task, cfg.steps)
     outputs = module(0, 0.0)
@@ -84,4 +83,4 @@ def test_ensemble_fits_start_from_different_weights_and_inputs(tmp_path):
 def test_ensemble_of_no_whole_number_of_fits_is_a_clear_error(tmp_path, value):
     noisy, _ = noisy_case(tmp_path, size=32)
     with pytest.raises(DdipError, match=f"task.ensemble={value}: need a whole number of fits"):
-        run(compose_config(["task=denoise", f"task.ensemble={value}", "steps=2", "logger=none", f"data.image={noisy}"]), tmp_path / "run")
+        run(compose_train(["task=denoise", f"task.ensemble={value}", "steps=2", "logger=none", f"data.image={noisy}"]), tmp_path / "run")

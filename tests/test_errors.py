@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, compose_config, two_texture_composite
+from conftest import ROOT, two_texture_composite
 from PIL import Image
 
 from ddip.errors import DdipError
-from ddip.run import run
+from ddip.run import build_component, compose_train, run
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def image(tmp_path):
 
 
 def run_with(tmp_path, overrides):
-    return run(compose_config(["logger=none", "steps=2"] + overrides), tmp_path / "run")
+    return run(compose_train(["logger=none", "steps=2"] + overrides), tmp_path / "run")
 
 
 @pytest.mark.parametrize(
@@ -141,14 +141,22 @@ def test_cli_rejects_unknown_config_values(tmp_path, group):
 
 def test_scripts_compose_refuses_a_bad_override_in_one_line():
     """evaluate.py and benchmark.py compose through ddip.run.compose_train: an override Hydra refuses is one line."""
-    from ddip.run import compose_train
-
     assert compose_train(["task=dehaze", "task.weights.exclusion=0"]).task.weights.exclusion == 0
     with pytest.raises(DdipError, match=r"^invalid override: Could not override 'task.nonsense'\.$"):
         compose_train(["task=dehaze", "task.nonsense=1"])
     with pytest.raises(DdipError, match=r"^invalid override: .*'task/nonsense'"):
         compose_train(["task=nonsense"])
 
+
+
+def test_removed_options_are_one_line_errors():
+    """Options removed in issue 35 (off by default, not better when measured) are refused, not ignored."""
+    with pytest.raises(DdipError, match=r"^invalid override: Could not override 'task.passes'\.$"):
+        compose_train(["task=dehaze", "task.passes=2"])
+    for rule in ("haze_lines", "dark_channel_mean"):
+        cfg = compose_train(["task=dehaze", f"task.airlight_estimate={rule}"])
+        with pytest.raises(DdipError, match=f"^task.airlight_estimate='{rule}' is not one of dark_channel, quadtree$"):
+            build_component(cfg, "task")
 
 def test_cli_runs_a_quoted_path_with_spaces_and_non_ascii_letters(tmp_path):
     """The quoting of docs/guide/configuration.md: once for the shell (here: one argv item), once for Hydra (double quotes)."""

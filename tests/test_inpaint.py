@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config
 from PIL import Image
 
 from ddip.errors import DdipError
 from ddip.io import load_image
-from ddip.run import run
+from ddip.run import compose_train, run
 from ddip.synthetic import ellipse_mask, pixel_mask
 from ddip.tasks.inpaint import Inpainting
 
@@ -56,7 +55,7 @@ def test_the_output_keeps_the_known_pixels_unless_told_not_to():
 def test_a_tiny_run_fills_the_holes(tmp_path):
     image, mask, clean = holes_case(tmp_path)
     overrides = ["task=inpaint", "steps=60", "logger=none", "module.eval_every=20", "threads=1", *SMALL_NET]
-    metrics = run(compose_config(overrides + data_overrides(image, mask, clean)), tmp_path / "run")
+    metrics = run(compose_train(overrides + data_overrides(image, mask, clean)), tmp_path / "run")
     assert metrics["psnr_chosen"] > metrics["psnr_input"] + 15, metrics
     inpainted, given, known = load_image(tmp_path / "run" / "inpainted.png"), load_image(image), load_image(mask)[0] > 0.5
     assert inpainted.shape == given.shape and torch.equal(inpainted[:, known], given[:, known])
@@ -73,8 +72,8 @@ def test_bad_masks_are_one_line_errors(tmp_path):
     }
     for given, message in cases.items():
         with pytest.raises(DdipError, match=message):
-            run(compose_config(["task=inpaint", "steps=1", "logger=none", *data_overrides(image, given)]), tmp_path / "run")
+            run(compose_train(["task=inpaint", "steps=1", "logger=none", *data_overrides(image, given)]), tmp_path / "run")
     with pytest.raises(DdipError, match=r"this task needs data.mask: .*white = known"):
-        run(compose_config(["task=inpaint", "steps=1", "logger=none", f"data.image={image}"]), tmp_path / "run")
+        run(compose_train(["task=inpaint", "steps=1", "logger=none", f"data.image={image}"]), tmp_path / "run")
     with pytest.raises(DdipError, match=r"data.mask is given, but this task does not read it"):
-        run(compose_config(["task=denoise", "steps=1", "logger=none", *data_overrides(image, mask)]), tmp_path / "run")
+        run(compose_train(["task=denoise", "steps=1", "logger=none", *data_overrides(image, mask)]), tmp_path / "run")

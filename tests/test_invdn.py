@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config, two_texture_composite
+from conftest import two_texture_composite
 from PIL import Image
 
 from ddip.errors import DdipError
 from ddip.nets.invdn import HaarDownsampling, InvDN
 from ddip.patches import NoiseModel, NoisyPatches
-from ddip.run import build_component, run
+from ddip.run import build_component, compose_train, run
 from ddip.tasks.invdn import InvDNTraining, charbonnier_sum, load_invdn, sobel_l1, ssim_loss
 
 TINY_NET = ["task.net.blocks=[1,1]", "task.net.features=8"]
@@ -87,7 +87,7 @@ def test_patches_are_reproducible_and_noised_at_sigma(tmp_path):
 
 def test_a_tiny_training_step_loop_lowers_the_loss(tmp_path):
     overrides = ["task=invdn_train", "steps=40", "data.patch=16", "data.batch=4", "data.val=false", "optimizer.lr=2e-3", f"paths.output_dir={tmp_path}"]
-    cfg = compose_config(overrides + TINY_NET)
+    cfg = compose_train(overrides + TINY_NET)
     torch.manual_seed(0)
     data, module = build_component(cfg, "data"), build_component(cfg, "task")
     batch = next(iter(data.train_dataloader()))
@@ -116,19 +116,19 @@ def odd_case(tmp_path):
 def test_training_resumes_and_its_checkpoint_denoises_an_odd_sized_image_at_its_size(tmp_path, odd_case, monkeypatch):
     training = ["task=invdn_train", "steps=3", "logger=none", "data.patch=16", "data.batch=2", "trainer.val_check_interval=1",
                 "checkpoint.every_n_train_steps=2", *TINY_NET]  # fmt: skip
-    run(compose_config([*training, "checkpoint.keep=true"]), tmp_path / "first")  # its last.ckpt: as if killed after step 2
+    run(compose_train([*training, "checkpoint.keep=true"]), tmp_path / "first")  # its last.ckpt: as if killed after step 2
     resume = f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}"
     steps_taken = []
     step = InvDNTraining.training_step
     monkeypatch.setattr(InvDNTraining, "training_step", lambda self, *args: steps_taken.append(self.global_step) or step(self, *args))
-    trained = run(compose_config([*training, resume]), tmp_path / "train")
+    trained = run(compose_train([*training, resume]), tmp_path / "train")
     assert steps_taken == [2]  # only the step the kill left undone
     checkpoint = tmp_path / "train" / "invdn.ckpt"
     assert checkpoint.is_file() and trained["steps_run"] == 3 and np.isfinite(trained["psnr_val"])
     assert not (tmp_path / "train" / "checkpoints").exists()  # the resume checkpoint goes once invdn.ckpt is written
     noisy, clean = odd_case
     overrides = ["task=invdn", f"data.image={noisy}", f"data.clean={clean}", f"task.weights={checkpoint}", "task.samples=2", "logger=none"]
-    metrics = run(compose_config(overrides), tmp_path / "denoise")
+    metrics = run(compose_train(overrides), tmp_path / "denoise")
     assert Image.open(tmp_path / "denoise" / "denoised.png").size == (45, 37)
     assert metrics["primary_metric"] == "psnr" and np.isfinite(metrics["psnr"]) and metrics["steps"] == 0
 
@@ -139,7 +139,7 @@ def test_a_foreign_or_corrupt_checkpoint_is_a_one_line_error(tmp_path, odd_case)
     torch.save({"state_dict": {}, "ddip": {}}, foreign)  # a DIP run's checkpoint has no InvDN in it
     for path, message in ((corrupt, "not a readable checkpoint"), (foreign, "not an InvDN checkpoint"), (missing, "no such file")):
         with pytest.raises(DdipError, match=message) as error:
-            run(compose_config(["task=invdn", f"data.image={odd_case[0]}", f"task.weights={path}", "logger=none"]), tmp_path / "run")
+            run(compose_train(["task=invdn", f"data.image={odd_case[0]}", f"task.weights={path}", "logger=none"]), tmp_path / "run")
         assert "\n" not in str(error.value)
     with pytest.raises(DdipError, match="task.weights: give a trained InvDN checkpoint"):
         load_invdn(None)

@@ -7,7 +7,6 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config
 from PIL import Image
 
 from ddip.data import (
@@ -22,7 +21,7 @@ from ddip.data import (
 )
 from ddip.errors import DdipError
 from ddip.io import load_image, load_map, save_image
-from ddip.run import run
+from ddip.run import compose_train, run
 
 
 def test_rgb_roundtrip(tmp_path):
@@ -192,5 +191,5 @@ def test_a_one_pixel_side_is_padded_by_repeating_it():
 
 def test_a_strip_that_downscales_to_a_few_pixels_runs_at_its_size(tmp_path):
     Image.new("RGB", (1000, 10), (100, 50, 20)).save(tmp_path / "strip.png")
-    run(compose_config(["steps=2", "logger=none", "data.max_side=64", f"data.image={tmp_path / 'strip.png'}"]), tmp_path / "run")
+    run(compose_train(["steps=2", "logger=none", "data.max_side=64", f"data.image={tmp_path / 'strip.png'}"]), tmp_path / "run")
     assert Image.open(tmp_path / "run" / "mask.png").size == (1000, 10)

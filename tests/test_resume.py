@@ -6,11 +6,11 @@ import json
 
 import lightning.pytorch as pl
 import pytest
-from conftest import compose_config, tiny_texture
+from conftest import tiny_texture
 
 import ddip.run
 from ddip.errors import DdipError
-from ddip.run import run
+from ddip.run import compose_train, run
 
 
 class Count(pl.Callback):
@@ -39,19 +39,19 @@ class Kill(pl.Callback):
 def test_resumed_run_ends_as_the_uninterrupted_one(tmp_path, monkeypatch, extra):
     image = tiny_texture(tmp_path)
     overrides = ["steps=12", "logger=none", "module.eval_every=2", "checkpoint.every_n_train_steps=4", f"data.image={image}", *extra]
-    full = run(compose_config(overrides), tmp_path / "full")
+    full = run(compose_train(overrides), tmp_path / "full")
 
     original = ddip.run.callbacks
     monkeypatch.setattr(ddip.run, "callbacks", lambda cfg: original(cfg) + [Kill(at=6)])
     with pytest.raises(RuntimeError, match="killed"):
-        run(compose_config(overrides), tmp_path / "killed")
+        run(compose_train(overrides), tmp_path / "killed")
     monkeypatch.undo()
     assert not (tmp_path / "killed" / "metrics.json").exists()
     assert (tmp_path / "killed" / "checkpoints" / "last.ckpt").exists()
 
     count = Count()
     monkeypatch.setattr(ddip.run, "callbacks", lambda cfg: original(cfg) + [count])
-    resumed = run(compose_config(overrides + ["resume=true"]), tmp_path / "killed")
+    resumed = run(compose_train(overrides + ["resume=true"]), tmp_path / "killed")
     assert (count.first, count.steps) == (4, 8)  # continued from the step-4 checkpoint, not from scratch
     for key in ("final_loss", "chosen_step", "chosen_by", "steps_run"):
         assert resumed[key] == full[key], key
@@ -60,14 +60,14 @@ def test_resumed_run_ends_as_the_uninterrupted_one(tmp_path, monkeypatch, extra)
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
-    cfg = compose_config(["steps=2", "logger=none", "resume=true", f"data.image={tiny_texture(tmp_path)}"])
+    cfg = compose_train(["steps=2", "logger=none", "resume=true", f"data.image={tiny_texture(tmp_path)}"])
     with pytest.raises(DdipError, match="no checkpoint to resume from"):
         run(cfg, tmp_path / "fresh")
 
 
 def test_resume_with_a_config_whose_networks_differ_is_a_clear_error(tmp_path):
     overrides = ["steps=4", "logger=none", "checkpoint.every_n_train_steps=4", f"data.image={tiny_texture(tmp_path)}"]
-    run(compose_config(overrides + ["speed=plain", "checkpoint.keep=true"]), tmp_path / "run")
+    run(compose_train(overrides + ["speed=plain", "checkpoint.keep=true"]), tmp_path / "run")
     (tmp_path / "run" / "metrics.json").unlink()  # as if killed before the end
     with pytest.raises(DdipError, match="do not match this config"):
-        run(compose_config(overrides + ["steps=8", "speed=fast", "resume=true"]), tmp_path / "run")
+        run(compose_train(overrides + ["steps=8", "speed=fast", "resume=true"]), tmp_path / "run")

@@ -16,12 +16,12 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, compose_config, tiny_texture
+from conftest import ROOT, tiny_texture
 from PIL import Image
 
 import ddip.run
 from ddip.errors import DdipError, one_line
-from ddip.run import run
+from ddip.run import compose_train, run
 from ddip.rundir import LOCK, RunDirInUse
 
 QUIET = ["trainer.enable_progress_bar=false", "~trainer.callbacks"]
@@ -38,9 +38,9 @@ def pixels(path) -> np.ndarray:
 
 def test_resuming_a_finished_run_leaves_it_as_it_is(tmp_path):
     overrides = ["steps=6", "logger=none", "module.eval_every=2", f"data.image={tiny_texture(tmp_path)}"]
-    finished = run(compose_config(overrides), tmp_path / "run")
+    finished = run(compose_train(overrides), tmp_path / "run")
     before = {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir() if path.is_file()}
-    assert run(compose_config(overrides + ["resume=true"]), tmp_path / "run") == finished
+    assert run(compose_train(overrides + ["resume=true"]), tmp_path / "run") == finished
     assert {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir() if path.is_file()} == before
 
 
@@ -66,13 +66,13 @@ def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_uninterrupted_res
     extra = ["backbone.channels=[8,8,8,8,8]", "stopping.window=3", "stopping.stop=false"] if task == "denoise" else []
     overrides = [f"task={task}", "steps=12", "logger=none", "module.eval_every=5", "checkpoint.every_n_train_steps=4", "checkpoint.keep=true"]
     overrides += [f"data.image={tiny_texture(tmp_path)}", *extra]
-    full = run(compose_config(overrides), tmp_path / "full")
+    full = run(compose_train(overrides), tmp_path / "full")
     killed = tmp_path / "killed"
-    run(compose_config(overrides), killed)
+    run(compose_train(overrides), killed)
     assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 12
     for path in [killed / "metrics.json", *killed.glob("*.png")]:
         path.unlink()
-    resumed = run(compose_config(overrides + ["resume=true"]), killed)
+    resumed = run(compose_train(overrides + ["resume=true"]), killed)
     for key in ("chosen_step", "chosen_by", "chosen_score", "final_loss", "final_score", "steps_run"):
         assert resumed[key] == full[key], key
     main = "mask" if task == "seg" else "denoised"
@@ -107,7 +107,7 @@ def test_a_second_run_into_a_dir_in_use_is_refused_and_a_stale_lock_is_taken_ove
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / LOCK).write_text(f"{os.getpid()}\n")  # a live process holds it
-    cfg = compose_config(["steps=2", "logger=none", f"data.image={tiny_texture(tmp_path)}"])
+    cfg = compose_train(["steps=2", "logger=none", f"data.image={tiny_texture(tmp_path)}"])
     with pytest.raises(RunDirInUse, match=f"in use by another ddip run \\(pid {os.getpid()}\\)"):
         run(cfg, run_dir)
     assert (run_dir / LOCK).read_text().strip() == str(os.getpid()) and not (run_dir / "FAILED.txt").exists()
@@ -119,13 +119,13 @@ def test_a_second_run_into_a_dir_in_use_is_refused_and_a_stale_lock_is_taken_ove
 def test_a_new_run_replaces_what_an_earlier_run_left(tmp_path):
     run_dir = tmp_path / "run"
     image = tiny_texture(tmp_path)
-    run(compose_config(["steps=2", "logger=csv", "checkpoint.keep=true", f"data.image={image}"]), run_dir)
+    run(compose_train(["steps=2", "logger=csv", "checkpoint.keep=true", f"data.image={image}"]), run_dir)
     (run_dir / "FAILED.txt").write_text("an earlier failure\n")
     (run_dir / "stale.png").write_bytes(b"")
     with pytest.raises(DdipError, match="steps=0"):  # a failed run leaves no earlier metrics.json behind
-        run(compose_config(["steps=0", "logger=none", f"data.image={image}"]), run_dir)
+        run(compose_train(["steps=0", "logger=none", f"data.image={image}"]), run_dir)
     assert not [path for path in run_dir.iterdir() if path.name != ".hydra"]
-    run(compose_config(["steps=3", "logger=none", f"data.image={image}"]), run_dir)
+    run(compose_train(["steps=3", "logger=none", f"data.image={image}"]), run_dir)
     assert json.loads((run_dir / "metrics.json").read_text())["steps"] == 3
     assert not (run_dir / "FAILED.txt").exists() and not (run_dir / "stale.png").exists()
 
@@ -134,14 +134,14 @@ def test_a_run_into_a_folder_without_an_earlier_result_touches_none_of_its_files
     folder = tmp_path / "photos"
     folder.mkdir()
     image = tiny_texture(folder)  # the user's own image, in the folder the run writes into
-    run(compose_config(["steps=2", "logger=none", f"data.image={image}"]), folder)
+    run(compose_train(["steps=2", "logger=none", f"data.image={image}"]), folder)
     assert image.exists() and (folder / "metrics.json").exists()
 
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_a_finished_run_keeps_its_checkpoint_only_when_asked(tmp_path, keep):
     overrides = ["steps=4", "logger=none", "checkpoint.every_n_train_steps=2", f"checkpoint.keep={keep}"]
-    run(compose_config(overrides + [f"data.image={tiny_texture(tmp_path)}"]), tmp_path / "run")
+    run(compose_train(overrides + [f"data.image={tiny_texture(tmp_path)}"]), tmp_path / "run")
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists() == keep
 
 
@@ -159,7 +159,7 @@ def test_a_full_disk_leaves_no_result_that_looks_finished(tmp_path, monkeypatch)
 
     monkeypatch.setattr(ddip.run, "write_json", full)
     with pytest.raises(OSError) as error:
-        run(compose_config(["steps=2", "logger=none", f"data.image={tiny_texture(tmp_path)}"]), tmp_path / "run")
+        run(compose_train(["steps=2", "logger=none", f"data.image={tiny_texture(tmp_path)}"]), tmp_path / "run")
     assert one_line(error.value) == f"cannot write {tmp_path / 'run' / 'metrics.json'}: No space left on device"
     assert not (tmp_path / "run" / "metrics.json").exists() and not (tmp_path / "run" / LOCK).exists()
 
@@ -177,7 +177,7 @@ def test_a_broken_or_foreign_checkpoint_is_one_line_naming_the_file(tmp_path, co
     image = tiny_texture(tmp_path)
     path = tmp_path / "given.ckpt"
     if content == "truncated":
-        run(compose_config(["steps=2", "logger=none", "checkpoint.keep=true", f"data.image={image}"]), tmp_path / "first")
+        run(compose_train(["steps=2", "logger=none", "checkpoint.keep=true", f"data.image={image}"]), tmp_path / "first")
         data = (tmp_path / "first" / "checkpoints" / "last.ckpt").read_bytes()
         path.write_bytes(data[: len(data) // 2])
     elif content == "foreign":
@@ -185,6 +185,6 @@ def test_a_broken_or_foreign_checkpoint_is_one_line_naming_the_file(tmp_path, co
     else:
         path.write_bytes(content)
     with pytest.raises(DdipError) as error:
-        run(compose_config(["steps=2", "logger=none", f"ckpt_path={path}", f"data.image={image}"]), tmp_path / "run")
+        run(compose_train(["steps=2", "logger=none", f"ckpt_path={path}", f"data.image={image}"]), tmp_path / "run")
     message = str(error.value)
     assert message.startswith(f"ckpt_path: {path} {problem}") and "\n" not in message

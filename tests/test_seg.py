@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from conftest import compose_config
 
-from ddip.run import run
+from ddip.run import compose_train, run
 from ddip.tasks.seg import Segmentation, iou
 
 
@@ -63,6 +62,6 @@ def test_segments_a_two_texture_composite(tmp_path, composite):
     docs/results/segmentation.md, but 0.855–0.926 over seeds 0–3 on an AVX2-only EPYC (the fit's float summation
     order differs between CPUs); ``research/composites.py`` measures it and the other pairs."""
     image, gt_mask = composite
-    cfg = compose_config(["logger=none", f"data.image={image}", f"data.gt_mask={gt_mask}"])
+    cfg = compose_train(["logger=none", f"data.image={image}", f"data.gt_mask={gt_mask}"])
     metrics = run(cfg, tmp_path / "run")
     assert metrics["iou_chosen"] >= 0.9, {key: value for key, value in metrics.items() if "iou" in key}

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, compose_config
+from conftest import DATA
 from PIL import Image
 
 from ddip.errors import DdipError
 from ddip.io import load_image
 from ddip.metrics import psnr
-from ddip.run import build_component, run
+from ddip.run import build_component, compose_train, run
 from ddip.tasks.separate import Separation
 
 SMALL_NET = ["backbone.channels=[16,32,32]", "backbone.skip_channels=[0,4,4]", "backbone.kernel_size=3"]
@@ -51,7 +51,7 @@ def test_outputs_are_scored_under_the_better_assignment():
 def test_ground_truth_layers_of_another_size_are_a_one_line_error(tmp_path):
     mixture, ramp, _ = mixture_case(tmp_path)
     Image.open(ramp).resize((32, 32)).save(tmp_path / "small.png")
-    cfg = compose_config(["task=separate", f"data.image={mixture}", f"data.layers=[{ramp},{tmp_path / 'small.png'}]"])
+    cfg = compose_train(["task=separate", f"data.image={mixture}", f"data.layers=[{ramp},{tmp_path / 'small.png'}]"])
     with pytest.raises(DdipError, match=r"data.layers: .*small.png is \(32, 32\), the image is \(64, 64\)"):
         build_component(cfg, "data")
 
@@ -59,7 +59,7 @@ def test_ground_truth_layers_of_another_size_are_a_one_line_error(tmp_path):
 @pytest.mark.parametrize("layers", ["one.png", "[one.png]"])
 def test_layers_that_are_not_a_pair_are_a_one_line_error(tmp_path, layers):
     mixture, _, _ = mixture_case(tmp_path)
-    cfg = compose_config(["task=separate", f"data.image={mixture}", f"data.layers={layers}"])
+    cfg = compose_train(["task=separate", f"data.image={mixture}", f"data.layers={layers}"])
     with pytest.raises(DdipError, match=r"data.layers=.*give the mixture's two layers as a list"):
         build_component(cfg, "data")
 
@@ -69,7 +69,7 @@ def test_tiny_run_writes_both_layers_that_remix_into_the_mixture(tmp_path):
     give two layers at the input's size whose mean is the mixture, and score them against both true layers."""
     mixture, ramp, texture = mixture_case(tmp_path)
     overrides = ["task=separate", "steps=300", "logger=none", *SMALL_NET, f"data.image={mixture}", f"data.layers=[{ramp},{texture}]"]
-    metrics = run(compose_config(overrides), tmp_path / "run")
+    metrics = run(compose_train(overrides), tmp_path / "run")
     layers = [load_image(tmp_path / "run" / f"{name}.png") for name in ("layer1", "layer2")]
     assert all(layer.shape == (3, 64, 64) for layer in layers)
     assert psnr((layers[0] + layers[1]) / 2, load_image(mixture)) > 25

@@ -16,8 +16,8 @@ from ddip.errors import DdipError
 from ddip.nets import SegNet, SkipUNet
 from ddip.nets.graphed import GraphedNetwork
 from ddip.nets.grouped import ChannelConcat, GeneratorBank, GroupedGenerators
-from ddip.run import build, build_component
-from tests.conftest import ROOT, compose_config, tiny_texture
+from ddip.run import build, build_component, compose_train
+from tests.conftest import ROOT, tiny_texture
 
 
 def unet(out_channels: int) -> SkipUNet:
@@ -101,7 +101,7 @@ def test_backbones_that_do_not_declare_stacking_or_use_unknown_layers_run_unstac
 def fit_losses(speed: str, overrides: list[str], dtype: torch.dtype, steps: int = 6, device: str = "cpu"):
     """Training losses of the first ``steps`` steps of one path, from the same seed, with networks and noise
     inputs in ``dtype`` on ``device``; and the module."""
-    cfg = compose_config([f"speed={speed}", "logger=none", *overrides])
+    cfg = compose_train([f"speed={speed}", "logger=none", *overrides])
     torch.manual_seed(cfg.seed)
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
     module = build(cfg, data, task, cfg.steps).to(device, dtype)
@@ -225,21 +225,21 @@ def test_denoise_stacks_its_two_fits_only_on_a_gpu(tmp_path, trainer, speed, gro
     reference path never stacks, whatever the task asks."""
     image = tiny_texture(tmp_path)
     overrides = [*SMALL_DENOISER, f"trainer={trainer}", f"speed={speed}", "logger=none", f"data.image={image}"]
-    cfg = compose_config([*overrides, f"paths.output_dir={tmp_path}"])
+    cfg = compose_train([*overrides, f"paths.output_dir={tmp_path}"])
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
     assert len(build(cfg, data, task, cfg.steps).generators.networks) == groups
 
 
 @pytest.mark.parametrize("key", ["cuda_graphs", "channels_last"])
 def test_non_boolean_speed_switches_are_one_line_errors(tmp_path, key):
-    cfg = compose_config(["task=seg", f"module.{key}=maybe", f"data.image={tiny_texture(tmp_path)}"])
+    cfg = compose_train(["task=seg", f"module.{key}=maybe", f"data.image={tiny_texture(tmp_path)}"])
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
     with pytest.raises(DdipError, match=f"module.{key}='maybe' must be true or false"):
         build(cfg, data, task, cfg.steps)
 
 
 def test_unknown_stacking_value_is_a_one_line_error(tmp_path):
-    cfg = compose_config([*SMALL_DENOISER, "module.stack_generators=sometimes", f"data.image={tiny_texture(tmp_path)}"])
+    cfg = compose_train([*SMALL_DENOISER, "module.stack_generators=sometimes", f"data.image={tiny_texture(tmp_path)}"])
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
     with pytest.raises(DdipError, match="module.stack_generators='sometimes' is not one of true, false, gpu"):
         build(cfg, data, task, cfg.steps)

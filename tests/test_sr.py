@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config
 from PIL import Image
 
 from ddip.errors import DdipError
 from ddip.io import load_image
-from ddip.run import run
+from ddip.run import compose_train, run
 from ddip.synthetic import ellipse_mask, lanczos_downscale
 from ddip.tasks.sr import SuperResolution, bicubic, downsample, lanczos_taps
 
@@ -57,7 +56,7 @@ def edges_case(tmp_path, size: int = 32, factor: int = 2):
 def test_a_tiny_run_upscales_sharp_edges_better_than_bicubic(tmp_path):
     small, large = edges_case(tmp_path)
     overrides = ["task=sr", "task.factor=2", "steps=200", "logger=none", "module.eval_every=20", "threads=1", *SMALL_NET]
-    metrics = run(compose_config(overrides + [f"data.image={small}", f"data.clean={large}"]), tmp_path / "run")
+    metrics = run(compose_train(overrides + [f"data.image={small}", f"data.clean={large}"]), tmp_path / "run")
     assert load_image(tmp_path / "run" / "upscaled.png").shape == (3, 32, 32)
     assert metrics["psnr_chosen"] > metrics["psnr_bicubic"] + 0.5, metrics
 
@@ -66,6 +65,6 @@ def test_bad_factors_and_ground_truth_are_one_line_errors(tmp_path):
     small, large = edges_case(tmp_path)
     for factor in (1, 2.5):
         with pytest.raises(DdipError, match=rf"task.factor={factor} must be a whole number ≥ 2"):
-            run(compose_config(["task=sr", f"task.factor={factor}", "logger=none", f"data.image={small}"]), tmp_path / "run")
+            run(compose_train(["task=sr", f"task.factor={factor}", "logger=none", f"data.image={small}"]), tmp_path / "run")
     with pytest.raises(DdipError, match=r"data.clean: .*large.png is \(32, 32\), the image is \(16, 16\) × 4"):
-        run(compose_config(["task=sr", "logger=none", f"data.image={small}", f"data.clean={large}"]), tmp_path / "run")
+        run(compose_train(["task=sr", "logger=none", f"data.image={small}", f"data.clean={large}"]), tmp_path / "run")

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, compose_config, tiny_texture
+from conftest import ROOT, tiny_texture
 
 from ddip.errors import DdipError
-from ddip.run import build_component, run
+from ddip.run import build_component, compose_train, run
 from ddip.stopping import ESWMV, WindowedVariance
 
 
@@ -89,7 +89,7 @@ def test_with_a_curriculum_the_output_comes_from_its_last_stage(tmp_path, task, 
     overrides += [f"data.image={tiny_texture(tmp_path)}", "scheduler.count=4"]
     if task == "denoise":
         overrides += ["backbone.channels=[8,8,8,8,8]", "stopping.window=3", "stopping.stop=false"]
-    cfg = compose_config(overrides)
+    cfg = compose_train(overrides)
     last_stage_start = build_component(cfg, "scheduler").last_stage_start
     assert 0 < last_stage_start < 39
     metrics = run(cfg, tmp_path / "run")

@@ -13,11 +13,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import DECOMPOSITION_TASKS, compose_config, two_texture_composite
+from conftest import DECOMPOSITION_TASKS, two_texture_composite
 from PIL import Image
 
 import ddip.run
-from ddip.run import build, build_component, run
+from ddip.run import build, build_component, compose_train, run
 
 HEIGHT, WIDTH = 37, 45  # odd: padded for the backbone, cropped back
 SR_FACTOR = 4  # task=sr's default factor: its ground truth is this many times the image
@@ -53,7 +53,7 @@ def small(task: str, given: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("task", DECOMPOSITION_TASKS)
 def test_physics_and_losses(tmp_path, task):
     given = case(tmp_path)
-    cfg = compose_config([f"task={task}", "steps=4", "logger=none", given["image"], *small(task, given)])
+    cfg = compose_train([f"task={task}", "steps=4", "logger=none", given["image"], *small(task, given)])
     data, task_object = build_component(cfg, "data"), build_component(cfg, "task")
     module = build(cfg, data, task_object, cfg.steps)
     layers = module(0, 0.0)
@@ -76,8 +76,8 @@ def test_a_short_run_keeps_the_output_contract(tmp_path, monkeypatch, task):
     original = ddip.run.save_image
     monkeypatch.setattr(ddip.run, "save_image", lambda path, tensor: (saved.__setitem__(path.stem, tensor), original(path, tensor)))
     overrides = [f"task={task}", "steps=3", "logger=none", "module.eval_every=1", given["image"], given[task], *small(task, given)]
-    metrics = run(compose_config(overrides), tmp_path / "run")
-    task_object = build_component(compose_config([f"task={task}"]), "task")
+    metrics = run(compose_train(overrides), tmp_path / "run")
+    task_object = build_component(compose_train([f"task={task}"]), "task")
     height, width = HEIGHT * task_object.scale, WIDTH * task_object.scale  # super-resolution: factor × the input
     assert saved
     for name, tensor in saved.items():

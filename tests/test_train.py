@@ -10,18 +10,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import (
-    DECOMPOSITION_TASKS,
-    ROOT,
-    compose_config,
-    data_maps,
-    is_decomposition,
-    options,
-    two_texture_composite,
-)
+from conftest import DECOMPOSITION_TASKS, ROOT, data_maps, is_decomposition, options, two_texture_composite
 from PIL import Image
 
-from ddip.run import build_component, run
+from ddip.run import build_component, compose_train, run
 
 COMBINATIONS = list(itertools.product(DECOMPOSITION_TASKS, options("backbone"), options("scheduler")))
 # every task × backbone runs; every scheduler runs with each task on the small seg/dehaze nets or the unet
@@ -41,7 +33,7 @@ def tiny_image(tmp_path, size=(32, 32)):
 
 @pytest.mark.parametrize("task, backbone, scheduler", COMBINATIONS)
 def test_every_combination_composes_and_instantiates(task, backbone, scheduler):
-    cfg = compose_config([f"task={task}", f"backbone={backbone}", f"scheduler={scheduler}"])
+    cfg = compose_train([f"task={task}", f"backbone={backbone}", f"scheduler={scheduler}"])
     for key in ("task", "scheduler"):
         assert build_component(cfg, key) is not None
     assert callable(build_component(cfg, "backbone"))
@@ -51,7 +43,7 @@ def test_every_combination_composes_and_instantiates(task, backbone, scheduler):
 def test_combinations_run_two_steps(tmp_path, task, backbone, scheduler):
     overrides = [f"task={task}", f"backbone={backbone}", f"scheduler={scheduler}", "steps=2", "logger=none"]
     image = tiny_image(tmp_path)
-    cfg = compose_config(overrides + [f"data.image={image}", "module.eval_every=1", *data_maps(overrides, image)])
+    cfg = compose_train(overrides + [f"data.image={image}", "module.eval_every=1", *data_maps(overrides, image)])
     metrics = run(cfg, tmp_path / "run")
     assert metrics["steps"] == 2 and metrics["seconds_per_step"] > 0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 2
@@ -63,13 +55,13 @@ def test_every_task_has_a_recipe_and_the_command_line_wins_over_it():
     ``stopping`` and ``speed`` groups chosen on the command line win over it."""
     assert options("task") == [name for name in options("recipe") if name in options("task")]
     for task in options("task"):
-        assert set(compose_config([f"task={task}"]).task) - {"_target_", "_convert_"}, task
-    denoise = compose_config(["task=denoise"])
+        assert set(compose_train([f"task={task}"]).task) - {"_target_", "_convert_"}, task
+    denoise = compose_train(["task=denoise"])
     assert denoise.steps == 3000 and denoise.optimizer.lr == 0.01 and denoise.stopping.patience == 500
-    assert compose_config(["task=denoise", "stopping=none"]).stopping is None
-    assert compose_config(["task=denoise", "speed=plain"]).module.stack_generators is False
-    assert compose_config(["task=seg"]).stopping is None and compose_config(["task=seg", "stopping=es_wmv"]).stopping.patience == 1000
-    borrowed = compose_config(["task=seg", "recipe=denoise"])
+    assert compose_train(["task=denoise", "stopping=none"]).stopping is None
+    assert compose_train(["task=denoise", "speed=plain"]).module.stack_generators is False
+    assert compose_train(["task=seg"]).stopping is None and compose_train(["task=seg", "stopping=es_wmv"]).stopping.patience == 1000
+    borrowed = compose_train(["task=seg", "recipe=denoise"])
     assert borrowed.task._target_.endswith("Segmentation") and borrowed.optimizer.lr == 0.01
 
 
@@ -84,14 +76,14 @@ def test_every_preset_and_task_runs_with_every_stopping_rule(tmp_path, preset, s
     rule when ``stopping=none`` is chosen."""
     overrides = [preset, f"stopping={stopping}", "steps=2", "logger=none"]
     image = tiny_image(tmp_path)
-    cfg = compose_config(overrides + [f"data.image={image}", *data_maps(overrides, image)])
+    cfg = compose_train(overrides + [f"data.image={image}", *data_maps(overrides, image)])
     assert run(cfg, tmp_path / "run")["steps_run"] == 2
 
 
 @pytest.mark.parametrize("backbone", options("backbone"))
 def test_odd_size_comes_back_at_its_size(tmp_path, backbone):
     image = tiny_image(tmp_path, size=(37, 45))
-    cfg = compose_config([f"backbone={backbone}", "steps=3", "logger=none", f"data.image={image}"])
+    cfg = compose_train([f"backbone={backbone}", "steps=3", "logger=none", f"data.image={image}"])
     run(cfg, tmp_path / "run")
     for name in OUTPUTS["seg"]:
         assert Image.open(tmp_path / "run" / f"{name}.png").size == (45, 37), name
@@ -101,7 +93,7 @@ def test_odd_size_comes_back_at_its_size(tmp_path, backbone):
 @pytest.mark.parametrize("task", ["seg", "dehaze"])
 def test_large_image_is_fitted_downscaled_and_comes_back_at_its_size(tmp_path, task):
     image = tiny_image(tmp_path, size=(64, 50))
-    cfg = compose_config([f"task={task}", "steps=2", "logger=none", f"data.image={image}", "data.max_side=32"])
+    cfg = compose_train([f"task={task}", "steps=2", "logger=none", f"data.image={image}", "data.max_side=32"])
     metrics = run(cfg, tmp_path / "run")
     assert metrics["size"] == [64, 50] and metrics["fit_size"] == [32, 25]
     for name in OUTPUTS[task]:
@@ -112,7 +104,7 @@ def test_same_seed_same_result_other_seed_other_result(tmp_path):
     image = tiny_image(tmp_path)
     results = []
     for seed, folder in ((1, "a"), (1, "b"), (2, "c")):
-        cfg = compose_config(["steps=4", "logger=none", f"seed={seed}", f"data.image={image}", "data.augment=true"])
+        cfg = compose_train(["steps=4", "logger=none", f"seed={seed}", f"data.image={image}", "data.augment=true"])
         results.append(run(cfg, tmp_path / folder)["final_loss"])
     assert results[0] == results[1] != results[2]
 
@@ -120,8 +112,8 @@ def test_same_seed_same_result_other_seed_other_result(tmp_path):
 def test_csv_logger_writes_metrics_and_never_imports_wandb(tmp_path):
     image = tiny_image(tmp_path)
     code = (
-        "import sys; sys.path.insert(0, 'tests'); from conftest import compose_config; from ddip.run import run; "
-        f"run(compose_config(['steps=3', 'logger=csv', 'module.log_every=1', 'data.image={image}']), r'{tmp_path / 'run'}'); "
+        "import sys; sys.path.insert(0, 'tests'); from ddip.run import compose_train, run; "
+        f"run(compose_train(['steps=3', 'logger=csv', 'module.log_every=1', 'data.image={image}']), r'{tmp_path / 'run'}'); "
         "assert 'wandb' not in sys.modules, 'wandb was imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
@@ -132,7 +124,7 @@ def test_csv_logger_writes_metrics_and_never_imports_wandb(tmp_path):
 def test_wandb_offline_run_is_complete_and_inside_the_run_dir(tmp_path):
     image = tiny_image(tmp_path)
     overrides = ["steps=4", "logger=wandb", "module.eval_every=2", "module.image_every=2", "module.log_every=1"]
-    cfg = compose_config(overrides + [f"data.image={image}"])
+    cfg = compose_train(overrides + [f"data.image={image}"])
     run(cfg, tmp_path / "run")
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
@@ -155,9 +147,9 @@ def test_progress_bar_switch_alone_turns_the_bar_off(tmp_path):
     from ddip.run import callbacks
 
     quiet = ["task=seg", "steps=2", "logger=none", "checkpoint=null", f"data.image={tiny_image(tmp_path)}"]
-    cfg = compose_config([*quiet, "trainer.enable_progress_bar=false"])
+    cfg = compose_train([*quiet, "trainer.enable_progress_bar=false"])
     assert not any(isinstance(callback, ProgressBar) for callback in callbacks(cfg))
-    assert any(isinstance(callback, ProgressBar) for callback in callbacks(compose_config(quiet)))
+    assert any(isinstance(callback, ProgressBar) for callback in callbacks(compose_train(quiet)))
     assert run(cfg, tmp_path / "run")["steps"] == 2
 
 
@@ -176,6 +168,6 @@ def test_finished_run_prints_what_it_did_and_where_the_results_are(tmp_path, com
 def test_dehaze_and_denoise_without_an_image_fit_their_bundled_sample_and_score_it(tmp_path, task):
     """``python train.py task=dehaze`` (or ``denoise``) with no ``data.image`` fits the bundled hazy (noisy) zebra
     and, its clean original being bundled too, reports PSNR/SSIM against it."""
-    metrics = run(compose_config([f"task={task}", "steps=2", "logger=none", "module.eval_every=1"]), tmp_path / "run")
+    metrics = run(compose_train([f"task={task}", "steps=2", "logger=none", "module.eval_every=1"]), tmp_path / "run")
     assert metrics["image"].endswith(f"{'hazy' if task == 'dehaze' else 'noisy'}_zebra.png")
     assert np.isfinite(metrics["psnr_chosen"]) and 0 < metrics["ssim_chosen"] <= 1
