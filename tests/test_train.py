@@ -14,7 +14,7 @@ from conftest import (
     DECOMPOSITION_TASKS,
     ROOT,
     compose_config,
-    data_maps,
+    data_inputs,
     is_decomposition,
     options,
     two_texture_composite,
@@ -51,7 +51,7 @@ def test_every_combination_composes_and_instantiates(task, backbone, scheduler):
 def test_combinations_run_two_steps(tmp_path, task, backbone, scheduler):
     overrides = [f"task={task}", f"backbone={backbone}", f"scheduler={scheduler}", "steps=2", "logger=none"]
     image = tiny_image(tmp_path)
-    cfg = compose_config(overrides + [f"data.image={image}", "module.eval_every=1", *data_maps(overrides, image)])
+    cfg = compose_config(overrides + ["module.eval_every=1", *data_inputs(overrides, image)])
     metrics = run(cfg, tmp_path / "run")
     assert metrics["steps"] == 2 and metrics["seconds_per_step"] > 0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 2
@@ -84,7 +84,7 @@ def test_every_preset_and_task_runs_with_every_stopping_rule(tmp_path, preset, s
     rule when ``stopping=none`` is chosen."""
     overrides = [preset, f"stopping={stopping}", "steps=2", "logger=none"]
     image = tiny_image(tmp_path)
-    cfg = compose_config(overrides + [f"data.image={image}", *data_maps(overrides, image)])
+    cfg = compose_config(overrides + data_inputs(overrides, image))
     assert run(cfg, tmp_path / "run")["steps_run"] == 2
 
 
