@@ -12,6 +12,9 @@ structure, each in a fixed ``tune`` or ``test`` split (a photo belongs to one sp
 - **inpaint**: every photo with half its pixels missing, drawn independently (DIP's inpainting table), and with
   random strokes missing (scribbles over the photo); the missing pixels black, the mask of the known ones given.
 - **sr**: every photo shrunk 2, 4 and 8 times with Lanczos (as DIP makes its inputs); the photo is the ground truth.
+- **mixtures**: two mixtures ``I_k = α_k·L1 + (1 − α_k)·L2`` of the same two layers (Double-DIP Sec. 4.2), the layers
+  a photo and a texture, two photos, or two textures (seeded coloured gratings, :func:`texture`), each with the
+  weights (0.3, 0.7) and (0.6, 0.4).
 
 Every case is drawn from a generator seeded by (task, split, index): the same command makes the same suite.
 """
@@ -42,7 +45,9 @@ SIGMAS = (15, 25, 50)
 HOLES = ("pixels", "strokes")
 MISSING = 0.5  # the fraction of pixels missing in the "pixels" cases
 FACTORS = (2, 4, 8)
-TASK_OF = {"seg": "seg", "haze": "dehaze", "noise": "denoise", "inpaint": "inpaint", "sr": "sr"}
+MIXINGS = ((0.3, 0.7), (0.6, 0.4))  # the weights of the first layer in the two mixtures of a "mixtures" case
+LAYER_PAIRS = ("photo_texture", "photo_photo", "texture_texture")
+TASK_OF = {"seg": "seg", "haze": "dehaze", "noise": "denoise", "inpaint": "inpaint", "sr": "sr", "mixtures": "separate_pair"}
 
 
 @dataclass
@@ -266,8 +271,36 @@ def sr_cases(split: str, size: int) -> list[Case]:
     return cases
 
 
+def texture(rng: np.random.Generator, size: int) -> torch.Tensor:
+    """A 3×size×size texture in [0.1, 0.9]: two sinusoidal gratings of random direction and frequency (4–12 cycles
+    across), each with its own random colour, over a random mean colour."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    image = torch.from_numpy(rng.uniform(0.35, 0.65, 3)).float()[:, None, None].expand(3, size, size)
+    for _ in range(2):
+        angle, cycles, phase = rng.uniform(0, math.pi), rng.uniform(4, 12), rng.uniform(0, 2 * math.pi)
+        wave = torch.sin(2 * math.pi * cycles * (x * math.cos(angle) + y * math.sin(angle)) + phase)
+        image = image + torch.from_numpy(rng.uniform(-0.2, 0.2, 3)).float()[:, None, None] * wave
+    return image.clamp(0.1, 0.9)
+
+
+def mixture_cases(split: str, size: int) -> list[Case]:
+    cases, names = [], PHOTOS[split]
+    for index, (pair, alphas) in enumerate((pair, alphas) for pair in LAYER_PAIRS for alphas in MIXINGS):
+        rng = seeded("mixtures", split, index)
+        kinds = pair.split("_")
+        chosen = [str(name) for name in rng.choice(names, size=2, replace=False)]
+        layers = [photo(chosen[i], size) if kind == "photo" else texture(rng, size) for i, kind in enumerate(kinds)]
+        labels = [chosen[i] if kind == "photo" else f"texture{i + 1}" for i, kind in enumerate(kinds)]
+        images = {f"image{k}": alpha * layers[0] + (1 - alpha) * layers[1] for k, alpha in enumerate(alphas, 1)}
+        images |= {"layer1": layers[0], "layer2": layers[1]}
+        facts = {"layers": pair, "photos": [label for label in labels if label in names], "alphas": list(alphas)}
+        facts["images"] = ["image1.png", "image2.png"]
+        cases.append(Case(f"mixtures_{split}{index}_{'_'.join(labels)}", "separate_pair", images, facts))
+    return cases
+
+
 def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure: int = 3) -> list[Case]:
-    """The cases of the ``kind`` suite (``seg``, ``haze``, ``noise``, ``inpaint``, ``sr``) in ``split``; ``sr`` needs a
+    """The cases of the ``kind`` suite (``seg``, ``haze``, ``noise``, ``inpaint``, ``sr``, ``mixtures``) in ``split``; ``sr`` needs a
     ``size`` divisible by 8."""
     if split not in PHOTOS:
         raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
@@ -281,4 +314,6 @@ def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure
         return inpaint_cases(split, size)
     if kind == "sr":
         return sr_cases(split, size)
+    if kind == "mixtures":
+        return mixture_cases(split, size)
     raise ValueError(f"unknown suite {kind!r}; one of {', '.join(TASK_OF)}")

@@ -1,5 +1,9 @@
 """One image is one dataset: loading, padding to the backbone's multiple, and dihedral augmentation.
 
+A task that decomposes several images of one scene (two mixtures of the same layers: Double-DIP Sec. 4.2) reads
+them from ``data.images``, stacked along the channel axis into one 3n×H×W image, so that padding, resizing and
+augmentation treat them as one (:attr:`ddip.tasks.base.Task.image_count` says how many a task takes).
+
 The :class:`ImageDataModule` yields, at every optimisation step, the (padded) image and its auxiliary maps
 (hints, masks) under one of the 8 flips/rotations, together with the transform's index, so the module
 applies the same transform to its fixed noise inputs: an augmented (noise, image) pair.
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
@@ -19,6 +24,8 @@ from ddip.errors import DdipError, check_flag, check_range
 from ddip.io import MIN_SIDE, load_image, load_map, reading
 
 NUM_DIHEDRAL = 8
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+"""The files of a folder given as ``data.images`` that are read (sorted by name); others are ignored."""
 DATA_MAPS = {"mask": "the known pixels, an image of the input's size, white = known (data.mask=holes.png)"}
 """The maps a task may read from the data (:meth:`ImageDataModule.maps`), with what each is."""
 
@@ -169,6 +176,9 @@ class ImageDataModule(pl.LightningDataModule):
 
     Args:
         image: path of the image to decompose; ``None`` uses the bundled sample ``sample``.
+        images: several images of the same size instead (a task that takes more than one, e.g. two mixtures): a
+            list of paths or a folder (its image files, sorted by name); stacked along the channel axis into one
+            3n×H×W image. Not together with ``image``.
         clean: optional ground-truth clean image (reporting only).
         gt_mask: optional ground-truth foreground mask, white = foreground (reporting only).
         layers: optional ground-truth layers of a mixture, in order (``task=separate``; reporting only).
@@ -200,20 +210,24 @@ class ImageDataModule(pl.LightningDataModule):
         mask: str | None = None,
         sample_mask: str | None = None,
         truth_scale: int = 1,
+        images: list[str] | str | None = None,
     ):
         super().__init__()
         if max_side is not None:
             check_range("data.max_side", max_side, 16, whole=True)
         check_flag("data.augment", augment)
         check_range("data.truth_scale", truth_scale, 1, whole=True)
-        if not image:
+        if image and images is not None:
+            raise DdipError("give data.image (one image) or data.images (several), not both")
+        if not image and images is None:
             image = str(sample_image_path(sample))
             if not clean and sample_clean:
                 clean = str(sample_image_path(sample_clean, "data.sample_clean"))
             if not mask and sample_mask:
                 mask = str(sample_image_path(sample_mask, "data.sample_mask"))
         self.path = image
-        self.original = load_image(self.path)
+        self.paths = [image] if images is None else image_paths(images)
+        self.original = load_image(self.path) if images is None else stacked_images(self.paths)
         size = tuple(self.original.shape[-2:])
         self.truth_scale = truth_scale
         self.clean = load_truth(clean, "data.clean", size, scale=truth_scale) if clean else None
@@ -234,9 +248,23 @@ class ImageDataModule(pl.LightningDataModule):
         return int(self.original.shape[-2]), int(self.original.shape[-1])
 
     @property
+    def count(self) -> int:
+        """How many images are stacked in :attr:`original` (3 channels each)."""
+        return len(self.paths)
+
+    @property
     def facts(self) -> dict:
-        """The input, for ``metrics.json``: its path, its size and the size fitted."""
-        return {"image": self.path, "size": list(self.size), "fit_size": list(self.image.shape[-2:])}
+        """The input, for ``metrics.json``: its path (``images``: their paths), its size and the size fitted."""
+        given = {"image": self.path} if self.path else {"images": self.paths}
+        return given | {"size": list(self.size), "fit_size": list(self.image.shape[-2:])}
+
+    def check_count(self, accepted: tuple[int, int | None]) -> None:
+        """A one-line error unless the number of images given is within the task's ``accepted`` (min, max)."""
+        low, high = accepted
+        if self.count < low or (high is not None and self.count > high):
+            wanted = f"{low}" if low == high else f"{low} to {high}" if high else f"{low} or more"
+            how = "data.image=photo.png" if high == 1 else "data.images=[a.png,b.png,...] or data.images=FOLDER"
+            raise DdipError(f"this task takes {wanted} image{'s' if high != 1 else ''} ({how}); {self.count} given")
 
     def truth(self, fitted: bool = False) -> dict[str, torch.Tensor]:
         """The ground truth given (``clean``, ``gt_mask``, ``layer1``, …), at the input's size or, with ``fitted``, at the
@@ -294,6 +322,34 @@ def load_truth(
             times = f" × {scale}" if scale > 1 else ""
             raise DdipError(f"{path} is {tuple(truth.shape[-2:])}, the image is {size}{times}")
     return truth
+
+
+def image_paths(images: list[str] | str) -> list[str]:
+    """The files of ``data.images``: the list as given, or a folder's image files (:data:`IMAGE_SUFFIXES`) sorted by
+    name; an empty list or folder, or a string that is no folder, is a one-line error."""
+    if isinstance(images, str):
+        folder = Path(images)
+        if not folder.is_dir():
+            raise DdipError(f"data.images={images!r}: give a list [a.png,b.png] or a folder of images")
+        paths = sorted(str(path) for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise DdipError(f"data.images: no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        return paths
+    if not images:
+        raise DdipError("data.images is empty: give a list [a.png,b.png] or a folder of images")
+    return [str(path) for path in images]
+
+
+def stacked_images(paths: list[str]) -> torch.Tensor:
+    """The images at ``paths`` (3×H×W each, all of one size) stacked along the channel axis: 3n×H×W."""
+    loaded = []
+    for index, path in enumerate(paths):
+        with reading(f"data.images[{index}]"):
+            loaded.append(load_image(path))
+            if loaded[-1].shape != loaded[0].shape:
+                size, first = tuple(loaded[-1].shape[-2:]), tuple(loaded[0].shape[-2:])
+                raise DdipError(f"{path} is {size}, {paths[0]} is {first}: the images must have one size")
+    return torch.cat(loaded)
 
 
 def known_mask(path: str, size: tuple[int, int]) -> torch.Tensor:

@@ -105,7 +105,7 @@ class DecompositionModule(pl.LightningModule):
         self._resumed_seconds = 0.0
         try:
             networks = {
-                name: backbone(in_channels=task.inputs[spec.input].channels, out_channels=spec.out_channels)
+                name: (spec.network or backbone)(in_channels=task.inputs[spec.input].channels, out_channels=spec.out_channels)
                 for name, spec in task.generators.items()
             }
         except (ValueError, TypeError) as error:

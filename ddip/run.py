@@ -22,6 +22,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ddip.data import ImageDataModule
 from ddip.errors import DdipError, check_range, is_whole
 from ddip.io import save_image, save_progress, write_json
 from ddip.module import DecompositionModule
@@ -94,7 +95,10 @@ def stack_generators(cfg: DictConfig) -> bool:
 def build(cfg: DictConfig, data, task, steps: int) -> pl.LightningModule:
     """The module for one fit of ``steps`` steps on ``data``'s image: backbone, curriculum, optimiser from the
     config, the task's auxiliary maps and the padded image wired in. A task that is a LightningModule of its own (a
-    supervised network: ``task=invdn_train``, ``task=invdn``) is its module: it owns its networks and losses."""
+    supervised network: ``task=invdn_train``, ``task=invdn``) is its module: it owns its networks and losses. The
+    number of images given must be one the task takes (:attr:`ddip.tasks.base.Task.image_count`)."""
+    if isinstance(data, ImageDataModule):
+        data.check_count(getattr(task, "image_count", (1, 1)))
     if isinstance(task, pl.LightningModule):
         return task
     module = DecompositionModule(

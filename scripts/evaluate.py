@@ -22,7 +22,9 @@ DCP implementations (better on some images, worse on average: docs/results/dehaz
 ddip used and ddip's transmission prior (its ω and closing), so that the gain of the fit is seen apart from
 the airlight's and the prior's; and, as oracle rows, with the true airlight when the case gives it, and the
 recovery (Eq. 22) with the true transmission (``gt_transmission.png``) and ddip's airlight when the case has it;
-separate — no classical baseline, the mixture itself taken as each layer; inpaint — OpenCV's Telea and
+separate — no classical baseline, the mixture itself taken as each layer; separate_pair (two mixtures) — the
+mixtures taken as the layers and ICA of the mixtures' gradients (Farid & Adelson, CVPR 1999; :mod:`ddip.unmix`),
+both scored under the better assignment, with the error of the weights where the case gives them; inpaint — OpenCV's Telea and
 Navier–Stokes inpainting (radius 3 px); sr — bicubic upscaling. ``--invdn CKPT`` adds, for denoising, the
 supervised InvDN (Liu et al., CVPR 2021) with that trained checkpoint (``ddip task=invdn_train`` writes one;
 trained on other photos than the test split's); ``--no-ddip`` leaves the DIP fits (15–20 min an image) out.
@@ -55,7 +57,9 @@ from ddip.metrics import psnr, ssim
 from ddip.run import compose_train, run
 from ddip.sweep import cpu_cores
 from ddip.tasks.seg import iou
+from ddip.tasks.separate import LAYERS, Separation
 from ddip.tasks.sr import bicubic
+from ddip.unmix import ica_unmix
 
 DCP_MEAN_AIRLIGHT = "DCP, mean airlight"
 
@@ -76,7 +80,10 @@ def grabcut(image_path: Path, border: int = 4, iterations: int = 5) -> np.ndarra
 def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: list[str], task: str | None = None) -> tuple[DictConfig, dict]:
     """The run's composed config and its metrics (``task``: another task than the case's, on the same files)."""
     overrides = [f"task={task or case['task']}", "logger=csv", "trainer.enable_progress_bar=false", "~trainer.callbacks"]
-    overrides.append(f"data.image={folder / case['image']}")
+    if "images" in case:  # several images of one scene (two mixtures)
+        overrides.append(f"data.images=[{','.join(str(folder / path) for path in case['images'])}]")
+    else:
+        overrides.append(f"data.image={folder / case['image']}")
     for key in ("gt_mask", "clean", "mask"):
         if key in case:
             overrides.append(f"data.{key}={folder / case[key]}")
@@ -213,32 +220,59 @@ def evaluate_separate(name: str, case: dict, folder: Path, out: Path, steps: int
     """PSNR/SSIM of the two recovered layers (mean of both, under the better assignment) beside the mixture
     taken as an estimate of each layer."""
     _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
-    rows = [
-        {
-            "case": name,
-            "method": " ".join(["ddip (Double-DIP separation)"] + extra),
-            "psnr": metrics["psnr_layers_chosen"],
-            "ssim": (metrics["ssim_layer1_chosen"] + metrics["ssim_layer2_chosen"]) / 2,
-            "chosen_step": metrics["chosen_step"],
-            "psnr_final": metrics["psnr_layers_final"],
-            "oracle_psnr": metrics["oracle_psnr_layers"],
-            "oracle_step": metrics["oracle_psnr_layers_step"],
-            "seconds": metrics["wall_seconds"],
-            "seconds_per_step": metrics["seconds_per_step"],
-            "steps": metrics["steps"],
-        }
-    ]
+    rows = [separation_row(name, "ddip (Double-DIP separation)", metrics, extra)]
     mixture = load_image(folder / case["image"])
-    layers = [load_image(folder / case[key]) for key in ("layer1", "layer2")]
-    rows.append(
-        {
-            "case": name,
-            "method": "mixture as each layer",
-            "psnr": sum(psnr(mixture, layer) for layer in layers) / 2,
-            "ssim": sum(ssim(mixture, layer) for layer in layers) / 2,
-        }
-    )
-    return rows
+    return rows + [layers_row(name, "mixture as each layer", [mixture, mixture], folder, case)[0]]
+
+
+def evaluate_separate_pair(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
+    """The same for two mixtures with unknown weights (Double-DIP Sec. 4.2), with the error of the learned weights,
+    beside the mixtures taken as the layers and ICA of the mixtures' gradients (Farid & Adelson, CVPR 1999)."""
+    _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
+    true = case.get("alphas")
+    row = separation_row(name, "ddip (Double-DIP, two mixtures)", metrics, extra)
+    rows = [row | ({"alpha_error": alpha_error(metrics["alphas"], metrics["swapped_chosen"], true)} if true else {})]
+    mixtures = [load_image(folder / path) for path in case["images"]]
+    rows.append(layers_row(name, "mixtures as the layers", mixtures, folder, case)[0])
+    started = time.perf_counter()
+    first, second, alphas = ica_unmix(*mixtures)
+    seconds = time.perf_counter() - started
+    ica, swapped = layers_row(name, "ICA of gradients (Farid & Adelson)", [first, second], folder, case)
+    return rows + [ica | {"seconds": seconds} | ({"alpha_error": alpha_error(alphas, swapped, true)} if true else {})]
+
+
+def separation_row(name: str, label: str, metrics: dict, extra: list[str]) -> dict:
+    """The record of a ddip separation run with ground-truth layers: the mean PSNR/SSIM of its layers (better
+    assignment) for the chosen output, the final one and the oracle."""
+    return {
+        "case": name,
+        "method": " ".join([label] + extra),
+        "psnr": metrics["psnr_layers_chosen"],
+        "ssim": (metrics["ssim_layer1_chosen"] + metrics["ssim_layer2_chosen"]) / 2,
+        "chosen_step": metrics["chosen_step"],
+        "psnr_final": metrics["psnr_layers_final"],
+        "oracle_psnr": metrics["oracle_psnr_layers"],
+        "oracle_step": metrics["oracle_psnr_layers_step"],
+        "seconds": metrics["wall_seconds"],
+        "seconds_per_step": metrics["seconds_per_step"],
+        "steps": metrics["steps"],
+    }
+
+
+def layers_row(name: str, label: str, estimates: list[torch.Tensor], folder: Path, case: dict) -> tuple[dict, bool]:
+    """The record of two estimated layers (C×H×W): their mean PSNR/SSIM against the case's under the better
+    assignment (:meth:`ddip.tasks.separate.Separation.matched`), and whether that assignment swaps them."""
+    truth = {key: load_image(folder / case[key]) for key in LAYERS}
+    outputs, psnrs, swapped = Separation.matched(dict(zip(LAYERS, (estimate[None] for estimate in estimates))), truth)
+    quality = {"psnr": sum(psnrs) / 2, "ssim": sum(ssim(output, truth[key]) for output, key in zip(outputs, LAYERS)) / 2}
+    return {"case": name, "method": label, **quality}, swapped
+
+
+def alpha_error(alphas: list[float], swapped: bool, true: list[float]) -> float:
+    """Mean absolute error of the weights of the first output layer in each mixture against the case's weights of
+    its first layer (``1 − α`` when the outputs match the layers swapped)."""
+    matched = [1 - value for value in alphas] if swapped else alphas
+    return sum(abs(a - b) for a, b in zip(matched, true)) / len(true)
 
 
 def psnr_row(name: str, label: str, metrics: dict, extra: list[str]) -> dict:
@@ -301,13 +335,14 @@ EVALUATORS = {
     "dehaze": (evaluate_dehaze, ("clean",)),
     "denoise": (evaluate_denoise, ("clean", "sigma")),
     "separate": (evaluate_separate, ("layer1", "layer2")),
+    "separate_pair": (evaluate_separate_pair, ("images", "layer1", "layer2")),
     "inpaint": (evaluate_inpaint, ("clean", "mask")),
     "sr": (evaluate_sr, ("clean", "factor")),
 }
 
 
 COLUMNS = ["case", "method", "iou", "iou_final", "oracle_iou_raw", "psnr", "ssim", "chosen_step", "psnr_final"]
-COLUMNS += ["oracle_psnr", "oracle_step"]
+COLUMNS += ["oracle_psnr", "oracle_step", "alpha_error"]
 COLUMNS += ["steps", "seconds", "seconds_per_step"]
 
 

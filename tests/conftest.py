@@ -63,12 +63,20 @@ def composite(tmp_path: Path) -> tuple[Path, Path]:
     return image_path, mask_path
 
 
-def data_maps(overrides: list[str], image: Path) -> list[str]:
-    """Overrides giving the maps that the task of ``overrides`` reads from the data (its ``data_maps``: inpainting's
-    ``data.mask``), each every pixel of ``image`` known, written beside it."""
-    names = get_class(compose_train(overrides).task._target_).data_maps
+def data_inputs(overrides: list[str], image: Path) -> list[str]:
+    """Overrides giving the task of ``overrides`` its input: ``data.image=image``, or for a task that takes several
+    images (its ``image_count``) that many flipped and rotated copies of ``image`` (``data.images``); and the maps it reads
+    from the data (its ``data_maps``: inpainting's ``data.mask``), each every pixel of ``image`` known; the files
+    written beside ``image``."""
+    task = get_class(compose_train(overrides).task._target_)
     with Image.open(image) as opened:
         size = opened.size
-    for name in names:
+        copies = [opened.transpose(Image.Transpose.ROTATE_180) if index % 2 else opened for index in range(task.image_count[0])]
+    given = [f"data.image={image}"]
+    if len(copies) > 1:
+        for index, copy in enumerate(copies):
+            copy.save(image.parent / f"copy{index}.png")
+        given = [f"data.images=[{','.join(str(image.parent / f'copy{index}.png') for index in range(len(copies)))}]"]
+    for name in task.data_maps:
         Image.new("L", size, 255).save(image.parent / f"{name}.png")
-    return [f"data.{name}={image.parent / f'{name}.png'}" for name in names]
+    return given + [f"data.{name}={image.parent / f'{name}.png'}" for name in task.data_maps]

@@ -17,17 +17,19 @@ from conftest import ROOT
 from ddip.cases import PHOTOS, SEG_STRUCTURES, object_mask, photo, seeded, suite
 from ddip.haze import hazy_image
 from ddip.synthetic import lanczos_downscale
+from ddip.tasks.separate import Separation
+from ddip.unmix import ica_unmix
 
 
 def test_the_splits_share_no_photo_and_every_case_uses_its_splits_photos():
     assert not set(PHOTOS["tune"]) & set(PHOTOS["test"])
-    for kind in ("seg", "haze", "noise", "inpaint", "sr"):
+    for kind in ("seg", "haze", "noise", "inpaint", "sr", "mixtures"):
         for split in PHOTOS:
             for case in suite(kind, split, size=32, count=3, per_structure=1):
                 assert set(case.facts["photos"]) <= set(PHOTOS[split]), case.name
 
 
-@pytest.mark.parametrize("kind", ["seg", "haze", "noise", "inpaint", "sr"])
+@pytest.mark.parametrize("kind", ["seg", "haze", "noise", "inpaint", "sr", "mixtures"])
 def test_a_suite_is_the_same_every_time(kind):
     first, second = (suite(kind, "test", size=32, count=3, per_structure=1) for _ in range(2))
     assert [case.name for case in first] == [case.name for case in second]
@@ -110,7 +112,7 @@ def test_make_suite_and_evaluate_a_split(tmp_path):
     assert report.count("| iou | 3 |") == 2  # ddip and GrabCut, three cases each
 
 
-def test_evaluate_scores_inpainting_and_super_resolution_beside_their_baselines(tmp_path):
+def test_evaluate_scores_inpainting_super_resolution_and_two_mixtures_beside_their_baselines(tmp_path):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("evaluate", ROOT / "scripts" / "evaluate.py")
@@ -125,3 +127,27 @@ def test_evaluate_scores_inpainting_and_super_resolution_beside_their_baselines(
         methods = [row["method"] for row in rows]
         assert methods[0].startswith("ddip") and set(baselines) <= set(methods), methods
         assert all(15 < row["psnr"] < 60 for row in rows if row["method"] in baselines), rows
+    subprocess.run([sys.executable, "scripts/make_suite.py", "mixtures", "--out", str(tmp_path / "mix"), "--size", "32", "--split", "test"], cwd=ROOT, check=True)
+    cases = json.loads((tmp_path / "mix" / "cases.json").read_text())
+    name = next(iter(cases))
+    rows = evaluate.evaluate_case(name, cases[name], tmp_path / "mix" / name, tmp_path / "eval", 2, small[:2])
+    assert [row["method"] for row in rows] == ["ddip (Double-DIP, two mixtures) logger=none threads=1", "mixtures as the layers", "ICA of gradients (Farid & Adelson)"]
+    assert 0 <= rows[0]["alpha_error"] < 1 and rows[2]["alpha_error"] < 0.05 and rows[2]["psnr"] > rows[1]["psnr"]
+
+
+def test_two_mixture_cases_weigh_their_layers_and_ica_unmixes_a_photo_from_a_texture():
+    """``I_k = α_k·L1 + (1 − α_k)·L2`` with the case's weights, layers of every kind in each split; ICA of the
+    gradients (the classical baseline) recovers a photo and a texture and their weights."""
+    cases = suite("mixtures", "test", size=64)
+    assert sorted({case.facts["layers"] for case in cases}) == ["photo_photo", "photo_texture", "texture_texture"]
+    for case in cases:
+        first, second = case.images["layer1"], case.images["layer2"]
+        for k, alpha in enumerate(case.facts["alphas"], 1):
+            torch.testing.assert_close(case.images[f"image{k}"], alpha * first + (1 - alpha) * second)
+    case = next(case for case in cases if case.facts["layers"] == "photo_texture")
+    *layers, alphas = ica_unmix(case.images["image1"], case.images["image2"])
+    truth = {"layer1": case.images["layer1"], "layer2": case.images["layer2"]}
+    _, psnrs, swapped = Separation.matched({"layer1": layers[0][None], "layer2": layers[1][None]}, truth)
+    assert min(psnrs) > 35
+    matched = [1 - a for a in alphas] if swapped else alphas
+    assert np.allclose(matched, case.facts["alphas"], atol=0.01)

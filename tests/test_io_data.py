@@ -193,3 +193,63 @@ def test_a_strip_that_downscales_to_a_few_pixels_runs_at_its_size(tmp_path):
     Image.new("RGB", (1000, 10), (100, 50, 20)).save(tmp_path / "strip.png")
     run(compose_train(["steps=2", "logger=none", "data.max_side=64", f"data.image={tmp_path / 'strip.png'}"]), tmp_path / "run")
     assert Image.open(tmp_path / "run" / "mask.png").size == (1000, 10)
+
+
+def write_images(folder, sizes: list[tuple[int, int]]) -> list:
+    """Random RGB images of the (height, width) ``sizes`` in ``folder``, named a0.png, a1.png, …; their paths."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"a{index}.png" for index in range(len(sizes))]
+    for path, (height, width) in zip(paths, sizes):
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+    return paths
+
+
+def test_several_images_are_stacked_along_channels_from_a_list_or_a_folder(tmp_path):
+    paths = write_images(tmp_path / "mixtures", [(20, 30)] * 3)
+    (tmp_path / "mixtures" / "notes.txt").write_text("not an image")
+    listed = ImageDataModule(images=[str(path) for path in paths[::-1]])
+    folder = ImageDataModule(images=str(tmp_path / "mixtures"), max_side=16)
+    assert listed.original.shape == (9, 20, 30) and listed.count == 3
+    assert torch.equal(listed.original[:3], load_image(paths[2])) and torch.equal(folder.original[:3], load_image(paths[0]))
+    assert folder.facts["images"] == [str(path) for path in paths] and "image" not in folder.facts
+    assert folder.image.shape == (9, 11, 16)  # resized as one image
+    padded = folder.build({}, steps=2, multiple=8, min_size=16)
+    assert padded.shape == (9, 16, 16) and folder.dataset[0]["image"].shape == (9, 16, 16)
+    assert ImageDataModule(image=str(paths[0])).facts["image"] == str(paths[0])  # one image: as before
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ("sizes", r"data.images\[1\]: .*a1.png is \(20, 31\), .*a0.png is \(20, 30\): the images must have one size"),
+        ("empty", r"data.images: no image files \(.png, .*\) in .*empty"),
+        ("missing", r"data.images\[1\]: image not found: .*nothing.png"),
+        ("file", r"data.images='.*a0.png': give a list \[a.png,b.png\] or a folder of images"),
+        ("both", r"give data.image \(one image\) or data.images \(several\), not both"),
+    ],
+)
+def test_bad_image_lists_are_one_line_errors(tmp_path, given, message):
+    first, second = write_images(tmp_path, [(20, 30), (20, 31)])
+    (tmp_path / "empty").mkdir()
+    arguments = {
+        "sizes": {"images": [str(first), str(second)]},
+        "empty": {"images": str(tmp_path / "empty")},
+        "missing": {"images": [str(first), str(tmp_path / "nothing.png")]},
+        "file": {"images": str(first)},
+        "both": {"image": str(first), "images": [str(first), str(first)]},
+    }[given]
+    with pytest.raises(DdipError, match=message):
+        ImageDataModule(**arguments)
+
+
+def test_a_task_rejects_a_number_of_images_it_does_not_take(tmp_path):
+    paths = write_images(tmp_path, [(20, 30)] * 2)
+    with pytest.raises(DdipError, match=r"^this task takes 1 image \(data.image=photo.png\); 2 given$"):
+        ImageDataModule(images=[str(path) for path in paths]).check_count((1, 1))
+    ImageDataModule(images=[str(path) for path in paths]).check_count((2, None))
+    with pytest.raises(DdipError, match=r"^this task takes 2 images \(data.images=\[a.png,b.png,...\] or data.images=FOLDER\); 1 given$"):
+        ImageDataModule(image=str(paths[0])).check_count((2, 2))
+    cfg = compose_train(["task=seg", "steps=1", "logger=none", f"data.images=[{paths[0]},{paths[1]}]"])
+    with pytest.raises(DdipError, match="this task takes 1 image"):
+        run(cfg, tmp_path / "run")

@@ -30,14 +30,17 @@ def case(tmp_path) -> dict[str, str]:
     image, mask = image[:HEIGHT, :WIDTH], mask[:HEIGHT, :WIDTH]
     large = image.repeat(SR_FACTOR, axis=0).repeat(SR_FACTOR, axis=1)
     files = {"image": image, "mask": (mask * 255).astype(np.uint8), "flat": np.full_like(image, 128), "large": large}
+    files["image2"] = image[::-1, ::-1]
     for name, array in files.items():
         Image.fromarray(array).save(tmp_path / f"{name}.png")
     return {
         "image": f"data.image={tmp_path / 'image.png'}",
+        "images": f"data.images=[{tmp_path / 'image.png'},{tmp_path / 'image2.png'}]",
         "seg": f"data.gt_mask={tmp_path / 'mask.png'}",
         "dehaze": f"data.clean={tmp_path / 'image.png'}",
         "denoise": f"data.clean={tmp_path / 'image.png'}",
         "separate": f"data.layers=[{tmp_path / 'image.png'},{tmp_path / 'flat.png'}]",
+        "separate_pair": f"data.layers=[{tmp_path / 'image.png'},{tmp_path / 'flat.png'}]",
         "inpaint": f"data.clean={tmp_path / 'image.png'}",
         "sr": f"data.clean={tmp_path / 'large.png'}",
         "known": f"data.mask={tmp_path / 'mask.png'}",
@@ -45,15 +48,17 @@ def case(tmp_path) -> dict[str, str]:
 
 
 def small(task: str, given: dict[str, str]) -> list[str]:
-    """A narrow net for the 128-channel DIP tasks, and the data maps a task needs."""
+    """The task's input (two images for a task that takes two), a narrow net for the 128-channel DIP tasks, and the
+    data maps a task needs."""
+    images = [given["images"] if task == "separate_pair" else given["image"]]
     narrow = ["backbone.channels=[8,8,8,8,8]", "backbone.skip_channels=[4,4,4,4,4]"] if task in ("denoise", "inpaint", "sr") else []
-    return narrow + ([given["known"]] if task == "inpaint" else [])
+    return images + narrow + ([given["known"]] if task == "inpaint" else [])
 
 
 @pytest.mark.parametrize("task", DECOMPOSITION_TASKS)
 def test_physics_and_losses(tmp_path, task):
     given = case(tmp_path)
-    cfg = compose_train([f"task={task}", "steps=4", "logger=none", given["image"], *small(task, given)])
+    cfg = compose_train([f"task={task}", "steps=4", "logger=none", *small(task, given)])
     data, task_object = build_component(cfg, "data"), build_component(cfg, "task")
     module = build(cfg, data, task_object, cfg.steps)
     layers = module(0, 0.0)
@@ -75,7 +80,7 @@ def test_a_short_run_keeps_the_output_contract(tmp_path, monkeypatch, task):
     saved: dict[str, torch.Tensor] = {}
     original = ddip.run.save_image
     monkeypatch.setattr(ddip.run, "save_image", lambda path, tensor: (saved.__setitem__(path.stem, tensor), original(path, tensor)))
-    overrides = [f"task={task}", "steps=3", "logger=none", "module.eval_every=1", given["image"], given[task], *small(task, given)]
+    overrides = [f"task={task}", "steps=3", "logger=none", "module.eval_every=1", given[task], *small(task, given)]
     metrics = run(compose_train(overrides), tmp_path / "run")
     task_object = build_component(compose_train([f"task={task}"]), "task")
     height, width = HEIGHT * task_object.scale, WIDTH * task_object.scale  # super-resolution: factor × the input

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import DECOMPOSITION_TASKS, ROOT, data_maps, is_decomposition, options, two_texture_composite
+from conftest import DECOMPOSITION_TASKS, ROOT, data_inputs, is_decomposition, options, two_texture_composite
 from PIL import Image
 
 from ddip.run import build_component, compose_train, run
@@ -43,7 +43,7 @@ def test_every_combination_composes_and_instantiates(task, backbone, scheduler):
 def test_combinations_run_two_steps(tmp_path, task, backbone, scheduler):
     overrides = [f"task={task}", f"backbone={backbone}", f"scheduler={scheduler}", "steps=2", "logger=none"]
     image = tiny_image(tmp_path)
-    cfg = compose_train(overrides + [f"data.image={image}", "module.eval_every=1", *data_maps(overrides, image)])
+    cfg = compose_train(overrides + ["module.eval_every=1", *data_inputs(overrides, image)])
     metrics = run(cfg, tmp_path / "run")
     assert metrics["steps"] == 2 and metrics["seconds_per_step"] > 0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 2
@@ -76,7 +76,7 @@ def test_every_preset_and_task_runs_with_every_stopping_rule(tmp_path, preset, s
     rule when ``stopping=none`` is chosen."""
     overrides = [preset, f"stopping={stopping}", "steps=2", "logger=none"]
     image = tiny_image(tmp_path)
-    cfg = compose_train(overrides + [f"data.image={image}", *data_maps(overrides, image)])
+    cfg = compose_train(overrides + data_inputs(overrides, image))
     assert run(cfg, tmp_path / "run")["steps_run"] == 2
 
 

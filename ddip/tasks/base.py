@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ddip.errors import DdipError, check_range, is_number
 from ddip.metrics import psnr
@@ -47,10 +49,13 @@ class NoiseInput:
 
 @dataclass(frozen=True)
 class GeneratorSpec:
-    """A generator: how many channels it outputs and which :class:`NoiseInput` it reads."""
+    """A generator: how many channels it outputs and which :class:`NoiseInput` it reads. ``network``, when given,
+    builds it instead of the run's backbone (called with ``in_channels`` and ``out_channels``): a task's own
+    unknowns that are no image, such as a learned mixing weight (:class:`ddip.nets.scalar.Scalar`)."""
 
     out_channels: int
     input: str
+    network: Callable[..., nn.Module] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,14 @@ class RegNoise:
         return self.std
 
 
+def each_image(name: str, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{name: image}`` for a C×H×W image of up to 3 channels; several RGB images stacked along the channel axis
+    (3n×H×W, :attr:`Task.image_count`) as ``{name1: first, name2: second, …}``."""
+    if image.shape[0] <= 3:
+        return {name: image}
+    return {f"{name}{index}": part for index, part in enumerate(image.split(3), 1)}
+
+
 class Task(ABC):
     """Base class of all tasks.
 
@@ -94,6 +107,10 @@ class Task(ABC):
     scale: int = 1
     """The generators' outputs are ``scale`` times the image's size on each side (super-resolution: its factor);
     :meth:`compose` brings them to the image's size, and the result images keep theirs."""
+    image_count: tuple[int, int | None] = (1, 1)
+    """How many images the task decomposes together, (min, max) (``None``: no upper end): one (``data.image``) for
+    most, two mixtures of the same layers for ``separate_pair`` (``data.images``). Several images reach the task
+    stacked along the channel axis (3n×H×W), and :meth:`compose` returns them so."""
     data_maps: tuple[str, ...] = ()
     """Maps the task reads from the data beside the image (``data.<name>``, e.g. inpainting's known-pixel ``mask``),
     passed with :meth:`prepare`'s maps; a run without one of them is a one-line error."""
@@ -135,8 +152,9 @@ class Task(ABC):
         return psnr(reconstruction, image)
 
     def panel(self, layers: Layers) -> dict[str, torch.Tensor]:
-        """The images shown in progress grids and W&B panels (C×H×W, first item of the batch)."""
-        return {"reconstruction": self.compose(layers)[0]} | {name: value[0] for name, value in layers.items()}
+        """The images shown in progress grids and W&B panels (C×H×W, first item of the batch); several images
+        (:attr:`image_count`) as one panel each."""
+        return each_image("reconstruction", self.compose(layers)[0]) | {name: value[0] for name, value in layers.items()}
 
     def ground_truth_metrics(self, layers: Layers, truth: dict[str, torch.Tensor], image: torch.Tensor) -> dict[str, float]:
         """Quality against ground truth (reporting only) of one set of 1×C×H×W layers of ``image``; empty

@@ -10,11 +10,13 @@ equal parts. (The reference writes ``I = R + T`` with layers at half intensity a
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from ddip.losses import exclusion_loss, reconstruction_loss
 from ddip.metrics import psnr, ssim
-from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights
+from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, each_image, loss_weights
 
 LAYERS = ("layer1", "layer2")
 
@@ -65,7 +67,13 @@ class Separation(Task):
 
     def finalize(self, chosen, final, image, truth):
         images = {name: chosen[name][0].clamp(0.0, 1.0) for name in LAYERS}
-        images["reconstruction"] = self.compose(chosen)[0].clamp(0.0, 1.0)
+        images |= each_image("reconstruction", self.compose(chosen)[0].clamp(0.0, 1.0))
+        return images, self.layer_metrics(chosen, final, image, truth)
+
+    def layer_metrics(self, chosen: Layers, final: Layers, image: torch.Tensor, truth: dict[str, torch.Tensor]) -> dict:
+        """With ground-truth layers: each layer's PSNR/SSIM for the chosen and the final iterate under the better
+        assignment, their mean ``psnr_layers_*``, whether the outputs were swapped, and ``psnr_layers_input``: the
+        input taken as the layers (one mixture as both; two mixtures each as one, the better way round)."""
         metrics: dict = {}
         if all(name in truth for name in LAYERS):
             for end, layers in (("chosen", chosen), ("final", final)):
@@ -74,5 +82,6 @@ class Separation(Task):
                     metrics |= {f"psnr_{name}_{end}": value, f"ssim_{name}_{end}": ssim(output, truth[name])}
                 metrics[f"psnr_layers_{end}"] = sum(psnrs) / len(LAYERS)
                 metrics[f"swapped_{end}"] = swapped
-            metrics["psnr_layers_input"] = sum(psnr(image[None], truth[name]) for name in LAYERS) / len(LAYERS)
-        return images, metrics
+            given = dict(zip(LAYERS, itertools.cycle(part[None] for part in image.split(3))))
+            metrics["psnr_layers_input"] = sum(self.matched(given, truth)[1]) / len(LAYERS)
+        return metrics
