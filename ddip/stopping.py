@@ -9,6 +9,11 @@ moving variance is
 
 The detected point is the step of the smallest VAR so far (the window's last iterate); the fit stops after
 ``patience`` steps without a new minimum.
+
+On a textured image VAR can keep falling while the fit takes in the noise, and the detection comes late. The
+noise floor (``noise_floor`` = κ) bounds it with the discrepancy principle (Morozov, 1966): an output whose
+residual RMS against the noisy image is below κ·σ̂, the noise level estimated from the image itself
+(:func:`ddip.noise_level.noise_sigma`), explains part of the noise; the first such iterate ends the search.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import lightning.pytorch as pl
 import torch
 
 from ddip.errors import check_flag, check_range
+from ddip.noise_level import noise_sigma
 
 
 class WindowedVariance:
@@ -61,26 +67,50 @@ class ESWMV(pl.Callback):
     comes first: the average then centres on the detected iterate. ``stop`` ends the fit ``patience`` steps
     after the last minimum (otherwise all ``steps`` run and the detection is reported).
 
+    With a ``noise_floor`` κ, the first choosable output whose residual RMS against the image falls to κ·σ̂ ends
+    the search: the detection made so far stands (its lagged average taken then), or, if there is none, that output
+    is chosen; with ``stop`` the fit ends there.
+
     Args:
         window: W, the number of reconstructions in the variance window (paper: 100).
         patience: P, steps without a new variance minimum before stopping (paper: 1000).
-        stop: end the fit at the patience limit.
+        stop: end the fit at the patience limit (and at the noise floor).
+        noise_floor: κ, the residual RMS in units of the estimated noise σ below which no output is chosen
+            (``None``: off, the paper's rule).
     """
 
-    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True):
+    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True, noise_floor: float | None = None):
         check_range("stopping.window", window, 2, whole=True)
         check_range("stopping.patience", patience, 1, whole=True)
         check_flag("stopping.stop", stop)
-        self.window, self.patience, self.stop = window, patience, stop
+        if noise_floor is not None:
+            check_range("stopping.noise_floor", noise_floor, 0)
+        self.window, self.patience, self.stop, self.noise_floor = window, patience, stop, noise_floor
+        self.floor: float | None = None  # κ·σ̂, set when the fit starts
+        self.floored = False
         self.variance = WindowedVariance(window)
         self.best = float("inf")
         self.best_step: int | None = None
         self.select_at: int | None = None
         self.waited = 0
 
+    def on_train_start(self, trainer: pl.Trainer, module) -> None:
+        if self.noise_floor is not None:
+            self.floor = self.noise_floor * noise_sigma(module.crop(module.image)[0].float().cpu())
+
     def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step
-        if step < module.selectable_from:  # the window fills from the first choosable iterate on
+        if step < module.selectable_from or self.floored:  # the window fills from the first choosable iterate on
+            return
+        if self.floor is not None and self.below_floor(module):
+            self.floored = True
+            if self.best_step is None:
+                module.select(step, module.output_layers)
+            elif self.select_at is not None and self.select_at > step:  # the detection's lagged average, taken now
+                module.select(self.best_step, module.output_layers)
+                self.select_at = None
+            if self.stop:
+                trainer.should_stop = True
             return
         if step == self.select_at:
             module.select(self.best_step, module.output_layers)
@@ -99,6 +129,12 @@ class ESWMV(pl.Callback):
         if module.logger and step % module.log_every == 0:
             module.logger.log_metrics({"stopping/variance": variance}, step=step)
 
+    def below_floor(self, module) -> bool:
+        """Whether this step's output is closer to the image than the noise floor (residual RMS ≤ κ·σ̂)."""
+        output = module.task.compose(module.output_layers).clamp(0.0, 1.0)
+        residual = (output - module.crop(module.image).to(output.dtype)).square().mean().sqrt()
+        return float(residual) <= self.floor
+
     def on_fit_end(self, trainer: pl.Trainer, module) -> None:
         """The fit ended before the lagged average of the last detection was taken: take it now (at the fit's end,
         not the training's, so that a fit resumed from its last step's checkpoint, which trains no step, does too)."""
@@ -112,6 +148,8 @@ class ESWMV(pl.Callback):
             "best_step": self.best_step,
             "select_at": self.select_at,
             "waited": self.waited,
+            "floor": self.floor,
+            "floored": self.floored,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -120,4 +158,5 @@ class ESWMV(pl.Callback):
             self.variance.push(value)
         self.best, self.best_step, self.waited = state["best"], state["best_step"], state["waited"]
         self.select_at = state["select_at"]
+        self.floor, self.floored = state.get("floor"), state.get("floored", False)
 

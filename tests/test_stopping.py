@@ -11,6 +11,7 @@ import torch
 from conftest import ROOT, tiny_texture
 
 from ddip.errors import DdipError
+from ddip.noise_level import noise_sigma
 from ddip.run import build_component, compose_train, run
 from ddip.stopping import ESWMV, WindowedVariance
 
@@ -129,3 +130,53 @@ def test_stopping_gaps_reports_the_longest_wait_between_new_minima(tmp_path):
     (run / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
     result = subprocess.run([sys.executable, "research/stopping_gaps.py", str(run)], cwd=ROOT, capture_output=True, text=True, check=True)
     assert f"| {run} | 70 | 30 |" in result.stdout
+
+
+def smooth_image(size: int = 48) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    return torch.stack([0.3 + 0.4 * x, 0.5 + 0.3 * torch.sin(3 * y), 0.2 + 0.5 * x * y])
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.1, 0.2])
+def test_the_noise_level_is_estimated_from_the_noisy_image_alone(sigma):
+    clean = smooth_image()
+    noise = sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    assert noise_sigma(clean + noise) == pytest.approx(float(noise.std()), rel=0.1)
+    assert noise_sigma(clean) < 0.01
+
+
+def drive_to_the_noisy_image(callback: ESWMV, steps: int = 200) -> tuple[Module, int]:
+    """Outputs moving linearly from a clean image to its noisy copy (the image fitted), as a DIP fit that ends
+    fitting the noise: the residual RMS falls from σ to 0, reaching σ/2 at step steps/2."""
+    clean = smooth_image(32)[None]
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(2))
+    module, trainer = Module(), Trainer()
+    module.image, module.crop = noisy, lambda x: x
+    callback.on_train_start(trainer, module)
+    for step in range(1, steps + 1):
+        output = clean + (noisy - clean) * step / steps
+        module.last_layers = module.output_layers = {"x": output}
+        trainer.global_step = step
+        callback.on_train_batch_end(trainer, module, None, None, step - 1)
+        if trainer.should_stop:
+            return module, step
+    return module, steps
+
+
+def test_the_noise_floor_chooses_the_first_output_below_it_when_nothing_was_detected():
+    callback = ESWMV(window=150, patience=500, noise_floor=0.5)  # the window is not full before the floor
+    module, steps_run = drive_to_the_noisy_image(callback)
+    assert 95 <= module.selected[0] <= 105 and steps_run == module.selected[0]
+
+
+def test_at_the_noise_floor_an_earlier_detection_stands():
+    callback = ESWMV(window=5, patience=500, noise_floor=0.5, stop=False)
+    module, steps_run = drive_to_the_noisy_image(callback)
+    assert steps_run == 200 and callback.floored
+    assert callback.best_step is not None and module.selected[0] == callback.best_step < 105
+
+
+def test_without_a_noise_floor_the_output_fitting_the_noise_is_chosen():
+    callback = ESWMV(window=150, patience=500)
+    module, steps_run = drive_to_the_noisy_image(callback)
+    assert steps_run == 200 and module.selected[0] > 150
