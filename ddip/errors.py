@@ -40,6 +40,12 @@ def check_flag(key: str, value) -> None:
         raise DdipError(f"{key}={value!r} must be true or false")
 
 
+def check_choice(key: str, value, choices) -> None:
+    """A one-line :class:`DdipError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise DdipError(f"{key}={value!r} is not one of {', '.join(choices)}")
+
+
 def one_line(error: Exception) -> str:
     """The one line a user reads for an error that ends a run: a :class:`DdipError`'s message, an ``OSError``
     (a full disk, a read-only dir) as the path that could not be written, anything else (OmegaConf's errors) as

@@ -21,6 +21,7 @@ the background when the background was the busier texture, as spectral residual 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -37,6 +38,10 @@ REFINE_FRACTION = 1 / 16
 REFINE_EPS = 1e-2
 """Guided-filter regularisation (saliency and image both in [0, 1])."""
 FALLBACK_FRACTION = 0.06
+GRABCUT_SURE = 0.05
+"""The most salient fraction of the pixels that :func:`grabcut_split` takes as certain foreground."""
+GRABCUT_SURE_BACKGROUND = 0.3
+"""The least salient fraction that it takes as certain background."""
 """Share of pixels each hint takes when histogram equalisation cannot produce both hints."""
 
 _SRGB_TO_XYZ = torch.tensor([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
@@ -197,9 +202,37 @@ def _erode(region: torch.Tensor, radius: int) -> torch.Tensor:
     return 1.0 - outside[0, 0]
 
 
-def confident_regions(saliency: torch.Tensor, band: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dense hints: the pixels on either side of the saliency's Otsu split that lie farther than ``band``
-    (a fraction of the shorter side) from the split, i.e. both sides eroded by that radius."""
-    radius = max(1, round(band * min(saliency.shape[-2:])))
-    foreground = saliency > otsu_threshold(saliency)
+def otsu_split(image: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
+    """The foreground of the saliency's Otsu split (H×W bool); ``image`` is not read."""
+    return saliency > otsu_threshold(saliency)
+
+
+def grabcut_split(image: torch.Tensor, saliency: torch.Tensor, iterations: int = 5) -> torch.Tensor:
+    """The foreground (H×W bool) of GrabCut (Rother, Kolmogorov, Blake, SIGGRAPH 2004; OpenCV) on the RGB
+    ``image`` started from the saliency instead of a box: the Otsu split as probable fore- and background, the
+    :data:`GRABCUT_SURE` most and :data:`GRABCUT_SURE_BACKGROUND` least salient pixels as certain. Colour models
+    and a graph cut snap the split to the regions' colours and edges. Seeded: the same input gives the same split."""
+    import cv2
+
+    values = saliency.double().numpy()
+    mask = np.where(otsu_split(image, saliency).numpy(), cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    mask[values >= np.quantile(values, 1 - GRABCUT_SURE)] = cv2.GC_FGD
+    mask[values <= np.quantile(values, GRABCUT_SURE_BACKGROUND)] = cv2.GC_BGD
+    pixels = np.ascontiguousarray((image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)[..., ::-1])
+    cv2.setRNGSeed(0)
+    try:
+        cv2.grabCut(pixels, mask, None, np.zeros((1, 65)), np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:  # a component without pixels (a near-constant image): keep the saliency's split
+        return otsu_split(image, saliency)
+    return torch.from_numpy((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD))
+
+
+HINT_SPLITS = {"otsu": otsu_split, "grabcut": grabcut_split}
+"""How ``hints=auto`` splits the image into fore- and background before its hints are eroded from the split."""
+
+
+def confident_regions(foreground: torch.Tensor, band: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dense hints: the pixels on either side of a fore/background split (H×W bool) that lie farther than ``band``
+    (a fraction of the shorter side) from it, i.e. both sides eroded by that radius."""
+    radius = max(1, round(band * min(foreground.shape[-2:])))
     return _erode(foreground, radius), _erode(~foreground, radius)

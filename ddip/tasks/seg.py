@@ -30,11 +30,11 @@ from typing import ClassVar
 import torch
 from torchmetrics.functional.classification import binary_jaccard_index
 
-from ddip.errors import DdipError, check_range
+from ddip.errors import DdipError, check_choice, check_range
 from ddip.filters import guided_filter
 from ddip.io import load_map, reading
 from ddip.losses import binarization_loss, exclusion_loss, masked_l1_loss, reconstruction_loss
-from ddip.saliency import confident_regions, hints_from_saliency, saliency_map
+from ddip.saliency import HINT_SPLITS, confident_regions, hints_from_saliency, saliency_map
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights
 
 HINT_MODES = ("auto", "none", "files")
@@ -48,7 +48,9 @@ class Segmentation(Task):
         fg_hint, bg_hint: hint map paths for ``hints=files`` (white = hinted).
         fg_threshold, bg_threshold: thresholds of the histogram-equalised saliency for ``hints=auto``.
         hint_band: ``hints=auto`` also hints the pixels farther than this fraction of the shorter side from
-            the saliency's Otsu split (0 = the reference's thresholds only).
+            the split (0 = the reference's thresholds only).
+        split: how ``hints=auto`` splits the image before ``hint_band``: ``otsu``, the saliency's Otsu split, or
+            ``grabcut``, GrabCut started from it (:func:`ddip.saliency.grabcut_split`).
         soft_trimap: with ``hints=auto``, the warm-up mask target off the hints is the saliency map.
         layerwise: layer-wise reconstruction (see :meth:`reconstruction`) instead of the composite's L1.
         input_channels, input_scale: depth and amplitude of the noise inputs.
@@ -86,12 +88,12 @@ class Segmentation(Task):
         threshold: float = 0.5,
         soft_trimap: bool = True,
         hint_band: float = 0.08,
+        split: str = "otsu",
         layerwise: bool = True,
         **common,
     ):
         super().__init__(**common)
-        if hints not in HINT_MODES:
-            raise DdipError(f"task.hints={hints!r} is not one of {', '.join(HINT_MODES)}")
+        check_choice("task.hints", hints, HINT_MODES)
         if hints == "files" and not (fg_hint and bg_hint):
             raise DdipError("task.hints=files needs both task.fg_hint=PATH and task.bg_hint=PATH")
         for name, value in (("warmup_fraction", warmup_fraction), ("hint_fraction", hint_fraction), ("hint_band", hint_band)):
@@ -107,6 +109,8 @@ class Segmentation(Task):
         self.weights = loss_weights({"reconstruction": 0.5, "exclusion": 0.1, "binarization": 0.01, "hint": 1.0}, weights)
         self.refine_radius, self.refine_eps, self.threshold = refine_radius, refine_eps, threshold
         self.soft_trimap, self.hint_band, self.layerwise = soft_trimap, hint_band, layerwise
+        check_choice("task.split", split, HINT_SPLITS)
+        self.split = HINT_SPLITS[split]
 
     # --- schedule -----------------------------------------------------------------------------------
     def warmup_steps(self, steps: int) -> int:
@@ -124,12 +128,12 @@ class Segmentation(Task):
 
     # --- physics and losses ---------------------------------------------------------------------------
     def auto_hints(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Saliency hints thresholded as in the reference, widened by the confident sides of the Otsu split;
+        """Saliency hints thresholded as in the reference, widened by the confident sides of the split;
         returns (fg hint, bg hint, saliency)."""
         saliency = saliency_map(image)
         fg, bg = hints_from_saliency(saliency, *self.thresholds)
         if self.hint_band:
-            dense_fg, dense_bg = confident_regions(saliency, self.hint_band)
+            dense_fg, dense_bg = confident_regions(self.split(image, saliency), self.hint_band)
             fg, bg = torch.maximum(fg, dense_fg) * (1 - dense_bg), torch.maximum(bg, dense_bg) * (1 - dense_fg)
         return fg, bg, saliency
 
