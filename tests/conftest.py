@@ -68,10 +68,13 @@ def composite(tmp_path: Path) -> tuple[Path, Path]:
 
 def data_maps(overrides: list[str], image: Path) -> list[str]:
     """Overrides giving the maps that the task of ``overrides`` reads from the data (its ``data_maps``: inpainting's
-    ``data.mask``), each every pixel of ``image`` known, written beside it."""
+    ``data.mask``, the watermark's ``data.hint``), each white on the centre half of ``image`` (inpainting: those pixels
+    known; watermark: the watermark there) and black around it, written beside it."""
     names = get_class(compose_config(overrides).task._target_).data_maps
     with Image.open(image) as opened:
-        size = opened.size
+        width, height = opened.size
     for name in names:
-        Image.new("L", size, 255).save(image.parent / f"{name}.png")
+        centre = Image.new("L", (width, height), 0)
+        centre.paste(255, (width // 4, height // 4, width - width // 4, height - height // 4))
+        centre.save(image.parent / f"{name}.png")
     return [f"data.{name}={image.parent / f'{name}.png'}" for name in names]

@@ -25,7 +25,7 @@ SR_FACTOR = 4  # task=sr's default factor: its ground truth is this many times t
 
 def case(tmp_path) -> dict[str, str]:
     """A two-texture image of HEIGHT × WIDTH and every kind of ground truth, as data overrides by name (``known``:
-    the known pixels of ``task=inpaint``)."""
+    the known pixels of ``task=inpaint``; ``hint``: where ``task=watermark`` is told the watermark is)."""
     image, mask = two_texture_composite(64)
     image, mask = image[:HEIGHT, :WIDTH], mask[:HEIGHT, :WIDTH]
     large = image.repeat(SR_FACTOR, axis=0).repeat(SR_FACTOR, axis=1)
@@ -40,14 +40,16 @@ def case(tmp_path) -> dict[str, str]:
         "separate": f"data.layers=[{tmp_path / 'image.png'},{tmp_path / 'flat.png'}]",
         "inpaint": f"data.clean={tmp_path / 'image.png'}",
         "sr": f"data.clean={tmp_path / 'large.png'}",
+        "watermark": f"data.clean={tmp_path / 'image.png'}",
         "known": f"data.mask={tmp_path / 'mask.png'}",
+        "hint": f"data.hint={tmp_path / 'mask.png'}",
     }
 
 
 def small(task: str, given: dict[str, str]) -> list[str]:
     """A narrow net for the 128-channel DIP tasks, and the data maps a task needs."""
     narrow = ["backbone.channels=[8,8,8,8,8]", "backbone.skip_channels=[4,4,4,4,4]"] if task in ("denoise", "inpaint", "sr") else []
-    return narrow + ([given["known"]] if task == "inpaint" else [])
+    return narrow + ([given["known"]] if task == "inpaint" else []) + ([given["hint"]] if task == "watermark" else [])
 
 
 @pytest.mark.parametrize("task", DECOMPOSITION_TASKS)
@@ -60,7 +62,7 @@ def test_physics_and_losses(tmp_path, task):
     image = module.image
     assert task_object.compose(layers).shape == image.shape
     batch = next(iter(data.train_dataloader()))
-    loss = module.step_loss(batch, 0)
+    loss = module.step_loss(batch, module.selectable_from - 1)  # the first step whose output may be chosen: past warm-ups
     assert torch.isfinite(loss) and all(torch.isfinite(term) for term in module.last_terms.values())
     loss.backward()
     for name, network in module.generators.named_children():
