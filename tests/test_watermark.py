@@ -150,3 +150,12 @@ def test_the_bundled_sample_runs_without_arguments():
     assert hint.shape == data.image.shape[-2:] and 0 < float(hint.mean()) < 0.5
     boxed = build_component(compose_config(["task=watermark", "task.box=[0,0,10,10]"]), "task")
     assert float(data.maps(boxed.data_maps, own=boxed.own_maps(data.size))["hint"].sum()) == 100  # the box wins over the sample's hint
+
+
+def test_a_flat_watermark_is_its_generators_mean_colour_over_the_hint():
+    ink, hint = torch.rand(1, 3, 6, 6), torch.zeros(1, 1, 6, 6)
+    hint[..., 1:3, 2:5] = 1
+    layers = {"clean_0": torch.rand(1, 3, 6, 6), "watermark_0": ink, "mask_0": torch.rand(1, 1, 6, 6)}
+    _, flat, _ = Watermark(runs=1, flat_watermark=True).run_layers(layers, 0, hint)
+    torch.testing.assert_close(flat, ink[..., 1:3, 2:5].mean(dim=(-2, -1), keepdim=True).expand_as(ink))
+    assert torch.equal(Watermark(runs=1).run_layers(layers, 0, hint)[1], ink)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from ddip.errors import DdipError, check_range, is_whole
+from ddip.errors import DdipError, check_flag, check_range, is_whole
 from ddip.losses import masked_l1_loss, reconstruction_loss
 from ddip.metrics import psnr, quality
 from ddip.synthetic import box_map
@@ -64,14 +64,17 @@ class Watermark(Task):
         stage1_fraction: share of ``steps`` in which only the clean layer is fitted, outside the hint (reference
             4000 of 11000).
         weights: loss weights ``outside`` (the clean layer outside the hint), ``reconstruction`` (the composite
-            inside it; reference 1 and 0.5) and ``sparsity`` (the mean of the mask inside the hint, from stage 2 on:
-            most of the box is not watermark; not in the reference, 0 = off).
+            inside it; reference 1 and 0.5) and ``sparsity`` (the mask's L1 inside the hint, from stage 2 on: most of
+            the box is not watermark; not in the reference, 0 = off).
         output: ``formula`` (the physics solved for the clean image), ``hint`` (the input outside the hint, the
             median clean layer inside), ``mask`` (the input also where the median mask is below ``mask_threshold``)
             or ``clean`` (the median clean layer everywhere).
         mask_threshold: of ``output=mask`` (reference 0.1).
         formula_floor: of ``output=formula``: the least ``1 − h·m`` divided by.
         input_channels, input_scale: depth and amplitude of the noise inputs (reference 2, 1/100).
+        flat_watermark: the watermark is one colour: its generator's mean over the hint (a text or logo in one
+            ink; then ``I − c = m·(w − c)`` holds only along one colour direction a pixel, which texture rarely
+            follows). The reference's watermark is its generator's output as it is.
     """
 
     primary_metric = "psnr"
@@ -88,6 +91,7 @@ class Watermark(Task):
         formula_floor: float = 0.2,
         input_channels: int = 2,
         input_scale: float = 0.01,
+        flat_watermark: bool = False,
         **common,
     ):
         super().__init__(**common)
@@ -99,7 +103,8 @@ class Watermark(Task):
         if output not in OUTPUTS:
             raise DdipError(f"task.output={output!r} is not one of {', '.join(OUTPUTS)}")
         self.runs, self.stage1_fraction, self.output, self.mask_threshold = runs, stage1_fraction, output, mask_threshold
-        self.formula_floor = formula_floor
+        check_flag("task.flat_watermark", flat_watermark)
+        self.formula_floor, self.flat_watermark = formula_floor, flat_watermark
         self.weights = loss_weights({"outside": 1.0, "reconstruction": 0.5, "sparsity": 0.0}, weights)
         self.inputs, self.generators = {}, {}
         for run in range(runs):
@@ -130,9 +135,15 @@ class Watermark(Task):
         return self.stage1_steps(steps) + 1
 
     # --- physics and losses ---------------------------------------------------------------------------------
-    def run_layers(self, layers: Layers, run: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(clean, watermark, mask) of one run."""
-        return tuple(layers[f"{layer}_{run}"] for layer in LAYERS)
+    def run_layers(self, layers: Layers, run: int, hint: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(clean, watermark, mask) of one run; with :attr:`flat_watermark` the watermark is its generator's mean
+        colour over the ``hint`` (a 1×1×H×W or H×W map; 1 = the whole image)."""
+        clean, watermark, mask = (layers[f"{layer}_{run}"] for layer in LAYERS)
+        if self.flat_watermark:
+            weight = torch.as_tensor(hint, dtype=watermark.dtype, device=watermark.device).expand_as(mask)
+            colour = (weight * watermark).sum(dim=(-2, -1), keepdim=True) / weight.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
+            watermark = colour.expand_as(watermark)
+        return clean, watermark, mask
 
     def medians(self, layers: Layers) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The pixel-wise medians over the runs of the clean layer, the watermark ``m·w`` and the mask (the
@@ -145,7 +156,7 @@ class Watermark(Task):
 
     def reconstruction(self, layers: Layers, hint: torch.Tensor | float = 1.0) -> torch.Tensor:
         """The median over the runs of their composites (:func:`composite`) with the ``hint`` (1×1×H×W or H×W)."""
-        return torch.stack([composite(*self.run_layers(layers, run), hint) for run in range(self.runs)]).median(dim=0).values
+        return torch.stack([composite(*self.run_layers(layers, run, hint), hint) for run in range(self.runs)]).median(dim=0).values
 
     def compose(self, layers: Layers) -> torch.Tensor:
         """The median over the runs of ``m·w + (1 − m)·c`` over the whole image (the hint acts in the loss)."""
@@ -153,14 +164,15 @@ class Watermark(Task):
 
     def loss_terms(self, layers, target, maps, step, steps):
         """Mean over the runs of ``outside·ExtL1(c, I, 1 − h)`` and, in stage 2, ``reconstruction·L1(composite, I)``
-        and ``sparsity·ExtL1(m, 0, h)``."""
+        and ``sparsity·mean(h·m)`` (a mean over the image, as the reconstruction's: a pixel's mask is worth its
+        cost where it lowers the composite's error by more than ``sparsity / reconstruction``)."""
         hint = maps["hint"]  # 1×1×H×W
-        runs = [self.run_layers(layers, run) for run in range(self.runs)]
+        runs = [self.run_layers(layers, run, hint) for run in range(self.runs)]
         terms = {"outside": sum(masked_l1_loss(clean, target, 1.0 - hint) for clean, _, _ in runs)}
         if step >= self.stage1_steps(steps):
             terms["reconstruction"] = sum(reconstruction_loss(composite(*layers_of_run, hint), target) for layers_of_run in runs)
             if self.weights["sparsity"]:
-                terms["sparsity"] = sum(masked_l1_loss(mask, torch.zeros_like(mask), hint) for _, _, mask in runs)
+                terms["sparsity"] = sum((hint * mask).mean() for _, _, mask in runs)
         return {name: self.weights[name] * value / self.runs for name, value in terms.items()}
 
     # --- output and scores ----------------------------------------------------------------------------------
@@ -172,7 +184,7 @@ class Watermark(Task):
             region = 1.0 if hint is None else hint
             solved = []
             for run in range(self.runs):
-                clean, watermark, mask = self.run_layers(layers, run)
+                clean, watermark, mask = self.run_layers(layers, run, region)
                 alpha = region * mask
                 residual = image - composite(clean, watermark, mask, region)
                 solved.append(clean + residual / (1.0 - alpha).clamp_min(self.formula_floor))
