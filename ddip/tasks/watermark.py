@@ -10,7 +10,11 @@ Schedule (the reference's 4000 + 7000 steps, as a fraction of ``steps``):
 
 1. **Clean layer** (first ``stage1_fraction``): ``outside·ExtL1(c, I, 1 − h)``: the clean layer learns the image
    outside the hint; what it draws inside is the prior's.
-2. **Decomposition**: the same term plus ``reconstruction·L1(h·m·w + (1 − h·m)·c, I)``.
+2. **Decomposition**: the same term plus ``reconstruction·L1(h·m·w + (1 − h·m)·c, I)`` and ddip's
+   ``sparsity·mean(h·m)`` (most of the box is no watermark).
+
+ddip's ``flat_watermark`` makes the watermark one colour, its generator's mean over the hint (a text or logo in one
+ink), so that a residual ``I − c`` is the watermark only along one colour direction a pixel.
 
 Runs: the reference fits ``runs`` (3) independent decompositions and combines them by a pixel-wise median. Here they
 are ``runs`` triples of generators of one fit (``clean_0``, ``watermark_0``, ``mask_0``, ``clean_1``, …): their own
@@ -18,9 +22,9 @@ weights and inputs, the same steps; each run's loss is independent of the others
 runs' separate fits side by side.
 
 Output (``output``): ``formula``, the physics solved for the clean image with the learnt watermark and mask,
-``c = (I − h·m·w) / (1 − h·m)`` (as dehazing's ``J = (I − (1 − t)·A) / t``; with ``1 − h·m`` floored at
-``formula_floor``, beyond which the clean layer's value is taken), per run, then their median: the input where the
-mask is 0, the watermark taken out where it is not; ``hint``, the median clean layer inside the hint and the input
+``c = (I − h·m·w) / (1 − h·m)`` (as dehazing's ``J = (I − (1 − t)·A) / t``), computed as the clean layer plus the
+composite's residual divided by ``max(1 − h·m, formula_floor)`` (the formula itself wherever ``1 − h·m`` is above
+the floor), per run, then their median: the input where the mask is 0, the watermark taken out where it is not; ``hint``, the median clean layer inside the hint and the input
 outside it (the reference's ``_final``); ``mask``, also the input where the median mask is below ``mask_threshold``
 (its ``_real_final``); ``clean``, the median clean layer everywhere. The output is chosen, without ground truth, by the
 reconstruction PSNR of the medians once the decomposition has started (the reference keeps the last iterate).
