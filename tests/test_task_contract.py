@@ -1,6 +1,6 @@
 """The task contract, checked on every task (as DeepInverse checks every operator): the physics composes the
-generators' outputs into an image of the input's shape, the loss terms are finite and reach every generator's
-weights, a short run writes its result images at the input's (odd) size (times the task's ``scale``: super-
+generators' outputs into an image of the input's shape, the loss terms (at the first step whose output may be chosen:
+past a warm-up stage, such as the watermark's clean-layer stage) are finite and reach every generator's weights, a short run writes its result images at the input's (odd) size (times the task's ``scale``: super-
 resolution) with values in [0, 1], and with ground
 truth it reports the task's primary metric for the chosen and the final iterate, the oracle, and ``primary_metric``.
 """

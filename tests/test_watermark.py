@@ -93,12 +93,14 @@ def test_the_formula_output_takes_the_learnt_watermark_out_of_the_input():
 
 def test_a_tiny_run_removes_a_watermark_and_writes_the_outputs_at_the_input_size(tmp_path):
     case = watermark_case(tmp_path)
-    overrides = ["task=watermark", "steps=40", "logger=none", "module.eval_every=10", "threads=1", "optimizer.lr=0.01", *SMALL_NET]
+    overrides = ["task=watermark", "steps=60", "logger=none", "module.eval_every=10", "threads=1", *SMALL_NET]
     overrides += [f"data.image={case['image']}", f"data.hint={case['hint']}", f"data.clean={case['clean']}"]
-    overrides.append("task.output=hint")  # on a smooth image the clean layer's fill of the box is right within 40 steps
+    # on a smooth image the clean layer's fill of the box is right within a few steps (the formula output needs the
+    # mask learnt: hundreds of steps, docs/results/watermark.md)
+    overrides.append("task.output=hint")
     metrics = run(compose_config(overrides), tmp_path / "run")
-    assert metrics["psnr_hint_chosen"] > metrics["psnr_hint_input"] + 6, metrics  # 28.6 against 16.7 dB
-    assert metrics["psnr_chosen"] > metrics["psnr_input"] and metrics["chosen_step"] > 40 * 0.3636
+    assert metrics["psnr_hint_chosen"] > metrics["psnr_hint_input"] + 4, metrics  # 22.8 (seed 0), 29.1 (seed 1) against 16.7 dB
+    assert metrics["psnr_chosen"] > metrics["psnr_input"] and metrics["chosen_step"] > 60 * 0.25
     for name in ("clean", "watermark", "mask"):
         assert Image.open(tmp_path / "run" / f"{name}.png").size == (WIDTH, HEIGHT), name
 
