@@ -15,6 +15,9 @@ structure, each in a fixed ``tune`` or ``test`` split (a photo belongs to one sp
 - **mixtures**: two mixtures ``I_k = α_k·L1 + (1 − α_k)·L2`` of the same two layers (Double-DIP Sec. 4.2), the layers
   a photo and a texture, two photos, or two textures (seeded coloured gratings, :func:`texture`), each with the
   weights (0.3, 0.7) and (0.6, 0.4).
+- **watermark**: every photo with two semi-transparent text watermarks, one at a time (Double-DIP Sec. 4.4:
+  ``I = m·w + (1 − m)·c``), of varied text, size, stroke, colour (white, black or a hue), opacity and position; the
+  hint is the box around the text grown by a margin (white = watermark).
 
 Every case is drawn from a generator seeded by (task, split, index): the same command makes the same suite.
 """
@@ -32,7 +35,7 @@ import torch.nn.functional as F
 from ddip.data import resize
 from ddip.haze import hazy_image
 from ddip.io import load_image
-from ddip.synthetic import gaussian_noise, lanczos_downscale, pixel_mask
+from ddip.synthetic import bounding_box, box_map, gaussian_noise, lanczos_downscale, pixel_mask, text_size, watermark
 
 PHOTOS = {
     "tune": ("building", "f16", "butterfly1", "barbara", "snail", "vase", "zebra"),
@@ -47,7 +50,18 @@ MISSING = 0.5  # the fraction of pixels missing in the "pixels" cases
 FACTORS = (2, 4, 8)
 MIXINGS = ((0.3, 0.7), (0.6, 0.4))  # the weights of the first layer in the two mixtures of a "mixtures" case
 LAYER_PAIRS = ("photo_texture", "photo_photo", "texture_texture")
-TASK_OF = {"seg": "seg", "haze": "dehaze", "noise": "denoise", "inpaint": "inpaint", "sr": "sr", "mixtures": "separate_pair"}
+WATERMARKS_PER_PHOTO = 2
+WATERMARK_TEXTS = ("SAMPLE", "© ddip", "PROOF", "DRAFT", "stock", "© 2026", "preview")
+WATERMARK_COLOURS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "red": (0.9, 0.15, 0.1), "blue": (0.15, 0.3, 0.95), "yellow": (1.0, 0.85, 0.1)}
+TASK_OF = {
+    "seg": "seg",
+    "haze": "dehaze",
+    "noise": "denoise",
+    "inpaint": "inpaint",
+    "sr": "sr",
+    "mixtures": "separate_pair",
+    "watermark": "watermark",
+}
 
 
 @dataclass
@@ -299,9 +313,43 @@ def mixture_cases(split: str, size: int) -> list[Case]:
     return cases
 
 
+def watermark_case(rng: np.random.Generator, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """A random text watermark over ``clean`` (3×size×size): (watermarked image, 1×size×size hint box map, facts).
+    The text is 10–22 % of the side high (smaller if it would not fit), its stroke 1 px per 14 px of height, its
+    opacity 0.3–0.7, its place anywhere it fits; the hint box is the text's bounding box grown by 3 % of the side."""
+    size = clean.shape[-1]
+    text = str(rng.choice(WATERMARK_TEXTS))
+    height = max(8, round(size * rng.uniform(0.10, 0.22)))
+    while True:
+        bold = max(1, round(height / 14))
+        text_height, text_width = text_size(text, height, bold)
+        if text_width <= size - 4 or height <= 8:
+            break
+        height -= 1
+    colour_name = str(rng.choice(list(WATERMARK_COLOURS)))
+    opacity = round(float(rng.uniform(0.3, 0.7)), 3)
+    top = int(rng.integers(2, max(3, size - text_height - 1)))
+    left = int(rng.integers(2, max(3, size - text_width - 1)))
+    image, alpha = watermark(clean, text, top, left, height, WATERMARK_COLOURS[colour_name], opacity, bold)
+    box = bounding_box(alpha, margin=max(1, round(0.03 * size)))
+    facts = {"text": text, "height": height, "colour": colour_name, "opacity": opacity, "box": list(box)}
+    return image, box_map((size, size), box)[None], facts
+
+
+def watermark_cases(split: str, size: int) -> list[Case]:
+    cases = []
+    for scene in PHOTOS[split]:
+        clean = photo(scene, size)
+        for index in range(WATERMARKS_PER_PHOTO):
+            image, hint, facts = watermark_case(seeded("watermark", split, scene, index), clean)
+            images = {"image": image, "hint": hint, "clean": clean}
+            cases.append(Case(f"watermark_{index}_{scene}", "watermark", images, facts | {"photos": [scene]}))
+    return cases
+
+
 def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure: int = 3) -> list[Case]:
-    """The cases of the ``kind`` suite (``seg``, ``haze``, ``noise``, ``inpaint``, ``sr``, ``mixtures``) in ``split``; ``sr`` needs a
-    ``size`` divisible by 8."""
+    """The cases of the ``kind`` suite (``seg``, ``haze``, ``noise``, ``inpaint``, ``sr``, ``mixtures``, ``watermark``) in
+    ``split``; ``sr`` needs a ``size`` divisible by 8."""
     if split not in PHOTOS:
         raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
     if kind == "seg":
@@ -316,4 +364,6 @@ def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure
         return sr_cases(split, size)
     if kind == "mixtures":
         return mixture_cases(split, size)
+    if kind == "watermark":
+        return watermark_cases(split, size)
     raise ValueError(f"unknown suite {kind!r}; one of {', '.join(TASK_OF)}")

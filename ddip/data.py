@@ -26,7 +26,29 @@ from ddip.io import MIN_SIDE, load_image, load_map, reading
 NUM_DIHEDRAL = 8
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """The files of a folder given as ``data.images`` that are read (sorted by name); others are ignored."""
-DATA_MAPS = {"mask": "the known pixels, an image of the input's size, white = known (data.mask=holes.png)"}
+
+
+@dataclass(frozen=True)
+class DataMap:
+    """A map a task may read from the data (``data.<name>``): what it is, what a map with no white pixel (and,
+    where that is wrong too, one that is white everywhere) fails to give, and the task's own setting that may stand
+    in for it (:meth:`ddip.tasks.base.Task.own_maps`)."""
+
+    what: str
+    empty: str
+    full: str | None = None
+    alternative: str | None = None
+
+
+DATA_MAPS = {
+    "mask": DataMap("the known pixels, an image of the input's size, white = known (data.mask=holes.png)", "marks no pixel as known (white = known)"),
+    "hint": DataMap(
+        "where the watermark is, an image of the input's size, white = watermark (data.hint=box.png), or task.box=[x0,y0,x1,y1] in pixels",
+        "marks no pixel (white = where the watermark is)",
+        "marks every pixel: the clean image is learnt from the pixels outside the hint",
+        "task.box",
+    ),
+}
 """The maps a task may read from the data (:meth:`ImageDataModule.maps`), with what each is."""
 
 
@@ -184,6 +206,8 @@ class ImageDataModule(pl.LightningDataModule):
         layers: optional ground-truth layers of a mixture, in order (``task=separate``; reporting only).
         mask: optional map of the known pixels, white = known, of the image's size (``task=inpaint``): a map the
             task's loss reads (:attr:`ddip.tasks.base.Task.data_maps`), not ground truth.
+        hint: optional map of where the watermark is, white = watermark, of the image's size (``task=watermark``): a
+            map the task's loss reads, like ``mask``.
         truth_scale: the ground truth's size over the input's on each side (``task=sr``: its factor, the truth
             being the high-resolution image).
         augment: apply a random one of the 8 flips/rotations at every step.
@@ -194,6 +218,7 @@ class ImageDataModule(pl.LightningDataModule):
             the noisy zebra for dehazing and denoising).
         sample_clean: the sample's ground truth in ``ddip/assets``, used when ``image`` and ``clean`` are ``None``.
         sample_mask: the sample's known-pixel mask in ``ddip/assets``, used when ``image`` and ``mask`` are ``None``.
+        sample_hint: the sample's watermark hint in ``ddip/assets``, used when ``image`` and ``hint`` are ``None``.
     """
 
     def __init__(
@@ -211,6 +236,8 @@ class ImageDataModule(pl.LightningDataModule):
         sample_mask: str | None = None,
         truth_scale: int = 1,
         images: list[str] | str | None = None,
+        hint: str | None = None,
+        sample_hint: str | None = None,
     ):
         super().__init__()
         if max_side is not None:
@@ -219,12 +246,16 @@ class ImageDataModule(pl.LightningDataModule):
         check_range("data.truth_scale", truth_scale, 1, whole=True)
         if image and images is not None:
             raise DdipError("give data.image (one image) or data.images (several), not both")
+        given_maps = {name: path for name, path in (("mask", mask), ("hint", hint)) if path}
+        self.sample_maps: set[str] = set()  # the maps that came with the bundled sample, not from the user
         if not image and images is None:
             image = str(sample_image_path(sample))
             if not clean and sample_clean:
                 clean = str(sample_image_path(sample_clean, "data.sample_clean"))
-            if not mask and sample_mask:
-                mask = str(sample_image_path(sample_mask, "data.sample_mask"))
+            for name, path in (("mask", sample_mask), ("hint", sample_hint)):
+                if path and name not in given_maps:
+                    given_maps[name] = str(sample_image_path(path, f"data.sample_{name}"))
+                    self.sample_maps.add(name)
         self.path = image
         self.paths = [image] if images is None else image_paths(images)
         self.original = load_image(self.path) if images is None else stacked_images(self.paths)
@@ -235,7 +266,7 @@ class ImageDataModule(pl.LightningDataModule):
             raise DdipError(f"data.layers={layers!r}: give the mixture's two layers as a list, [layer1.png,layer2.png]")
         self.layers = [load_truth(path, "data.layers", size, scale=truth_scale) for path in layers or []]
         self.gt_mask = load_truth(gt_mask, "data.gt_mask", size, load_map, truth_scale) if gt_mask else None
-        self.mask = known_mask(mask, size) if mask else None
+        self.given_maps = {name: load_data_map(name, path, size) for name, path in given_maps.items()}
         self.max_side = max_side
         self.image = resize(self.original, fit_size(size, max_side))
         self.augment, self.seed = augment, seed
@@ -276,14 +307,20 @@ class ImageDataModule(pl.LightningDataModule):
         size = tuple(side * self.truth_scale for side in self.image.shape[-2:])
         return {name: resize(value, size) if value.dim() == 3 else resize(value[None], size)[0] for name, value in given.items()}
 
-    def maps(self, names: tuple[str, ...], fitted: bool = True) -> dict[str, torch.Tensor]:
+    def maps(self, names: tuple[str, ...], fitted: bool = True, own: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """The maps a task reads from the data (``names``: its :attr:`~ddip.tasks.base.Task.data_maps`), H×W at the
-        size the generators fit or, without ``fitted``, at the input's; one missing, or one given that the task does
-        not read, is a one-line error."""
-        given = {"mask": self.mask} if self.mask is not None else {}
+        size the generators fit or, without ``fitted``, at the input's; ``own`` are maps at the input's size that the
+        task made from its own settings (:meth:`~ddip.tasks.base.Task.own_maps`: a hint from ``task.box``), in place
+        of the data's. One missing, one given both ways, or one given that the task does not read, is a one-line
+        error."""
+        given = dict(self.given_maps)
+        for name, value in (own or {}).items():
+            if name in given and name not in self.sample_maps:
+                raise DdipError(f"data.{name} and {DATA_MAPS[name].alternative} both give the {name}: give one of them")
+            given[name] = check_data_map(name, value, DATA_MAPS[name].alternative or name)
         for name in names:
             if name not in given:
-                raise DdipError(f"this task needs data.{name}: {DATA_MAPS[name]}")
+                raise DdipError(f"this task needs data.{name}: {DATA_MAPS[name].what}")
         unread = sorted(given.keys() - set(names))
         if unread:
             raise DdipError(f"data.{unread[0]} is given, but this task does not read it")
@@ -352,13 +389,21 @@ def stacked_images(paths: list[str]) -> torch.Tensor:
     return torch.cat(loaded)
 
 
-def known_mask(path: str, size: tuple[int, int]) -> torch.Tensor:
-    """The known pixels of ``data.mask`` (H×W, 1 where the file is white, i.e. above mid-grey), which must have the
-    image's ``size`` and mark at least one pixel known."""
-    mask = (load_truth(path, "data.mask", size, load_map) > 0.5).float()
-    if not mask.any():
-        raise DdipError(f"data.mask: {path} marks no pixel as known (white = known)")
-    return mask
+def load_data_map(name: str, path: str, size: tuple[int, int]) -> torch.Tensor:
+    """``data.<name>`` (one of :data:`DATA_MAPS`) read from ``path`` as an H×W map, 1 where the file is white (above
+    mid-grey); it must have the image's ``size`` and mark at least one pixel (:func:`check_data_map`)."""
+    key = f"data.{name}"
+    return check_data_map(name, (load_truth(path, key, size, load_map) > 0.5).float(), f"{key}: {path}")
+
+
+def check_data_map(name: str, value: torch.Tensor, source: str) -> torch.Tensor:
+    """``value``, a binary H×W map ``name`` from ``source``, unless it marks no pixel (or, for a map that must leave
+    some out, every pixel): then a one-line :class:`DdipError`."""
+    if not value.any():
+        raise DdipError(f"{source} {DATA_MAPS[name].empty}")
+    if DATA_MAPS[name].full and value.all():
+        raise DdipError(f"{source} {DATA_MAPS[name].full}")
+    return value
 
 
 def sample_image_path(name: str = "zebra_crop.png", key: str = "data.sample"):

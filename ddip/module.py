@@ -314,7 +314,7 @@ class DecompositionModule(pl.LightningModule):
         layers = self.current_output()
         image = self.crop(self.image)
         score = self.task.selection_score(layers, image, self.maps)
-        quality = self.task.ground_truth_metrics(layers, self.truth, image)
+        quality = self.task.evaluation_metrics(layers, self.truth, image, self.maps)
         self.quality_keys = list(quality)
         record = {"step": done, **terms, "score": score, **quality}
         self.history.append(record)

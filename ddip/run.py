@@ -109,9 +109,10 @@ def build(cfg: DictConfig, data, task, steps: int) -> pl.LightningModule:
         steps=steps,
         **{**cfg.module, "stack_generators": stack_generators(cfg)},
     )
-    maps = data.maps(task.data_maps) | task.prepare(data.image)
+    own = task.own_maps(data.size)
+    maps = data.maps(task.data_maps, own=own) | task.prepare(data.image)
     padded = data.build(maps, steps, module.size_multiple, module.min_size)
-    original = (data.original, data.truth(), data.maps(task.data_maps, fitted=False))
+    original = (data.original, data.truth(), data.maps(task.data_maps, fitted=False, own=own))
     module.attach(padded, data.crop, data.truth(fitted=True), original=original, maps=maps)
     return module
 

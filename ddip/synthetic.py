@@ -1,13 +1,13 @@
 """Cases with a known answer: an ellipse of one texture pasted over another (segmentation), a clear
 image hazed by the atmospheric scattering model with a known depth ramp and airlight (dehazing), a clean
-image with seeded Gaussian noise (denoising), a mask of missing pixels (inpainting) and a shrunk image
-(super-resolution)."""
+image with seeded Gaussian noise (denoising), a mask of missing pixels (inpainting), a shrunk image
+(super-resolution) and a semi-transparent text watermark with its hint box (watermark removal)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from ddip.haze import hazy_image
 from ddip.io import to_uint8
@@ -63,3 +63,57 @@ def lanczos_downscale(image: torch.Tensor, factor: int) -> torch.Tensor:
     height, width = image.shape[-2:]
     small = Image.fromarray(to_uint8(image)).resize((width // factor, height // factor), Image.Resampling.LANCZOS)
     return torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def text_coverage(size: tuple[int, int], text: str, top: int, left: int, height: int, bold: int = 1) -> torch.Tensor:
+    """The 1×H×W coverage in [0, 1] (antialiased) of ``text`` in PIL's default font at ``height`` px, its bounding
+    box's top-left corner at (``top``, ``left``), thickened by a stroke of ``bold`` px: the shape of a text
+    watermark."""
+    font = ImageFont.load_default(size=height)
+    canvas = Image.new("L", (size[1], size[0]), 0)
+    draw = ImageDraw.Draw(canvas)
+    x0, y0, _, _ = draw.textbbox((0, 0), text, font=font, stroke_width=bold)
+    draw.text((left - x0, top - y0), text, fill=255, font=font, stroke_width=bold, stroke_fill=255)
+    return torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255.0)[None]
+
+
+def text_size(text: str, height: int, bold: int = 1) -> tuple[int, int]:
+    """(height, width) in px of the bounding box of ``text`` as :func:`text_coverage` draws it."""
+    x0, y0, x1, y1 = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=ImageFont.load_default(size=height), stroke_width=bold)
+    return y1 - y0, x1 - x0
+
+
+def watermark(
+    clean: torch.Tensor,
+    text: str,
+    top: int,
+    left: int,
+    height: int,
+    colour: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    opacity: float = 0.5,
+    bold: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A C×H×W ``clean`` image in [0, 1] with a semi-transparent text watermark: ``I = m·w + (1 − m)·c`` (Double-DIP
+    Sec. 4.4), ``w`` the flat ``colour`` and ``m`` the ``opacity`` times the text's coverage (:func:`text_coverage`).
+
+    Returns (watermarked C×H×W image, 1×H×W alpha map ``m``)."""
+    alpha = opacity * text_coverage(tuple(clean.shape[-2:]), text, top, left, height, bold)
+    ink = torch.tensor(colour, dtype=clean.dtype)[:, None, None]
+    return (alpha * ink + (1.0 - alpha) * clean).clamp(0.0, 1.0), alpha
+
+
+def bounding_box(alpha: torch.Tensor, margin: int = 0) -> tuple[int, int, int, int]:
+    """The box ``(x0, y0, x1, y1)`` (x1, y1 exclusive) around the non-zero pixels of a (1×)H×W map, grown by
+    ``margin`` px on every side and kept inside the image: the hint box of a watermark."""
+    rows, cols = torch.nonzero(alpha.reshape(alpha.shape[-2:]) > 0, as_tuple=True)
+    height, width = alpha.shape[-2:]
+    return (max(0, int(cols.min()) - margin), max(0, int(rows.min()) - margin),
+            min(width, int(cols.max()) + 1 + margin), min(height, int(rows.max()) + 1 + margin))  # fmt: skip
+
+
+def box_map(size: tuple[int, int], box: tuple[int, int, int, int]) -> torch.Tensor:
+    """An H×W map, 1 inside ``box = (x0, y0, x1, y1)`` (pixels x0 ≤ x < x1, y0 ≤ y < y1) and 0 outside."""
+    x0, y0, x1, y1 = box
+    result = torch.zeros(size)
+    result[y0:y1, x0:x1] = 1.0
+    return result

@@ -25,7 +25,9 @@ recovery (Eq. 22) with the true transmission (``gt_transmission.png``) and ddip'
 separate — no classical baseline, the mixture itself taken as each layer; separate_pair (two mixtures) — the
 mixtures taken as the layers and ICA of the mixtures' gradients (Farid & Adelson, CVPR 1999; :mod:`ddip.unmix`),
 both scored under the better assignment, with the error of the weights where the case gives them; inpaint — OpenCV's Telea and
-Navier–Stokes inpainting (radius 3 px); sr — bicubic upscaling. ``--invdn CKPT`` adds, for denoising, the
+Navier–Stokes inpainting (radius 3 px); sr — bicubic upscaling; watermark — the input itself and OpenCV's Telea
+inpainting of the hint box (what a user without a better tool would do with the box; ``psnr_hint``: PSNR inside the
+box). ``--invdn CKPT`` adds, for denoising, the
 supervised InvDN (Liu et al., CVPR 2021) with that trained checkpoint (``ddip task=invdn_train`` writes one;
 trained on other photos than the test split's); ``--no-ddip`` leaves the DIP fits (15–20 min an image) out.
 """
@@ -84,7 +86,7 @@ def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: 
         overrides.append(f"data.images=[{','.join(str(folder / path) for path in case['images'])}]")
     else:
         overrides.append(f"data.image={folder / case['image']}")
-    for key in ("gt_mask", "clean", "mask"):
+    for key in ("gt_mask", "clean", "mask", "hint"):
         if key in case:
             overrides.append(f"data.{key}={folder / case[key]}")
     if "factor" in case:
@@ -330,6 +332,25 @@ def evaluate_sr(name: str, case: dict, folder: Path, out: Path, steps: int | Non
     return rows
 
 
+def evaluate_watermark(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
+    """Double-DIP watermark removal beside the watermarked input and OpenCV's Telea inpainting of the hint box; PSNR
+    over the image and inside the box (``psnr_hint``)."""
+    import cv2
+
+    from ddip.tasks.watermark import region_psnr
+
+    _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
+    rows = [psnr_row(name, "ddip (Double-DIP watermark)", metrics, extra) | {"psnr_hint": metrics["psnr_hint_chosen"]}]
+    image, clean, hint = load_image(folder / case["image"]), load_image(folder / case["clean"]), load_map(folder / case["hint"])
+    rows.append({"case": name, "method": "watermarked input", "psnr": psnr(image, clean), "ssim": ssim(image, clean), "psnr_hint": region_psnr(image, clean, hint)})
+    started = time.perf_counter()
+    filled = opencv_inpaint(image, 1.0 - hint, cv2.INPAINT_TELEA)
+    seconds = time.perf_counter() - started
+    rows.append({"case": name, "method": "OpenCV Telea (hint box)", "psnr": psnr(filled, clean), "ssim": ssim(filled, clean),
+                 "psnr_hint": region_psnr(filled, clean, hint), "seconds": seconds})  # fmt: skip
+    return rows
+
+
 EVALUATORS = {
     "seg": (evaluate_seg, ("gt_mask",)),
     "dehaze": (evaluate_dehaze, ("clean",)),
@@ -338,10 +359,11 @@ EVALUATORS = {
     "separate_pair": (evaluate_separate_pair, ("images", "layer1", "layer2")),
     "inpaint": (evaluate_inpaint, ("clean", "mask")),
     "sr": (evaluate_sr, ("clean", "factor")),
+    "watermark": (evaluate_watermark, ("clean", "hint")),
 }
 
 
-COLUMNS = ["case", "method", "iou", "iou_final", "oracle_iou_raw", "psnr", "ssim", "chosen_step", "psnr_final"]
+COLUMNS = ["case", "method", "iou", "iou_final", "oracle_iou_raw", "psnr", "ssim", "psnr_hint", "chosen_step", "psnr_final"]
 COLUMNS += ["oracle_psnr", "oracle_step", "alpha_error"]
 COLUMNS += ["steps", "seconds", "seconds_per_step"]
 

@@ -1,5 +1,5 @@
-"""Make the bundled samples of the dehazing, denoising, inpainting and super-resolution tasks from the bundled zebra
-(``ddip/assets``).
+"""Make the bundled samples of the dehazing, denoising, inpainting, super-resolution and watermark tasks from the
+bundled zebra (``ddip/assets``).
 
     python scripts/make_samples.py [--out ddip/assets]
 
@@ -9,8 +9,11 @@ vertical ramp 1.0 → 0.2, airlight (0.9, 0.9, 0.92); :func:`ddip.synthetic.synt
 dev cases ``noisy_f16`` and ``noisy_butterfly``. ``zebra_known.png``: half the pixels known (white), drawn with seed
 0 (:func:`ddip.synthetic.pixel_mask`), and ``zebra_holes.png``: the zebra with the others black. ``zebra_x2.png``,
 ``zebra_x4.png``, ``zebra_x8.png``: the zebra shrunk 2, 4, 8 times with Lanczos
-(:func:`ddip.synthetic.lanczos_downscale`). ``python train.py task=dehaze``, ``task=denoise``, ``task=inpaint`` and
-``task=sr`` without ``data.image`` fit these and report PSNR/SSIM against ``zebra_crop.png``.
+(:func:`ddip.synthetic.lanczos_downscale`). ``watermarked_zebra.png``: the zebra with the text "© ddip" in PIL's
+default font, 36 px, a 2-px stroke, orange at opacity 0.5 (:func:`ddip.synthetic.watermark`), and
+``zebra_watermark_hint.png``: the box around it grown by 4 px (white). ``python train.py task=dehaze``,
+``task=denoise``, ``task=inpaint``, ``task=sr`` and ``task=watermark`` without ``data.image`` fit these and report
+PSNR/SSIM against ``zebra_crop.png``.
 """
 
 from __future__ import annotations
@@ -23,12 +26,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ddip.data import sample_image_path
 from ddip.io import load_image, save_image
-from ddip.synthetic import gaussian_noise, lanczos_downscale, pixel_mask, synthetic_haze
+from ddip.synthetic import (
+    bounding_box,
+    box_map,
+    gaussian_noise,
+    lanczos_downscale,
+    pixel_mask,
+    synthetic_haze,
+    watermark,
+)
 
 HAZE = {"beta": 1.6, "airlight": (0.9, 0.9, 0.92)}
 NOISE = {"sigma": 25.0, "seed": 0}
 HOLES = {"missing": 0.5, "seed": 0}
 FACTORS = (2, 4, 8)
+WATERMARK = {"text": "© ddip", "top": 62, "left": 74, "height": 36, "colour": (1.0, 0.55, 0.1), "opacity": 0.5, "bold": 2}
+HINT_MARGIN = 4
 
 
 def main() -> None:
@@ -44,7 +57,11 @@ def main() -> None:
     save_image(args.out / "zebra_holes.png", clean * known)
     for factor in FACTORS:
         save_image(args.out / f"zebra_x{factor}.png", lanczos_downscale(clean, factor))
-    print(f"hazy_zebra.png, noisy_zebra.png, zebra_known.png, zebra_holes.png, zebra_x{{2,4,8}}.png in {args.out}")
+    watermarked, alpha = watermark(clean, **WATERMARK)
+    save_image(args.out / "watermarked_zebra.png", watermarked)
+    save_image(args.out / "zebra_watermark_hint.png", box_map(tuple(clean.shape[-2:]), bounding_box(alpha, HINT_MARGIN)))
+    made = "hazy_zebra.png, noisy_zebra.png, zebra_known.png, zebra_holes.png, zebra_x{2,4,8}.png, watermarked_zebra.png"
+    print(f"{made}, zebra_watermark_hint.png in {args.out}")
 
 
 if __name__ == "__main__":

@@ -66,11 +66,12 @@ def composite(tmp_path: Path) -> tuple[Path, Path]:
 def data_inputs(overrides: list[str], image: Path) -> list[str]:
     """Overrides giving the task of ``overrides`` its input: ``data.image=image``, or for a task that takes several
     images (its ``image_count``) that many flipped and rotated copies of ``image`` (``data.images``); and the maps it reads
-    from the data (its ``data_maps``: inpainting's ``data.mask``), each every pixel of ``image`` known; the files
-    written beside ``image``."""
+    from the data (its ``data_maps``: inpainting's ``data.mask``, the watermark's ``data.hint``), each white on the
+    centre half of ``image`` (inpainting: those pixels known; watermark: the watermark there) and black around it; the
+    files written beside ``image``."""
     task = get_class(compose_train(overrides).task._target_)
     with Image.open(image) as opened:
-        size = opened.size
+        width, height = opened.size
         copies = [opened.transpose(Image.Transpose.ROTATE_180) if index % 2 else opened for index in range(task.image_count[0])]
     given = [f"data.image={image}"]
     if len(copies) > 1:
@@ -78,5 +79,7 @@ def data_inputs(overrides: list[str], image: Path) -> list[str]:
             copy.save(image.parent / f"copy{index}.png")
         given = [f"data.images=[{','.join(str(image.parent / f'copy{index}.png') for index in range(len(copies)))}]"]
     for name in task.data_maps:
-        Image.new("L", size, 255).save(image.parent / f"{name}.png")
+        centre = Image.new("L", (width, height), 0)
+        centre.paste(255, (width // 4, height // 4, width - width // 4, height - height // 4))
+        centre.save(image.parent / f"{name}.png")
     return given + [f"data.{name}={image.parent / f'{name}.png'}" for name in task.data_maps]

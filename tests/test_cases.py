@@ -23,13 +23,13 @@ from ddip.unmix import ica_unmix
 
 def test_the_splits_share_no_photo_and_every_case_uses_its_splits_photos():
     assert not set(PHOTOS["tune"]) & set(PHOTOS["test"])
-    for kind in ("seg", "haze", "noise", "inpaint", "sr", "mixtures"):
+    for kind in ("seg", "haze", "noise", "inpaint", "sr", "mixtures", "watermark"):
         for split in PHOTOS:
             for case in suite(kind, split, size=32, count=3, per_structure=1):
                 assert set(case.facts["photos"]) <= set(PHOTOS[split]), case.name
 
 
-@pytest.mark.parametrize("kind", ["seg", "haze", "noise", "inpaint", "sr", "mixtures"])
+@pytest.mark.parametrize("kind", ["seg", "haze", "noise", "inpaint", "sr", "mixtures", "watermark"])
 def test_a_suite_is_the_same_every_time(kind):
     first, second = (suite(kind, "test", size=32, count=3, per_structure=1) for _ in range(2))
     assert [case.name for case in first] == [case.name for case in second]
@@ -92,6 +92,18 @@ def test_super_resolution_cases_are_the_photo_shrunk_by_their_factor():
         assert torch.equal(case.images["image"], lanczos_downscale(clean, factor)), case.name
 
 
+def test_watermark_cases_change_the_photo_inside_their_hint_box_only():
+    cases = suite("watermark", "tune", size=64)
+    assert len(cases) == 2 * len(PHOTOS["tune"]) and len({case.facts["text"] for case in cases}) > 2
+    for case in cases:
+        image, clean, hint = case.images["image"], case.images["clean"], case.images["hint"][0]
+        assert set(hint.unique().tolist()) == {0.0, 1.0} and 0.02 < float(hint.mean()) < 0.6, case.name
+        assert torch.equal(image[:, ~hint.bool()], clean[:, ~hint.bool()]), case.name
+        assert float((image - clean).abs().amax()) > 0.1, case.name  # the watermark shows
+        x0, y0, x1, y1 = case.facts["box"]
+        assert float(hint[y0:y1, x0:x1].mean()) == 1.0 and float(hint.sum()) == (x1 - x0) * (y1 - y0), case.name
+
+
 def test_make_suite_and_evaluate_a_split(tmp_path):
     made = subprocess.run(
         [sys.executable, "scripts/make_suite.py", "seg", "--out", str(tmp_path / "suite"), "--size", "32", "--per-structure", "1"],
@@ -112,14 +124,15 @@ def test_make_suite_and_evaluate_a_split(tmp_path):
     assert report.count("| iou | 3 |") == 2  # ddip and GrabCut, three cases each
 
 
-def test_evaluate_scores_inpainting_super_resolution_and_two_mixtures_beside_their_baselines(tmp_path):
+def test_evaluate_scores_inpainting_super_resolution_mixtures_and_watermarks_beside_their_baselines(tmp_path):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("evaluate", ROOT / "scripts" / "evaluate.py")
     evaluate = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(evaluate)
     small = ["logger=none", "threads=1", "backbone.channels=[8,8,8,8,8]", "backbone.skip_channels=[4,4,4,4,4]"]
-    for kind, baselines in (("inpaint", ["OpenCV Telea", "OpenCV Navier–Stokes"]), ("sr", ["bicubic ×2"])):
+    kinds = (("inpaint", ["OpenCV Telea", "OpenCV Navier–Stokes"]), ("sr", ["bicubic ×2"]), ("watermark", ["OpenCV Telea (hint box)", "watermarked input"]))
+    for kind, baselines in kinds:
         subprocess.run([sys.executable, "scripts/make_suite.py", kind, "--out", str(tmp_path / kind), "--size", "32", "--split", "test"], cwd=ROOT, check=True)
         cases = json.loads((tmp_path / kind / "cases.json").read_text())
         name = next(iter(cases))

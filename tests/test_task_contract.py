@@ -1,6 +1,6 @@
 """The task contract, checked on every task (as DeepInverse checks every operator): the physics composes the
-generators' outputs into an image of the input's shape, the loss terms are finite and reach every generator's
-weights, a short run writes its result images at the input's (odd) size (times the task's ``scale``: super-
+generators' outputs into an image of the input's shape, the loss terms (at the first step whose output may be chosen:
+past a warm-up stage, such as the watermark's clean-layer stage) are finite and reach every generator's weights, a short run writes its result images at the input's (odd) size (times the task's ``scale``: super-
 resolution) with values in [0, 1], and with ground
 truth it reports the task's primary metric for the chosen and the final iterate, the oracle, and ``primary_metric``.
 """
@@ -25,7 +25,7 @@ SR_FACTOR = 4  # task=sr's default factor: its ground truth is this many times t
 
 def case(tmp_path) -> dict[str, str]:
     """A two-texture image of HEIGHT × WIDTH and every kind of ground truth, as data overrides by name (``known``:
-    the known pixels of ``task=inpaint``)."""
+    the known pixels of ``task=inpaint``; ``hint``: where ``task=watermark`` is told the watermark is)."""
     image, mask = two_texture_composite(64)
     image, mask = image[:HEIGHT, :WIDTH], mask[:HEIGHT, :WIDTH]
     large = image.repeat(SR_FACTOR, axis=0).repeat(SR_FACTOR, axis=1)
@@ -43,7 +43,9 @@ def case(tmp_path) -> dict[str, str]:
         "separate_pair": f"data.layers=[{tmp_path / 'image.png'},{tmp_path / 'flat.png'}]",
         "inpaint": f"data.clean={tmp_path / 'image.png'}",
         "sr": f"data.clean={tmp_path / 'large.png'}",
+        "watermark": f"data.clean={tmp_path / 'image.png'}",
         "known": f"data.mask={tmp_path / 'mask.png'}",
+        "hint": f"data.hint={tmp_path / 'mask.png'}",
     }
 
 
@@ -52,7 +54,7 @@ def small(task: str, given: dict[str, str]) -> list[str]:
     data maps a task needs."""
     images = [given["images"] if task == "separate_pair" else given["image"]]
     narrow = ["backbone.channels=[8,8,8,8,8]", "backbone.skip_channels=[4,4,4,4,4]"] if task in ("denoise", "inpaint", "sr") else []
-    return images + narrow + ([given["known"]] if task == "inpaint" else [])
+    return images + narrow + ([given["known"]] if task == "inpaint" else []) + ([given["hint"]] if task == "watermark" else [])
 
 
 @pytest.mark.parametrize("task", DECOMPOSITION_TASKS)
@@ -65,7 +67,7 @@ def test_physics_and_losses(tmp_path, task):
     image = module.image
     assert task_object.compose(layers).shape == image.shape
     batch = next(iter(data.train_dataloader()))
-    loss = module.step_loss(batch, 0)
+    loss = module.step_loss(batch, module.selectable_from - 1)  # the first step whose output may be chosen: past warm-ups
     assert torch.isfinite(loss) and all(torch.isfinite(term) for term in module.last_terms.values())
     loss.backward()
     for name, network in module.generators.named_children():

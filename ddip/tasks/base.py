@@ -119,6 +119,11 @@ class Task(ABC):
         self.reg_noise = reg_noise if isinstance(reg_noise, RegNoise) else RegNoise(**(reg_noise or {}))
         self.net_defaults = net_defaults or {}
 
+    def own_maps(self, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Maps of :attr:`data_maps` the task makes from its own settings, H×W at the input's ``size``, in place of the
+        data's (watermark: the hint from ``task.box``); giving one both ways is a one-line error."""
+        return {}
+
     def prepare(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Auxiliary maps (H×W, at the image's size) the task needs beside the image, e.g. hints."""
         return {}
@@ -160,6 +165,12 @@ class Task(ABC):
         """Quality against ground truth (reporting only) of one set of 1×C×H×W layers of ``image``; empty
         without ground truth."""
         return {}
+
+    def evaluation_metrics(self, layers: Layers, truth: dict[str, torch.Tensor], image: torch.Tensor, maps: dict[str, torch.Tensor]) -> dict[str, float]:
+        """What the module calls at every evaluation: :meth:`ground_truth_metrics`. A task whose output reads its
+        :attr:`data_maps` (H×W, at the image's size: watermark removal keeps the input outside the hint) overrides this
+        to score the output as it would be saved."""
+        return self.ground_truth_metrics(layers, truth, image)
 
     def result(self, chosen: Layers, final: Layers, image: torch.Tensor, truth: dict[str, torch.Tensor], maps: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
         """What the module calls at the end: :meth:`finalize`. A task whose result reads its :attr:`data_maps` (H×W,
