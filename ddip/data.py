@@ -214,7 +214,8 @@ class ImageDataModule(pl.LightningDataModule):
         seed: fixes the augmentation sequence.
         max_side: above this longer side the generators fit a downscaled copy (``image``); the results are
             brought back to the input's size (``original``) at the end. ``None``: always the full size.
-        sample: the file in ``ddip/assets`` used when ``image`` is ``None`` (a task names its own: the hazy and
+        sample: the file in ``ddip/assets`` used when ``image`` (and ``images``) is ``None``, or a list of files used as
+            ``images`` (``task=separate_pair``: two mixtures) (a task names its own: the hazy and
             the noisy zebra for dehazing and denoising).
         sample_clean: the sample's ground truth in ``ddip/assets``, used when ``image`` and ``clean`` are ``None``.
         sample_mask: the sample's known-pixel mask in ``ddip/assets``, used when ``image`` and ``mask`` are ``None``.
@@ -230,7 +231,7 @@ class ImageDataModule(pl.LightningDataModule):
         augment: bool = False,
         seed: int = 0,
         max_side: int | None = None,
-        sample: str = "zebra_crop.png",
+        sample: str | list[str] = "zebra_crop.png",
         sample_clean: str | None = None,
         mask: str | None = None,
         sample_mask: str | None = None,
@@ -248,6 +249,8 @@ class ImageDataModule(pl.LightningDataModule):
             raise DdipError("give data.image (one image) or data.images (several), not both")
         given_maps = {name: path for name, path in (("mask", mask), ("hint", hint)) if path}
         self.sample_maps: set[str] = set()  # the maps that came with the bundled sample, not from the user
+        if not image and images is None and not isinstance(sample, str):  # a task of several images: their samples
+            images = [str(sample_image_path(name)) for name in sample]
         if not image and images is None:
             image = str(sample_image_path(sample))
             if not clean and sample_clean:

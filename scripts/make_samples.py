@@ -13,7 +13,9 @@ dev cases ``noisy_f16`` and ``noisy_butterfly``. ``zebra_known.png``: half the p
 default font, 36 px, a 2-px stroke, orange at opacity 0.5 (:func:`ddip.synthetic.watermark`), and
 ``zebra_watermark_hint.png``: the box around it grown by 4 px (white). ``python train.py task=dehaze``,
 ``task=denoise``, ``task=inpaint``, ``task=sr`` and ``task=watermark`` without ``data.image`` fit these and report
-PSNR/SSIM against ``zebra_crop.png``.
+PSNR/SSIM against ``zebra_crop.png``. ``mixed_zebra1.png`` and ``mixed_zebra2.png``, the two mixtures
+``task=separate_pair`` fits without ``data.images``: ``α·zebra + (1 − α)·grating`` with α = 0.3 and 0.7, the grating
+a seeded texture of :func:`ddip.cases.texture` cropped to the zebra's size.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ddip.cases import texture
 from ddip.data import sample_image_path
 from ddip.io import load_image, save_image
 from ddip.synthetic import (
@@ -42,6 +47,7 @@ HOLES = {"missing": 0.5, "seed": 0}
 FACTORS = (2, 4, 8)
 WATERMARK = {"text": "© ddip", "top": 62, "left": 74, "height": 36, "colour": (1.0, 0.55, 0.1), "opacity": 0.5, "bold": 2}
 HINT_MARGIN = 4
+MIXTURE_ALPHAS = (0.3, 0.7)
 
 
 def main() -> None:
@@ -60,7 +66,11 @@ def main() -> None:
     watermarked, alpha = watermark(clean, **WATERMARK)
     save_image(args.out / "watermarked_zebra.png", watermarked)
     save_image(args.out / "zebra_watermark_hint.png", box_map(tuple(clean.shape[-2:]), bounding_box(alpha, HINT_MARGIN)))
-    made = "hazy_zebra.png, noisy_zebra.png, zebra_known.png, zebra_holes.png, zebra_x{2,4,8}.png, watermarked_zebra.png"
+    height, width = clean.shape[-2:]
+    grating = texture(np.random.default_rng(0), max(height, width))[:, :height, :width]
+    for index, alpha in enumerate(MIXTURE_ALPHAS, 1):
+        save_image(args.out / f"mixed_zebra{index}.png", alpha * clean + (1 - alpha) * grating)
+    made = "mixed_zebra{1,2}.png, hazy_zebra.png, noisy_zebra.png, zebra_known.png, zebra_holes.png, zebra_x{2,4,8}.png, watermarked_zebra.png"
     print(f"{made}, zebra_watermark_hint.png in {args.out}")
 
 

@@ -163,7 +163,8 @@ def test_the_bundled_task_samples_are_what_make_samples_makes(tmp_path):
     from conftest import ROOT
 
     subprocess.run([sys.executable, "scripts/make_samples.py", "--out", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
-    for name in ("hazy_zebra.png", "noisy_zebra.png", "zebra_known.png", "zebra_holes.png", "zebra_x2.png", "zebra_x4.png", "zebra_x8.png"):
+    made = ("hazy_zebra.png", "noisy_zebra.png", "zebra_known.png", "zebra_holes.png", "zebra_x2.png", "zebra_x4.png", "zebra_x8.png")
+    for name in made + ("mixed_zebra1.png", "mixed_zebra2.png"):
         assert torch.equal(load_image(tmp_path / name), load_image(ROOT / "ddip" / "assets" / name)), name
 
 

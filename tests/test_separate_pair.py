@@ -93,3 +93,12 @@ def test_mixtures_of_different_sizes_are_a_one_line_error(tmp_path):
 def test_a_bad_weight_range_is_a_one_line_error(value):
     with pytest.raises(DdipError, match="task.alpha_range"):
         build_component(compose_train(["task=separate_pair", f"task.alpha_range={value}"]), "task")
+
+
+def test_without_data_images_the_bundled_pair_of_mixtures_is_fitted():
+    """``task=separate_pair`` runs with no arguments: its sample is two mixtures of the bundled zebra and a grating."""
+    cfg = compose_train(["task=separate_pair"])
+    data, task = build_component(cfg, "data"), build_component(cfg, "task")
+    data.check_count(task.image_count)
+    assert data.original.shape == (6, 160, 256) and len(data.paths) == 2
+    assert all(path.endswith(("mixed_zebra1.png", "mixed_zebra2.png")) for path in data.paths)
