@@ -20,6 +20,12 @@ from ddip.metrics import psnr
 Layers = dict[str, torch.Tensor]
 
 
+def two_stage_start(step: int, first_stage_steps: int) -> int:
+    """The first step of the stage ``step`` is in, for a task of two stages whose first lasts ``first_stage_steps``
+    (seg's hint warm-up, the watermark's clean-layer stage)."""
+    return first_stage_steps if step >= first_stage_steps else 0
+
+
 def loss_weights(defaults: dict[str, float], given: dict | None) -> dict[str, float]:
     """A task's loss weights: its ``defaults`` updated by the config's ``task.weights``, each a number ≥ 0 and
     each the name of one of the task's terms (else a one-line :class:`DdipError`)."""

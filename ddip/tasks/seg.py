@@ -35,7 +35,7 @@ from ddip.filters import guided_filter
 from ddip.io import load_map, reading
 from ddip.losses import binarization_loss, exclusion_loss, masked_l1_loss, reconstruction_loss
 from ddip.saliency import HINT_SPLITS, confident_regions, hints_from_saliency, saliency_map
-from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights
+from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights, two_stage_start
 
 HINT_MODES = ("auto", "none", "files")
 
@@ -120,8 +120,7 @@ class Segmentation(Task):
         return round(self.hint_fraction * steps)
 
     def stage_start(self, step: int, steps: int) -> int:
-        warmup = self.warmup_steps(steps)
-        return warmup if step >= warmup else 0
+        return two_stage_start(step, self.warmup_steps(steps))
 
     def selectable_from(self, steps: int) -> int:
         return self.warmup_steps(steps) + self.hint_steps(steps)

@@ -38,7 +38,7 @@ from ddip.errors import DdipError, check_flag, check_range, is_whole
 from ddip.losses import masked_l1_loss, reconstruction_loss
 from ddip.metrics import psnr, quality
 from ddip.synthetic import box_map
-from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights
+from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights, two_stage_start
 
 LAYERS = ("clean", "watermark", "mask")
 OUTPUTS = ("formula", "hint", "mask", "clean")
@@ -131,8 +131,7 @@ class Watermark(Task):
         return round(self.stage1_fraction * steps)
 
     def stage_start(self, step: int, steps: int) -> int:
-        first = self.stage1_steps(steps)
-        return first if step >= first else 0
+        return two_stage_start(step, self.stage1_steps(steps))
 
     def selectable_from(self, steps: int) -> int:
         """After at least one step of the decomposition: before it the watermark and the mask are untrained."""
