@@ -1,12 +1,13 @@
-"""One image is one dataset: loading, padding to the backbone's multiple, and dihedral augmentation.
+"""One image is one dataset: loading and checking it, padding to the backbone's multiple, and dihedral augmentation.
 
 A task that decomposes several images of one scene (two mixtures of the same layers: Double-DIP Sec. 4.2) reads
 them from ``data.images``, stacked along the channel axis into one 3n×H×W image, so that padding, resizing and
 augmentation treat them as one (:attr:`ddip.tasks.base.Task.image_count` says how many a task takes).
 
-The :class:`ImageDataModule` yields, at every optimisation step, the (padded) image and its auxiliary maps
-(hints, masks) under one of the 8 flips/rotations, together with the transform's index, so the module
-applies the same transform to its fixed noise inputs: an augmented (noise, image) pair.
+The :class:`ImageDataModule` loads and checks the inputs (the image, its ground truth, the maps a task reads) and hands
+them to the module once (:class:`FitInputs`); the module pads them and keeps them. At every optimisation step the data
+module yields only the step and which of the 8 flips/rotations it applies (:class:`StepTransforms`): the module
+applies that transform to its image, its maps and its fixed noise inputs, an augmented (noise, image) pair.
 """
 
 from __future__ import annotations
@@ -133,15 +134,32 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> tuple[
     return padded, Crop(top, left, height, width)
 
 
-class AugmentedImageDataset(Dataset):
-    """``length`` augmented copies of one padded image and its maps (one item per optimisation step).
+@dataclass(frozen=True)
+class FitInputs:
+    """What one decomposition is fitted to and reported against, as :class:`ImageDataModule` loaded and checked it.
 
-    With ``augment`` the transform of item i is drawn from a generator seeded by (seed, i), so a run is
-    reproducible and independent of how items are fetched; without it every item is the identity.
+    ``image`` is the C×H×W image the generators fit (``data.max_side`` applied), ``maps`` the task's data maps (H×W)
+    and ``truth`` the ground truth (each ``truth_scale`` times larger) at that size; ``original``,
+    ``original_maps`` and ``original_truth`` are the same at the input's size, for the result.
     """
 
-    def __init__(self, image: torch.Tensor, maps: dict[str, torch.Tensor], length: int, augment: bool, seed: int):
-        self.image, self.maps, self.length, self.augment, self.seed = image, maps, length, augment, seed
+    image: torch.Tensor
+    maps: dict[str, torch.Tensor]
+    truth: dict[str, torch.Tensor]
+    original: torch.Tensor
+    original_maps: dict[str, torch.Tensor]
+    original_truth: dict[str, torch.Tensor]
+
+
+class StepTransforms(Dataset):
+    """One item per optimisation step: ``{"step": i, "transform": k}``, k the dihedral transform of step i.
+
+    With ``augment`` k is drawn from a generator seeded by (seed, i), so a run is reproducible and independent of
+    how items are fetched; without it every k is the identity, 0.
+    """
+
+    def __init__(self, length: int, augment: bool, seed: int):
+        self.length, self.augment, self.seed = length, augment, seed
 
     def __len__(self) -> int:
         return self.length
@@ -152,13 +170,8 @@ class AugmentedImageDataset(Dataset):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         return int(torch.randint(NUM_DIHEDRAL, (1,), generator=generator))
 
-    def __getitem__(self, index: int) -> dict:
-        k = self.transform_index(index)
-        return {
-            "k": k,
-            "image": dihedral(self.image, k),
-            "maps": {name: dihedral(value, k) for name, value in self.maps.items()},
-        }
+    def __getitem__(self, index: int) -> dict[str, int]:
+        return {"step": index, "transform": self.transform_index(index)}
 
 
 class StepSampler(Sampler[int]):
@@ -175,11 +188,10 @@ class StepSampler(Sampler[int]):
         return self.length
 
 
-def one_item_batch(items: list[dict]) -> dict:
-    """Collate a batch of one item: tensors get a batch axis, the transform index ``k`` stays a Python int (so
-    reading it never waits for an accelerator)."""
+def one_item_batch(items: list[dict[str, int]]) -> dict[str, int]:
+    """Collate a batch of one item as it is: Python ints, so that reading them never waits for an accelerator."""
     (item,) = items
-    return {"k": item["k"], "image": item["image"][None], "maps": {name: value[None] for name, value in item["maps"].items()}}
+    return item
 
 
 class StepLoader(DataLoader):
@@ -212,6 +224,7 @@ class ImageDataModule(pl.LightningDataModule):
             being the high-resolution image).
         augment: apply a random one of the 8 flips/rotations at every step.
         seed: fixes the augmentation sequence.
+        steps: the optimisation steps, one item each (the run's ``steps``).
         max_side: above this longer side the generators fit a downscaled copy (``image``); the results are
             brought back to the input's size (``original``) at the end. ``None``: always the full size.
         sample: the file in ``ddip/assets`` used when ``image`` (and ``images``) is ``None``, or a list of files used as
@@ -239,8 +252,10 @@ class ImageDataModule(pl.LightningDataModule):
         images: list[str] | str | None = None,
         hint: str | None = None,
         sample_hint: str | None = None,
+        steps: int = 3000,
     ):
         super().__init__()
+        check_range("data.steps", steps, 1, whole=True)
         if max_side is not None:
             check_range("data.max_side", max_side, 16, whole=True)
         check_flag("data.augment", augment)
@@ -272,9 +287,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.given_maps = {name: load_data_map(name, path, size) for name, path in given_maps.items()}
         self.max_side = max_side
         self.image = resize(self.original, fit_size(size, max_side))
-        self.augment, self.seed = augment, seed
-        self.dataset: AugmentedImageDataset | None = None
-        self.crop: Crop | None = None
+        self.dataset = StepTransforms(steps, augment, seed)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -330,18 +343,21 @@ class ImageDataModule(pl.LightningDataModule):
         size = tuple(self.image.shape[-2:]) if fitted else self.size
         return {name: (resize(given[name][None], size)[0] > 0.5).float() for name in names}
 
-    def build(self, maps: dict[str, torch.Tensor], steps: int, multiple: int, min_size: int) -> torch.Tensor:
-        """Pad the image and its maps for the backbone and make the dataset; returns the padded image."""
-        padded, self.crop = pad_to_multiple(self.image, multiple, min_size)
-        padded_maps = {name: pad_to_multiple(value[None], multiple, min_size)[0] for name, value in maps.items()}
-        self.dataset = AugmentedImageDataset(padded, padded_maps, steps, self.augment, self.seed)
-        return padded
+    def inputs(self, names: tuple[str, ...], own: dict[str, torch.Tensor] | None = None) -> FitInputs:
+        """The image, the maps ``names`` (a task's :attr:`~ddip.tasks.base.Task.data_maps`, ``own`` as in
+        :meth:`maps`) and the ground truth, at the fitted size and at the input's: what a decomposition reads."""
+        return FitInputs(
+            image=self.image,
+            maps=self.maps(names, own=own),
+            truth=self.truth(fitted=True),
+            original=self.original,
+            original_maps=self.maps(names, fitted=False, own=own),
+            original_truth=self.truth(),
+        )
 
     def train_dataloader(self) -> DataLoader:
         """The steps' items in order, from the trainer's current step on (so a resumed fit continues the
         sequence where the checkpoint left it)."""
-        if self.dataset is None:
-            raise RuntimeError("ImageDataModule.build() must be called before training")
         start = self.trainer.global_step if self.trainer is not None else 0
         sampler = StepSampler(len(self.dataset), start)
         return StepLoader(self.dataset, batch_size=1, sampler=sampler, num_workers=0, collate_fn=one_item_batch)

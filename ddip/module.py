@@ -1,7 +1,10 @@
-"""``DecompositionModule``: the generators, their fixed noise inputs and the task's composite loss.
+"""``DecompositionModule``: the image, the generators, their fixed noise inputs and the task's composite loss.
 
-One optimisation step: jitter the noise inputs (reg-noise), apply the step's dihedral transform to them
-(the same one the data module applied to the image), run the generators (on the fast path, those sharing an
+The module receives the image, its maps and its ground truth once (:class:`ddip.data.FitInputs`), pads them to the
+generators' multiple and keeps them; the data module yields only each step's number and dihedral transform.
+
+One optimisation step: jitter the noise inputs (reg-noise), apply the step's dihedral transform to them and to the
+image and its maps, run the generators (on the fast path, those sharing an
 architecture as one grouped network: :mod:`ddip.nets.grouped`), let the task compose the
 layers and compute its loss terms against the curriculum's target, and take an Adam step.
 
@@ -23,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ddip.data import Crop, dihedral, dihedral_inverse
+from ddip.data import FitInputs, dihedral, dihedral_inverse, pad_to_multiple
 from ddip.errors import DdipError, check_flag, check_range
 from ddip.loggers import log_panel
 from ddip.nets.grouped import GeneratorBank
@@ -53,6 +56,8 @@ class DecompositionModule(pl.LightningModule):
 
     Args:
         task: what is decomposed (generators, physics, losses, outputs).
+        inputs: the image, the task's data maps and the ground truth, at the fitted size and the input's
+            (:meth:`ddip.data.ImageDataModule.inputs`).
         backbone: builds one generator from ``in_channels`` and ``out_channels``.
         curriculum: the target at each step.
         optimizer: builds the optimiser from the parameters.
@@ -74,6 +79,7 @@ class DecompositionModule(pl.LightningModule):
     def __init__(
         self,
         task: Task,
+        inputs: FitInputs,
         backbone: Callable[..., nn.Module],
         curriculum,
         optimizer: Callable[..., torch.optim.Optimizer],
@@ -125,10 +131,8 @@ class DecompositionModule(pl.LightningModule):
         self.snapshots: list[tuple[int, dict[str, torch.Tensor]]] = []
         self.best: tuple[float, int, Layers] | None = None
         self.fit_seconds = 0.0
-        self.crop: Crop | None = None
-        self.layer_crop: Crop | None = None
-        self.truth: dict[str, torch.Tensor] = {}
-        self.maps: dict[str, torch.Tensor] = {}
+        self.inputs, self.truth = inputs, inputs.truth
+        self.place(inputs.image, inputs.maps | task.prepare(inputs.image))
 
     # --- set-up ---------------------------------------------------------------------------------------
     @property
@@ -149,24 +153,30 @@ class DecompositionModule(pl.LightningModule):
     def min_size(self) -> int:
         return -(-self.generators.min_size // self.task.scale)
 
-    def attach(
-        self,
-        padded_image: torch.Tensor,
-        crop: Crop,
-        truth: dict[str, torch.Tensor],
-        original: tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None,
-        maps: dict[str, torch.Tensor] | None = None,
-    ) -> None:
-        """Create the fixed noise inputs for the padded image (``task.scale`` times its size); remember the crop,
-        the ground truth at the fitted size (for evaluation), the task's ``maps`` at the fitted size (for its
-        selection score) and ``original``: the input image, its ground truth and the task's data maps at full size,
-        for the result (by default the fitted ones)."""
-        height, width = padded_image.shape[-2:]
+    def place(self, image: torch.Tensor, maps: dict[str, torch.Tensor]) -> None:
+        """Pad the C×H×W ``image`` and its H×W ``maps`` for the generators (:func:`ddip.data.pad_to_multiple`) and
+        keep them as buffers (``image``: 1×C×H×W; the maps, 1×1×H×W, out of checkpoints: they are remade from the
+        data); create the fixed noise inputs at the padded size times ``task.scale``; remember the crop."""
+        padded, self.crop = pad_to_multiple(image, self.size_multiple, self.min_size)
+        self.layer_crop = self.crop.scaled(self.task.scale)
+        self.map_names = tuple(maps)
+        for name, value in maps.items():
+            padded_map = pad_to_multiple(value[None], self.size_multiple, self.min_size)[0]
+            self.register_buffer(f"map_{name}", padded_map[None], persistent=False)
+        height, width = padded.shape[-2:]
         for name, spec in self.task.inputs.items():
             self.register_buffer(f"input_{name}", make_input(spec, height * self.task.scale, width * self.task.scale))
-        self.register_buffer("image", padded_image[None].clone())
-        self.crop, self.layer_crop, self.truth, self.maps = crop, crop.scaled(self.task.scale), truth, maps or {}
-        self.original = original or (crop(padded_image), truth, self.maps)
+        self.register_buffer("image", padded[None])
+
+    @property
+    def padded_maps(self) -> dict[str, torch.Tensor]:
+        """The task's maps as the loss reads them: 1×1×H×W at the padded image's size."""
+        return {name: getattr(self, f"map_{name}") for name in self.map_names}
+
+    @property
+    def maps(self) -> dict[str, torch.Tensor]:
+        """The task's maps as its scores read them: H×W at the image's size."""
+        return {name: self.crop(value)[0, 0] for name, value in self.padded_maps.items()}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer
@@ -185,8 +195,7 @@ class DecompositionModule(pl.LightningModule):
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         """The reference Guided-DIP code draws a new input and a new Adam at every curriculum stage
         (``scheduler.faithful=true``); by default both persist through the run."""
-        curriculum = self.curriculum
-        step = self.global_step if self._trainer else batch_idx
+        curriculum, step = self.curriculum, batch["step"]
         if getattr(curriculum, "faithful", False) and step > 0 and curriculum.is_stage_start(step):
             for name, spec in self.task.inputs.items():
                 buffer = getattr(self, f"input_{name}")
@@ -226,16 +235,16 @@ class DecompositionModule(pl.LightningModule):
         if self._pending_rng is not None:  # restored here: creating the data iterator draws from the RNG
             torch.set_rng_state(self._pending_rng)
             self._pending_rng = None
-        return self.step_loss(batch, self.global_step)
+        return self.step_loss(batch["step"], batch["transform"])
 
-    def step_loss(self, batch: dict, step: int) -> torch.Tensor:
-        """The loss of optimisation step ``step`` on ``batch`` (jitter, forward, curriculum target, the task's
-        terms), with its terms logged every ``log_every`` steps."""
-        transform = batch["k"]
+    def step_loss(self, step: int, transform: int = 0) -> torch.Tensor:
+        """The loss of optimisation step ``step`` under dihedral ``transform`` of the inputs, the image and its maps
+        (jitter, forward, curriculum target, the task's terms), with its terms logged every ``log_every`` steps."""
         layers = self(transform, self.task.reg_noise_std(step, self.steps))
         self.remember(layers, transform)
-        target = self.curriculum.target(batch["image"], step)
-        terms = self.task.loss_terms(layers, target, batch["maps"], step, self.steps)
+        target = self.curriculum.target(dihedral(self.image, transform), step)
+        maps = {name: dihedral(value, transform) for name, value in self.padded_maps.items()}
+        terms = self.task.loss_terms(layers, target, maps, step, self.steps)
         loss = torch.stack(list(terms.values())).sum()
         if step % self.log_every == 0 and self._trainer is not None:
             self.log("train/loss", loss.detach(), on_step=True, prog_bar=True, logger=False)
@@ -282,7 +291,6 @@ class DecompositionModule(pl.LightningModule):
         written before that step's evaluation); bring the ground truth to the module's device."""
         self._fit_start = time.perf_counter()
         self.truth = {name: value.to(self.device) for name, value in self.truth.items()}
-        self.maps = {name: value.to(self.device) for name, value in self.maps.items()}
         self.evaluate_if_due(self.global_step)
 
     def on_train_end(self) -> None:
@@ -340,8 +348,8 @@ class DecompositionModule(pl.LightningModule):
         if self.selected is not None:
             chosen_by, (chosen_step, chosen) = "stopping rule", self.selected
         # after the fit Lightning has moved the module back to the CPU; the kept iterates may still be on the GPU
-        image = self.original[0].to(self.device)
-        truth, maps = ({k: v.to(self.device) for k, v in given.items()} for given in self.original[1:])
+        image = self.inputs.original.to(self.device)
+        truth, maps = ({k: v.to(self.device) for k, v in given.items()} for given in (self.inputs.original_truth, self.inputs.original_maps))
         size = tuple(side * self.task.scale for side in image.shape[-2:])
         chosen, final = ({k: v.to(self.device) for k, v in upsampled(layers, size).items()} for layers in (chosen, final))
         images, metrics = self.task.result(chosen, final, image, truth, maps)

@@ -92,29 +92,26 @@ def stack_generators(cfg: DictConfig) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
-def build(cfg: DictConfig, data, task, steps: int) -> pl.LightningModule:
-    """The module for one fit of ``steps`` steps on ``data``'s image: backbone, curriculum, optimiser from the
-    config, the task's auxiliary maps and the padded image wired in. A task that is a LightningModule of its own (a
-    supervised network: ``task=invdn_train``, ``task=invdn``) is its module: it owns its networks and losses. The
-    number of images given must be one the task takes (:attr:`ddip.tasks.base.Task.image_count`)."""
+def build(cfg: DictConfig, data, task) -> pl.LightningModule:
+    """The module for one fit of ``cfg.steps`` steps on ``data``'s image: backbone, curriculum, optimiser from the
+    config, and the image, maps and ground truth the data module loaded (:meth:`ImageDataModule.inputs`). A task that
+    is a LightningModule of its own (a supervised network: ``task=invdn_train``, ``task=invdn``) is its module: it owns
+    its networks and losses. The number of images given must be one the task takes
+    (:attr:`ddip.tasks.base.Task.image_count`)."""
     if isinstance(data, ImageDataModule):
         data.check_count(getattr(task, "image_count", (1, 1)))
     if isinstance(task, pl.LightningModule):
         return task
-    module = DecompositionModule(
+    steps = cfg.steps
+    return DecompositionModule(
         task=task,
+        inputs=data.inputs(task.data_maps, own=task.own_maps(data.size)),
         backbone=build_component(cfg, "backbone"),
         curriculum=build_component(cfg, "scheduler", **({"steps": steps} if "steps" in cfg.scheduler else {})),
         optimizer=build_component(cfg, "optimizer"),
         steps=steps,
         **{**cfg.module, "stack_generators": stack_generators(cfg)},
     )
-    own = task.own_maps(data.size)
-    maps = data.maps(task.data_maps, own=own) | task.prepare(data.image)
-    padded = data.build(maps, steps, module.size_multiple, module.min_size)
-    original = (data.original, data.truth(), data.maps(task.data_maps, fitted=False, own=own))
-    module.attach(padded, data.crop, data.truth(fitted=True), original=original, maps=maps)
-    return module
 
 
 CONF = Path(__file__).resolve().parent / "conf"
@@ -183,7 +180,7 @@ def trains(module: pl.LightningModule) -> bool:
 def fit(cfg: DictConfig, data: pl.LightningDataModule, task, logger, ckpt_path: str | None = None) -> tuple[pl.LightningModule, int]:
     """Fit the image (from ``ckpt_path`` when resuming), or run a trained module's prediction on it; returns the
     module and the steps the trainer ran."""
-    module = build(cfg, data, task, cfg.steps)
+    module = build(cfg, data, task)
     checkpointing = bool(active(cfg, "checkpoint"))
     trainer = build_component(cfg, "trainer", logger=logger, max_steps=cfg.steps, callbacks=callbacks(cfg), enable_checkpointing=checkpointing)
     try:

@@ -58,7 +58,6 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lightning.fabric.utilities.apply_func import move_data_to_device
 from omegaconf import OmegaConf
 
 from ddip.errors import DdipError
@@ -101,10 +100,10 @@ def configure(case: str, image: Path, args, extra: list[str]):
     return cfg
 
 
-def loop_step(module, batch: dict, index: int) -> None:
+def loop_step(module, batch: dict[str, int]) -> None:
     """One optimisation step without Lightning: the module's own step loss (jitter, forward, curriculum target,
     loss terms, as ``training_step`` computes it), backward, optimiser step."""
-    loss = module.step_loss(batch, index)
+    loss = module.step_loss(batch["step"], batch["transform"])
     module.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     module.optimizer.step()
@@ -116,26 +115,26 @@ class Loop:
 
     def __init__(self, cfg, warmup: int, device: torch.device) -> None:
         data, task = build_component(cfg, "data"), build_component(cfg, "task")
-        self.module, self.device = build(cfg, data, task, cfg.steps).to(device), device
-        self.batches = ((move_data_to_device(batch, device), index) for index, batch in enumerate(data.train_dataloader()))
+        self.module, self.device = build(cfg, data, task).to(device), device
+        self.batches = iter(data.train_dataloader())
         with FlopCounterMode(display=False) as counter:
-            loop_step(self.module, *next(self.batches))
+            loop_step(self.module, next(self.batches))
         self.gflop = counter.get_total_flops() / 1e9
         for _ in range(warmup - 1):
-            loop_step(self.module, *next(self.batches))
+            loop_step(self.module, next(self.batches))
 
     def block(self, steps: int) -> float:
         """s/step of the next ``steps`` steps."""
         started = clock(self.device)
         for _ in range(steps):
-            loop_step(self.module, *next(self.batches))
+            loop_step(self.module, next(self.batches))
         return (clock(self.device) - started) / steps
 
 
 def lightning_fit(cfg, steps: int, warmup: int, device: torch.device) -> float:
     """s/step of a fresh ``trainer.fit`` stopped after ``warmup + steps`` steps, its first ``warmup`` untimed."""
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
-    module = build(cfg, data, task, cfg.steps)
+    module = build(cfg, data, task)
     done = 0
     stamps: list[float] = []
 

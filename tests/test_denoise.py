@@ -40,16 +40,16 @@ def test_faithful_curriculum_redraws_the_input_and_resets_adam_at_stage_starts(t
     noisy, _ = noisy_case(tmp_path)
     cfg = compose_train(["task=denoise", "scheduler=cosine", "scheduler.faithful=true", "scheduler.count=2", "steps=6", *SMALL_NET, f"data.image={noisy}"])
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
-    module = build(cfg, data, task, cfg.steps)
+    module = build(cfg, data, task)
     boundary = module.curriculum.boundaries[1]
     before = module.input_z_1.clone()
     loss = module(0, 0.0)["fit_1"].mean()
     loss.backward()
     module.optimizer.step()
     assert module.optimizer.state
-    module.on_train_batch_start({}, boundary - 1)
+    module.on_train_batch_start({"step": boundary - 1, "transform": 0}, 0)
     assert torch.equal(module.input_z_1, before) and module.optimizer.state  # inside a stage: nothing changes
-    module.on_train_batch_start({}, boundary)
+    module.on_train_batch_start({"step": boundary, "transform": 0}, 0)
     assert not torch.equal(module.input_z_1, before) and not module.optimizer.state
 
 
@@ -72,7 +72,7 @@ def test_ensemble_fits_start_from_different_weights_and_inputs(tmp_path):
     noisy, _ = noisy_case(tmp_path, size=32)
     cfg = compose_train(["task=denoise", "task.ensemble=2", "steps=2", *SMALL_NET, f"data.image={noisy}"])
     data, task = build_component(cfg, "data"), build_component(cfg, "task")
-    module = build(cfg, data, task, cfg.steps)
+    module = build(cfg, data, task)
     outputs = module(0, 0.0)
     assert set(outputs) == {"fit_1", "fit_2"}
     assert not torch.equal(module.input_z_1, module.input_z_2)

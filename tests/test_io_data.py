@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from ddip.data import (
-    AugmentedImageDataset,
     ImageDataModule,
+    StepTransforms,
     dihedral,
     dihedral_inverse,
     fit_size,
@@ -21,7 +21,7 @@ from ddip.data import (
 )
 from ddip.errors import DdipError
 from ddip.io import load_image, load_map, save_image
-from ddip.run import compose_train, run
+from ddip.run import build, build_component, compose_train, run
 
 
 def test_rgb_roundtrip(tmp_path):
@@ -115,25 +115,34 @@ def test_dihedral_group():
         assert torch.equal(dihedral_inverse(dihedral(x, k), k), x)
 
 
-def test_augmentation_moves_image_and_maps_together():
-    image = torch.rand(3, 8, 8)
-    maps = {"hint": image[0].clone()[None]}
-    dataset = AugmentedImageDataset(image, maps, length=16, augment=True, seed=3)
-    ks = {dataset[i]["k"] for i in range(16)}
-    assert len(ks) > 1
-    for i in range(16):
-        item = dataset[i]
-        assert torch.equal(item["maps"]["hint"][0], item["image"][0])
-        assert torch.equal(dihedral_inverse(item["image"], item["k"]), image)
-    assert [dataset[i]["k"] for i in range(16)] == [AugmentedImageDataset(image, maps, 16, True, 3)[i]["k"] for i in range(16)]
-    assert {AugmentedImageDataset(image, maps, 4, False, 3)[i]["k"] for i in range(4)} == {0}
+def test_each_step_yields_its_transform_reproducibly():
+    dataset = StepTransforms(16, augment=True, seed=3)
+    assert [dataset[i] for i in range(3)] == [{"step": 0, "transform": 0}, {"step": 1, "transform": 3}, {"step": 2, "transform": 2}]
+    assert [dataset[i]["transform"] for i in range(16)] == [0, 3, 2, 3, 2, 6, 3, 4, 3, 2, 3, 0, 6, 3, 3, 6]  # fixed: a seed reruns as before
+    assert {StepTransforms(4, augment=False, seed=3)[i]["transform"] for i in range(4)} == {0}
 
 
-def test_batches_keep_the_transform_index_on_the_host():
-    dataset = AugmentedImageDataset(torch.rand(3, 8, 6), {"hint": torch.rand(1, 8, 6)}, length=4, augment=True, seed=3)
-    batch = one_item_batch([dataset[2]])
-    assert batch["k"] == dataset[2]["k"] and isinstance(batch["k"], int)
-    assert torch.equal(batch["image"][0], dataset[2]["image"]) and batch["maps"]["hint"].shape[0] == 1
+def test_batches_keep_the_step_and_transform_on_the_host():
+    dataset = StepTransforms(4, augment=True, seed=3)
+    assert one_item_batch([dataset[2]]) == dataset[2]
+    batch = next(iter(ImageDataModule(augment=True, seed=3, steps=4).train_dataloader()))
+    assert batch == {"step": 0, "transform": 0} and all(isinstance(value, int) for value in batch.values())
+
+
+def test_the_module_pads_the_image_and_its_maps_and_transforms_them_with_each_step(tmp_path, monkeypatch):
+    save_image(tmp_path / "image.png", torch.rand(3, 13, 10))
+    known = torch.rand(13, 10) > 0.3
+    save_image(tmp_path / "mask.png", known.float()[None].expand(3, -1, -1))
+    overrides = ["task=inpaint", f"data.image={tmp_path / 'image.png'}", f"data.mask={tmp_path / 'mask.png'}", "logger=none"]
+    cfg = compose_train([*overrides, "backbone.channels=[8,8,8]", "backbone.skip_channels=[4,4,4]"])
+    data, task = build_component(cfg, "data"), build_component(cfg, "task")
+    module = build(cfg, data, task)
+    assert module.image.shape == (1, 3, 16, 16) and torch.equal(module.crop(module.image)[0], data.image)
+    assert torch.equal(module.maps["mask"], known.float()) and module.padded_maps["mask"].shape == (1, 1, 16, 16)
+    seen = {}
+    monkeypatch.setattr(task, "loss_terms", lambda layers, target, maps, step, steps: seen.update(target=target, maps=maps) or {"x": target.sum()})
+    module.step_loss(0, transform=5)
+    assert torch.equal(seen["target"], dihedral(module.image, 5)) and torch.equal(seen["maps"]["mask"], dihedral(module.padded_maps["mask"], 5))
 
 
 def test_datamodule_uses_bundled_sample_without_image():
@@ -215,8 +224,7 @@ def test_several_images_are_stacked_along_channels_from_a_list_or_a_folder(tmp_p
     assert torch.equal(listed.original[:3], load_image(paths[2])) and torch.equal(folder.original[:3], load_image(paths[0]))
     assert folder.facts["images"] == [str(path) for path in paths] and "image" not in folder.facts
     assert folder.image.shape == (9, 11, 16)  # resized as one image
-    padded = folder.build({}, steps=2, multiple=8, min_size=16)
-    assert padded.shape == (9, 16, 16) and folder.dataset[0]["image"].shape == (9, 16, 16)
+    assert folder.inputs(()).image.shape == (9, 11, 16) and pad_to_multiple(folder.image, 8, 16)[0].shape == (9, 16, 16)
     assert ImageDataModule(image=str(paths[0])).facts["image"] == str(paths[0])  # one image: as before
 
 

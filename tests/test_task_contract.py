@@ -62,12 +62,11 @@ def test_physics_and_losses(tmp_path, task):
     given = case(tmp_path)
     cfg = compose_train([f"task={task}", "steps=4", "logger=none", *small(task, given)])
     data, task_object = build_component(cfg, "data"), build_component(cfg, "task")
-    module = build(cfg, data, task_object, cfg.steps)
+    module = build(cfg, data, task_object)
     layers = module(0, 0.0)
     image = module.image
     assert task_object.compose(layers).shape == image.shape
-    batch = next(iter(data.train_dataloader()))
-    loss = module.step_loss(batch, module.selectable_from - 1)  # the first step whose output may be chosen: past warm-ups
+    loss = module.step_loss(module.selectable_from - 1)  # the first step whose output may be chosen: past warm-ups
     assert torch.isfinite(loss) and all(torch.isfinite(term) for term in module.last_terms.values())
     loss.backward()
     for name, network in module.generators.named_children():
