@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 
+import lightning.pytorch as pl
 import numpy as np
 import torch
 
@@ -106,7 +107,7 @@ class DDPMCurriculum:
     ε ~ N(0.5, 0.5²) (``0.5·randn + 0.5``, a bias of +0.5·√(1 − ᾱ)); cosine β clipped to [1e-4, 0.999]
     ignoring beta_start/beta_end; the 0-based arrays indexed by t, i.e. ᾱ_{t+1} and β_{t+1}; budgets
     int(N·w_i) with the remainder to the last stage. The faithful mode also re-creates z and the optimiser at
-    every stage start; the module does that, from :meth:`is_stage_start`.
+    every stage start: :class:`StageResets` does that, from :meth:`is_stage_start`.
 
     Args:
         steps: total optimisation steps N.
@@ -251,3 +252,16 @@ def validate(
     for bad, message in problems:
         if bad:
             raise DdipError(message)
+
+
+class StageResets(pl.Callback):
+    """The faithful curriculum's resets (``scheduler.faithful=true``): the reference Guided-DIP code draws new noise
+    inputs and a new Adam at every curriculum stage; by default (or with no curriculum) both persist through the run.
+    Before the first step of each stage but the first, the module's inputs are redrawn
+    (:meth:`ddip.module.DecompositionModule.redraw_inputs`) and its optimiser's state cleared."""
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module, batch: dict[str, int], batch_idx: int) -> None:
+        curriculum, step = module.curriculum, batch["step"]
+        if getattr(curriculum, "faithful", False) and step > 0 and curriculum.is_stage_start(step):
+            module.redraw_inputs()
+            module.optimizer.state.clear()

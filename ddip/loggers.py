@@ -15,9 +15,14 @@ class WandbLogger(LightningWandbLogger):
         self._wandb_init.pop("anonymous", None)
 
 
+def shows_images(logger) -> bool:
+    """Whether ``logger`` shows image panels (W&B); the others' images are in ``progress.png`` only."""
+    return isinstance(logger, LightningWandbLogger)
+
+
 def log_panel(logger, step: int, panel: dict[str, torch.Tensor]) -> None:
-    """Send a panel of images (name → C×H×W in [0, 1]) to W&B; other loggers keep their images in progress.png."""
-    if type(logger).__name__ != "WandbLogger":
+    """Send a panel of images (name → C×H×W in [0, 1]) to a logger that shows images (:func:`shows_images`)."""
+    if not shows_images(logger):
         return
     from ddip.io import to_uint8
 

@@ -28,7 +28,6 @@ from torch import nn
 
 from ddip.data import FitInputs, dihedral, dihedral_inverse, pad_to_multiple
 from ddip.errors import DdipError, check_flag, check_range
-from ddip.loggers import log_panel
 from ddip.nets.grouped import GeneratorBank
 from ddip.tasks.base import Layers, NoiseInput, Task
 
@@ -63,7 +62,6 @@ class DecompositionModule(pl.LightningModule):
         optimizer: builds the optimiser from the parameters.
         steps: total optimisation steps.
         eval_every: steps between noise-free evaluations (output choice, metrics, NaN check).
-        image_every: steps between image panels sent to the logger.
         log_every: steps between scalar logs of the training loss terms.
         snapshots: intermediate results kept for ``progress.png``.
         average: weight of the exponential average of the outputs (DIP's ``exp_weight``, e.g. 0.99; 0 = off):
@@ -85,7 +83,6 @@ class DecompositionModule(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         steps: int,
         eval_every: int = 50,
-        image_every: int = 500,
         log_every: int = 10,
         snapshots: int = 6,
         average: float = 0.0,
@@ -96,13 +93,12 @@ class DecompositionModule(pl.LightningModule):
         super().__init__()
         for key, value in (("eval_every", eval_every), ("log_every", log_every)):
             check_range(f"module.{key}", value, 1, whole=True)
-        for key, value in (("image_every", image_every), ("snapshots", snapshots)):
-            check_range(f"module.{key}", value, 0, whole=True)
+        check_range("module.snapshots", snapshots, 0, whole=True)
         check_range("module.average", average, 0, 1, open_high=True)
         for key, value in (("channels_last", channels_last), ("cuda_graphs", cuda_graphs)):
             check_flag(f"module.{key}", value)
         self.task, self.curriculum = task, curriculum
-        self.steps, self.eval_every, self.image_every, self.log_every = steps, eval_every, image_every, log_every
+        self.steps, self.eval_every, self.log_every = steps, eval_every, log_every
         self.average = average
         self.last_layers: Layers = {}
         self.averaged: Layers | None = None
@@ -192,15 +188,12 @@ class DecompositionModule(pl.LightningModule):
             inputs[name] = z.contiguous(memory_format=self.memory_format)
         return self.generators(inputs)
 
-    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
-        """The reference Guided-DIP code draws a new input and a new Adam at every curriculum stage
-        (``scheduler.faithful=true``); by default both persist through the run."""
-        curriculum, step = self.curriculum, batch["step"]
-        if getattr(curriculum, "faithful", False) and step > 0 and curriculum.is_stage_start(step):
-            for name, spec in self.task.inputs.items():
-                buffer = getattr(self, f"input_{name}")
-                buffer.copy_(make_input(spec, *buffer.shape[-2:]))
-            self.optimizer.state.clear()
+    def redraw_inputs(self) -> None:
+        """Draw new fixed noise inputs (the faithful curriculum's reset at a stage start:
+        :class:`ddip.curriculum.StageResets`)."""
+        for name, spec in self.task.inputs.items():
+            buffer = getattr(self, f"input_{name}")
+            buffer.copy_(make_input(spec, *buffer.shape[-2:]))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Everything beyond weights and optimiser that the rest of the fit depends on, so that a resumed
@@ -332,12 +325,6 @@ class DecompositionModule(pl.LightningModule):
             self.best = (score, record["step"], {name: value.detach().clone() for name, value in layers.items()})
         if done in self.snapshot_steps:
             self.snapshots.append((record["step"], {k: v.cpu() for k, v in self.task.panel(layers).items()}))
-        if self.image_every and (done % self.image_every == 0 or done == self.steps):
-            self.log_panel(record["step"], self.task.panel(layers))
-
-    def log_panel(self, done: int, panel: dict[str, torch.Tensor]) -> None:
-        """Send the task's images to W&B (:func:`ddip.loggers.log_panel`)."""
-        log_panel(self.logger, done, panel)
 
     # --- result -----------------------------------------------------------------------------------------
     @torch.no_grad()

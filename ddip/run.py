@@ -22,9 +22,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ddip.callbacks import ImagePanels
 from ddip.data import ImageDataModule
 from ddip.errors import DdipError, check_range, is_whole
 from ddip.io import save_image, save_progress, write_json
+from ddip.loggers import log_panel, shows_images
 from ddip.module import DecompositionModule
 from ddip.rundir import check_writable, claimed, clear_results, finished_metrics, finished_notice
 from ddip.sweep import job_identity, threads_per_job
@@ -135,14 +137,16 @@ def active(cfg: DictConfig, key: str) -> DictConfig | None:
     return node if isinstance(node, DictConfig) and "_target_" in node else None
 
 
-def callbacks(cfg: DictConfig) -> list:
-    """The trainer's callbacks from its config plus the stopping rule and the checkpointing, if any (fresh
-    for every fit). ``trainer.enable_progress_bar=false`` drops the listed progress bar (Lightning would refuse
+def callbacks(cfg: DictConfig, logger=False) -> list:
+    """The trainer's callbacks, fresh for every fit: each entry of the ``callbacks`` group that names a component
+    (``callbacks.NAME=null``, ``stopping=none`` and ``checkpoint=null`` leave theirs out), the image panels only with
+    a logger that shows them, and no progress bar with ``trainer.enable_progress_bar=false`` (Lightning would refuse
     the pair)."""
-    listed = [instantiate(callback) for callback in cfg.trainer.get("callbacks") or []]
+    listed = cfg.get("callbacks") or {}
+    built = [build_component(listed, name) for name in listed if active(listed, name)]
     if not cfg.trainer.get("enable_progress_bar", True):
-        listed = [callback for callback in listed if not isinstance(callback, pl.callbacks.ProgressBar)]
-    return listed + [build_component(cfg, key) for key in ("stopping", "checkpoint") if active(cfg, key)]
+        built = [callback for callback in built if not isinstance(callback, pl.callbacks.ProgressBar)]
+    return [callback for callback in built if shows_images(logger) or not isinstance(callback, ImagePanels)]
 
 
 def resume_path(cfg: DictConfig, output_dir: Path) -> str | None:
@@ -182,7 +186,7 @@ def fit(cfg: DictConfig, data: pl.LightningDataModule, task, logger, ckpt_path: 
     module and the steps the trainer ran."""
     module = build(cfg, data, task)
     checkpointing = bool(active(cfg, "checkpoint"))
-    trainer = build_component(cfg, "trainer", logger=logger, max_steps=cfg.steps, callbacks=callbacks(cfg), enable_checkpointing=checkpointing)
+    trainer = build_component(cfg, "trainer", logger=logger, max_steps=cfg.steps, callbacks=callbacks(cfg, logger), enable_checkpointing=checkpointing)
     try:
         if trains(module):
             trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
@@ -264,7 +268,7 @@ def fit_and_save(cfg: DictConfig, output_dir: Path, started: float) -> dict:
             "primary_metric": next((key for key in (f"{task.primary_metric}_chosen", task.primary_metric) if key in metrics), None),
         }
         if logger:
-            module.log_panel(cfg.steps, images)
+            log_panel(logger, cfg.steps, images)
             numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             logger.log_metrics({f"result/{k}": v for k, v in numbers.items()}, step=cfg.steps)
     finally:

@@ -64,7 +64,7 @@ from ddip.errors import DdipError
 from ddip.run import build, build_component, compose_train
 
 PLAIN = ["speed=plain"]
-LEAN = ["logger=none", "checkpoint=null", "trainer.enable_progress_bar=false", "~trainer.callbacks", "stopping=none"]
+LEAN = ["logger=none", "checkpoint=null", "trainer.enable_progress_bar=false", "stopping=none"]
 
 
 def clock(device: torch.device) -> float:

@@ -81,7 +81,7 @@ def grabcut(image_path: Path, border: int = 4, iterations: int = 5) -> np.ndarra
 
 def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: list[str], task: str | None = None) -> tuple[DictConfig, dict]:
     """The run's composed config and its metrics (``task``: another task than the case's, on the same files)."""
-    overrides = [f"task={task or case['task']}", "logger=csv", "trainer.enable_progress_bar=false", "~trainer.callbacks"]
+    overrides = [f"task={task or case['task']}", "logger=csv", "trainer.enable_progress_bar=false"]
     if "images" in case:  # several images of one scene (two mixtures)
         overrides.append(f"data.images=[{','.join(str(folder / path) for path in case['images'])}]")
     else:

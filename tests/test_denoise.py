@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ddip.curriculum import StageResets
 from ddip.errors import DdipError
 from ddip.run import build, build_component, compose_train, run
 from ddip.synthetic import ellipse_mask
@@ -47,9 +48,10 @@ def test_faithful_curriculum_redraws_the_input_and_resets_adam_at_stage_starts(t
     loss.backward()
     module.optimizer.step()
     assert module.optimizer.state
-    module.on_train_batch_start({"step": boundary - 1, "transform": 0}, 0)
+    resets = StageResets()
+    resets.on_train_batch_start(None, module, {"step": boundary - 1, "transform": 0}, 0)
     assert torch.equal(module.input_z_1, before) and module.optimizer.state  # inside a stage: nothing changes
-    module.on_train_batch_start({"step": boundary, "transform": 0}, 0)
+    resets.on_train_batch_start(None, module, {"step": boundary, "transform": 0}, 0)
     assert not torch.equal(module.input_z_1, before) and not module.optimizer.state
 
 

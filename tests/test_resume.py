@@ -42,7 +42,7 @@ def test_resumed_run_ends_as_the_uninterrupted_one(tmp_path, monkeypatch, extra)
     full = run(compose_train(overrides), tmp_path / "full")
 
     original = ddip.run.callbacks
-    monkeypatch.setattr(ddip.run, "callbacks", lambda cfg: original(cfg) + [Kill(at=6)])
+    monkeypatch.setattr(ddip.run, "callbacks", lambda *args: original(*args) + [Kill(at=6)])
     with pytest.raises(RuntimeError, match="killed"):
         run(compose_train(overrides), tmp_path / "killed")
     monkeypatch.undo()
@@ -50,7 +50,7 @@ def test_resumed_run_ends_as_the_uninterrupted_one(tmp_path, monkeypatch, extra)
     assert (tmp_path / "killed" / "checkpoints" / "last.ckpt").exists()
 
     count = Count()
-    monkeypatch.setattr(ddip.run, "callbacks", lambda cfg: original(cfg) + [count])
+    monkeypatch.setattr(ddip.run, "callbacks", lambda *args: original(*args) + [count])
     resumed = run(compose_train(overrides + ["resume=true"]), tmp_path / "killed")
     assert (count.first, count.steps) == (4, 8)  # continued from the step-4 checkpoint, not from scratch
     for key in ("final_loss", "chosen_step", "chosen_by", "steps_run"):

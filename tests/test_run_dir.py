@@ -24,7 +24,7 @@ from ddip.errors import DdipError, one_line
 from ddip.run import compose_train, run
 from ddip.rundir import LOCK, RunDirInUse
 
-QUIET = ["trainer.enable_progress_bar=false", "~trainer.callbacks"]
+QUIET = ["trainer.enable_progress_bar=false"]
 
 
 def train(*overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -123,7 +123,7 @@ def test_csv_logger_writes_metrics_and_never_imports_wandb(tmp_path):
 
 def test_wandb_offline_run_is_complete_and_inside_the_run_dir(tmp_path):
     image = tiny_image(tmp_path)
-    overrides = ["steps=4", "logger=wandb", "module.eval_every=2", "module.image_every=2", "module.log_every=1"]
+    overrides = ["steps=4", "logger=wandb", "module.eval_every=2", "callbacks.image_panels.every=2", "module.log_every=1"]
     cfg = compose_train(overrides + [f"data.image={image}"])
     run(cfg, tmp_path / "run")
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
@@ -151,6 +151,29 @@ def test_progress_bar_switch_alone_turns_the_bar_off(tmp_path):
     assert not any(isinstance(callback, ProgressBar) for callback in callbacks(cfg))
     assert any(isinstance(callback, ProgressBar) for callback in callbacks(compose_train(quiet)))
     assert run(cfg, tmp_path / "run")["steps"] == 2
+
+
+def test_the_callbacks_group_lists_the_run_callbacks_and_panels_need_a_logger_that_shows_images(tmp_path):
+    from lightning.pytorch.loggers import WandbLogger
+    from omegaconf import OmegaConf
+
+    from ddip.callbacks import ImagePanels, RunCheckpoint
+    from ddip.curriculum import StageResets
+    from ddip.errors import DdipError
+    from ddip.run import callbacks
+    from ddip.stopping import ESWMV
+
+    cfg = compose_train(["task=denoise", "logger=none"])
+    OmegaConf.update(cfg, "paths.output_dir", str(tmp_path), force_add=True)
+    built = {type(callback) for callback in callbacks(cfg)}
+    assert {ESWMV, RunCheckpoint, StageResets} <= built and ImagePanels not in built  # no panels without W&B
+    assert ImagePanels in {type(callback) for callback in callbacks(cfg, WandbLogger(offline=True, save_dir=str(tmp_path)))}
+    dropped = compose_train(["task=denoise", "stopping=none", "checkpoint=null", "callbacks.stage_resets=null"])
+    assert not {ESWMV, RunCheckpoint, StageResets} & {type(callback) for callback in callbacks(dropped)}
+    supervised = compose_train(["task=invdn_train", "checkpoint=null"])
+    assert list(supervised.callbacks) == ["progress_bar", "stopping", "checkpoint"]  # no decomposition's callbacks
+    with pytest.raises(DdipError, match="callbacks.image_panels.every"):
+        callbacks(compose_train(["callbacks.image_panels.every=0", "checkpoint=null"]))
 
 
 def test_finished_run_prints_what_it_did_and_where_the_results_are(tmp_path, composite):

@@ -188,9 +188,6 @@ class InvDNTraining(pl.LightningModule):
         self.history, self.snapshots, self._resumed_seconds = state["history"], state["snapshots"], state["fit_seconds"]
         self.quality_keys = ["psnr_val"] if self.history else []
 
-    def log_panel(self, step: int, images: dict[str, torch.Tensor]) -> None:
-        log_panel(self.logger, step, images)
-
     @torch.no_grad()
     def result(self) -> tuple[dict[str, torch.Tensor], dict]:
         """The first validation image denoised by the trained network, and the final validation PSNR."""
@@ -257,9 +254,6 @@ class InvDNDenoising(pl.LightningModule):
         self.denoised, self.noisy = denoised[0].cpu(), batch[0].cpu()
         self.fit_seconds = time.perf_counter() - started
         return denoised
-
-    def log_panel(self, step: int, images: dict[str, torch.Tensor]) -> None:
-        log_panel(self.logger, step, images)
 
     def result(self) -> tuple[dict[str, torch.Tensor], dict]:
         """``denoised`` at the input's size; PSNR/SSIM against ``data.clean`` when given."""
