@@ -8,8 +8,10 @@ image and its maps, run the generators (on the fast path, those sharing an
 architecture as one grouped network: :mod:`ddip.nets.grouped`), let the task compose the
 layers and compute its loss terms against the curriculum's target, and take an Adam step.
 
-Every ``eval_every`` steps a noise-free forward is scored: the task's ground-truth-free selection score
-(to choose the output), ground-truth metrics when given (reporting only, "oracle"), and a finiteness check.
+What is not optimisation is done by callbacks (the ``callbacks`` config group): the evaluations and the choice
+of the output (:class:`ddip.callbacks.Evaluations`), the stopping rule, the image panels, the faithful curriculum's
+resets. The module keeps what they read (the current output, :meth:`DecompositionModule.select`) and what a
+checkpoint needs beyond the weights.
 
 BatchNorm stays in training mode for every forward, the final one included, as in the DIP and Double-DIP
 reference code: with a batch of one image, every output is normalised with its own statistics.
@@ -23,7 +25,6 @@ from collections.abc import Callable
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ddip.data import FitInputs, dihedral, dihedral_inverse, pad_to_multiple
@@ -43,13 +44,6 @@ def make_input(spec: NoiseInput, height: int, width: int) -> torch.Tensor:
     raise ValueError(f"unknown noise input kind {spec.kind!r}")
 
 
-def upsampled(layers: Layers, size: tuple[int, int]) -> Layers:
-    """Layers fitted on a downscaled copy brought to the input's ``size`` (bilinear; unchanged if equal)."""
-    if tuple(next(iter(layers.values())).shape[-2:]) == size:
-        return layers
-    return {name: F.interpolate(value, size=size, mode="bilinear", align_corners=False) for name, value in layers.items()}
-
-
 class DecompositionModule(pl.LightningModule):
     """Fits the task's generators to one image.
 
@@ -61,9 +55,7 @@ class DecompositionModule(pl.LightningModule):
         curriculum: the target at each step.
         optimizer: builds the optimiser from the parameters.
         steps: total optimisation steps.
-        eval_every: steps between noise-free evaluations (output choice, metrics, NaN check).
         log_every: steps between scalar logs of the training loss terms.
-        snapshots: intermediate results kept for ``progress.png``.
         average: weight of the exponential average of the outputs (DIP's ``exp_weight``, e.g. 0.99; 0 = off):
             with it, every evaluated and returned output is the running average of the training outputs.
         stack_generators: run generators that share an architecture as one grouped network (the fast path;
@@ -82,23 +74,19 @@ class DecompositionModule(pl.LightningModule):
         curriculum,
         optimizer: Callable[..., torch.optim.Optimizer],
         steps: int,
-        eval_every: int = 50,
         log_every: int = 10,
-        snapshots: int = 6,
         average: float = 0.0,
         stack_generators: bool = True,
         channels_last: bool = True,
         cuda_graphs: bool = False,
     ):
         super().__init__()
-        for key, value in (("eval_every", eval_every), ("log_every", log_every)):
-            check_range(f"module.{key}", value, 1, whole=True)
-        check_range("module.snapshots", snapshots, 0, whole=True)
+        check_range("module.log_every", log_every, 1, whole=True)
         check_range("module.average", average, 0, 1, open_high=True)
         for key, value in (("channels_last", channels_last), ("cuda_graphs", cuda_graphs)):
             check_flag(f"module.{key}", value)
         self.task, self.curriculum = task, curriculum
-        self.steps, self.eval_every, self.log_every = steps, eval_every, log_every
+        self.steps, self.log_every = steps, log_every
         self.average = average
         self.last_layers: Layers = {}
         self.averaged: Layers | None = None
@@ -121,11 +109,6 @@ class DecompositionModule(pl.LightningModule):
             self.optimizer = optimizer(self.parameters())
         except (ValueError, TypeError) as error:
             raise DdipError(f"invalid optimizer configuration: {error}") from None
-        self.snapshot_steps = {max(1, round(steps * (i + 1) / snapshots)) for i in range(snapshots)}
-        self.history: list[dict] = []
-        self.quality_keys: list[str] = []  # the ground-truth metrics in the history's records (the task's names)
-        self.snapshots: list[tuple[int, dict[str, torch.Tensor]]] = []
-        self.best: tuple[float, int, Layers] | None = None
         self.fit_seconds = 0.0
         self.inputs, self.truth = inputs, inputs.truth
         self.place(inputs.image, inputs.maps | task.prepare(inputs.image))
@@ -197,12 +180,9 @@ class DecompositionModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Everything beyond weights and optimiser that the rest of the fit depends on, so that a resumed
-        run ends as the uninterrupted one: evaluations, chosen outputs, averages and the jitter's RNG."""
+        run ends as the uninterrupted one: the stopping rule's choice, the average, the last loss terms and the
+        jitter's RNG (the evaluations are their callback's state)."""
         checkpoint["ddip"] = {
-            "history": self.history,
-            "quality_keys": self.quality_keys,
-            "snapshots": self.snapshots,
-            "best": self.best,
             "averaged": self.averaged,
             "selected": self.selected,
             "last_terms": self.last_terms,
@@ -218,8 +198,6 @@ class DecompositionModule(pl.LightningModule):
                 "written); resume with the run's own config (its .hydra/config.yaml)"
             )
         state = checkpoint["ddip"]
-        self.history, self.snapshots, self.best = state["history"], state["snapshots"], state["best"]
-        self.quality_keys = state["quality_keys"]
         self.averaged, self.selected, self.last_terms = state["averaged"], state["selected"], state["last_terms"]
         self._resumed_seconds, self._pending_rng = state["fit_seconds"], state["rng"]
         self.fit_seconds = self._resumed_seconds
@@ -270,7 +248,7 @@ class DecompositionModule(pl.LightningModule):
         rule (e.g. ES-WMV) instead of the task's score."""
         self.selected = (step, {name: value.clone() for name, value in layers.items()})
 
-    # --- evaluation -------------------------------------------------------------------------------------
+    # --- output -----------------------------------------------------------------------------------------
     def cropped(self, layers: Layers) -> Layers:
         return {name: self.layer_crop(value) for name, value in layers.items()}
 
@@ -279,76 +257,12 @@ class DecompositionModule(pl.LightningModule):
         noise-free forward."""
         return self.averaged if self.averaged is not None else self.cropped(self(0, 0.0))
 
-    def on_train_start(self) -> None:
-        """Start the clock; after a resume, run the evaluation due at the checkpoint's step (checkpoints are
-        written before that step's evaluation); bring the ground truth to the module's device."""
-        self._fit_start = time.perf_counter()
+    def on_fit_start(self) -> None:
+        """Bring the ground truth to the module's device, for the evaluations (:class:`ddip.callbacks.Evaluations`)."""
         self.truth = {name: value.to(self.device) for name, value in self.truth.items()}
-        self.evaluate_if_due(self.global_step)
+
+    def on_train_start(self) -> None:
+        self._fit_start = time.perf_counter()
 
     def on_train_end(self) -> None:
         self.fit_seconds = self._resumed_seconds + time.perf_counter() - self._fit_start
-
-    def on_fit_end(self) -> None:
-        """A fit resumed from a checkpoint of its last step runs no step and no train hooks: the evaluation
-        that the checkpoint was written before is made here."""
-        self.evaluate_if_due(self.global_step)
-
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        done = self.global_step
-        if done % self.eval_every == 0 or done == self.steps:
-            self.evaluate(done)
-
-    def evaluate_if_due(self, done: int) -> None:
-        """The evaluation after ``done`` steps, if one is due then and has not been made (after a resume)."""
-        evaluated = self.history[-1]["step"] if self.history else 0
-        if done and (done % self.eval_every == 0 or done == self.steps) and evaluated < done:
-            self.evaluate(done)
-
-    @torch.no_grad()
-    def evaluate(self, done: int) -> None:
-        """Score a noise-free forward after ``done`` steps; keep it if it is the best so far."""
-        terms = {name: float(value) for name, value in self.last_terms.items()}
-        bad = [name for name, value in terms.items() if not math.isfinite(value)]
-        if bad:
-            raise DdipError(f"the loss became non-finite at step {done} ({', '.join(bad)}); lower the learning rate")
-        layers = self.current_output()
-        image = self.crop(self.image)
-        score = self.task.selection_score(layers, image, self.maps)
-        quality = self.task.evaluation_metrics(layers, self.truth, image, self.maps)
-        self.quality_keys = list(quality)
-        record = {"step": done, **terms, "score": score, **quality}
-        self.history.append(record)
-        if self.logger:
-            self.logger.log_metrics({f"eval/{k}": v for k, v in record.items() if k != "step"}, step=record["step"])
-        if done >= self.selectable_from and (self.best is None or score >= self.best[0]):
-            self.best = (score, record["step"], {name: value.detach().clone() for name, value in layers.items()})
-        if done in self.snapshot_steps:
-            self.snapshots.append((record["step"], {k: v.cpu() for k, v in self.task.panel(layers).items()}))
-
-    # --- result -----------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def result(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """The task's result images and metrics from the chosen and the final iterate."""
-        final = self.current_output()
-        chosen_by, (chosen_step, chosen) = "score", self.best[1:] if self.best else (self.steps, final)
-        if self.selected is not None:
-            chosen_by, (chosen_step, chosen) = "stopping rule", self.selected
-        # after the fit Lightning has moved the module back to the CPU; the kept iterates may still be on the GPU
-        image = self.inputs.original.to(self.device)
-        truth, maps = ({k: v.to(self.device) for k, v in given.items()} for given in (self.inputs.original_truth, self.inputs.original_maps))
-        size = tuple(side * self.task.scale for side in image.shape[-2:])
-        chosen, final = ({k: v.to(self.device) for k, v in upsampled(layers, size).items()} for layers in (chosen, final))
-        images, metrics = self.task.result(chosen, final, image, truth, maps)
-        metrics = {"chosen_by": chosen_by, "chosen_step": chosen_step, "chosen_score": self.best[0] if self.best else None} | metrics
-        metrics |= {f"final_{name}": value for name, value in self.history[-1].items() if name != "step"}
-        metrics |= self.oracle()
-        return images, metrics
-
-    def oracle(self) -> dict:
-        """The best evaluated iterate by each ground-truth metric: reporting only, labelled "oracle"."""
-        out = {}
-        for key in self.quality_keys:
-            best = max(self.history, key=lambda record: record[key])
-            out[f"oracle_{key}"], out[f"oracle_{key}_step"] = best[key], best["step"]
-        return out

@@ -22,7 +22,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ddip.callbacks import ImagePanels
+from ddip.callbacks import Evaluations, ImagePanels
 from ddip.data import ImageDataModule
 from ddip.errors import DdipError, check_range, is_whole
 from ddip.io import save_image, save_progress, write_json
@@ -181,12 +181,25 @@ def trains(module: pl.LightningModule) -> bool:
     return getattr(module, "trains", True)
 
 
-def fit(cfg: DictConfig, data: pl.LightningDataModule, task, logger, ckpt_path: str | None = None) -> tuple[pl.LightningModule, int]:
+def report(module: pl.LightningModule, listed: list):
+    """What reports the fit (``history``, ``snapshots``, ``quality_keys``, ``result()``): a decomposition's
+    evaluations (``callbacks.evaluation``), or a supervised task's module itself."""
+    if not isinstance(module, DecompositionModule):
+        return module
+    found = [callback for callback in listed if isinstance(callback, Evaluations)]
+    if not found:
+        raise DdipError("callbacks.evaluation is null: a decomposition needs its evaluations (they choose the output)")
+    return found[0]
+
+
+def fit(cfg: DictConfig, data: pl.LightningDataModule, task, logger, ckpt_path: str | None = None) -> tuple[pl.LightningModule, int, object]:
     """Fit the image (from ``ckpt_path`` when resuming), or run a trained module's prediction on it; returns the
-    module and the steps the trainer ran."""
+    module, the steps the trainer ran and what reports the fit (:func:`report`)."""
     module = build(cfg, data, task)
+    listed = callbacks(cfg, logger)
+    reporter = report(module, listed)
     checkpointing = bool(active(cfg, "checkpoint"))
-    trainer = build_component(cfg, "trainer", logger=logger, max_steps=cfg.steps, callbacks=callbacks(cfg, logger), enable_checkpointing=checkpointing)
+    trainer = build_component(cfg, "trainer", logger=logger, max_steps=cfg.steps, callbacks=listed, enable_checkpointing=checkpointing)
     try:
         if trains(module):
             trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
@@ -195,7 +208,7 @@ def fit(cfg: DictConfig, data: pl.LightningDataModule, task, logger, ckpt_path: 
     except SIGTERMException:
         saved = "a checkpoint to resume from" if checkpointing else "no checkpoint (checkpoint=null)"
         raise RunTerminated(f"terminated (SIGTERM) after step {trainer.global_step}; left {saved}") from None
-    return module, trainer.global_step
+    return module, trainer.global_step, reporter
 
 
 def check_run_settings(cfg: DictConfig) -> None:
@@ -249,12 +262,12 @@ def fit_and_save(cfg: DictConfig, output_dir: Path, started: float) -> dict:
     ckpt_path = resume_path(cfg, output_dir)
     logger = build_logger(cfg, output_dir)
     try:
-        module, steps_run = fit(cfg, data, task, logger, ckpt_path)
-        images, metrics = module.result()
+        module, steps_run, reporter = fit(cfg, data, task, logger, ckpt_path)
+        images, metrics = reporter.result()
         for name, image in images.items():
             save_image(output_dir / f"{name}.png", image)
-        if module.history:
-            save_progress(output_dir / "progress.png", module.history, module.snapshots, module.quality_keys)
+        if reporter.history:
+            save_progress(output_dir / "progress.png", reporter.history, reporter.snapshots, reporter.quality_keys)
         metrics |= {
             "steps": int(cfg.steps) if trains(module) else 0,
             "steps_run": steps_run,

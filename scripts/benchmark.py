@@ -16,7 +16,7 @@ For every case and size, its config on a texture image of that size, timed as
 - ``fast``: the default module (``speed=fast``: stacked generators, channels-last, fused Adam) in the same
   bare loop;
 - ``lightning``: ``trainer.fit`` of the default module as ``train.py`` runs it (lean: no logger, no progress
-  bar, no checkpoints; the noise-free evaluation every ``module.eval_every`` = 50 steps, one extra forward,
+  bar, no checkpoints; the noise-free evaluation every ``callbacks.evaluation.every`` = 50 steps, one extra forward,
   is left out of all three paths).
 
 - ``fast eager`` (with ``--eager``): the fast loop with ``module.cuda_graphs=false``: on a GPU, the fast path

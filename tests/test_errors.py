@@ -66,7 +66,7 @@ def test_configuration_errors(tmp_path, image, overrides, message):
         (["task=dehaze", "task.transmission_prior_fraction=1.5"], "task.transmission_prior_fraction=1.5 must be a number in [0, 1]"),
         (["task.input_scale=abc"], "task.input_scale='abc' must be a number"),
         (["task.reg_noise.std=-1"], "task.reg_noise.std=-1 must be a number ≥ 0"),
-        (["task.hints=none", "module.eval_every=0"], "module.eval_every=0 must be a whole number ≥ 1"),
+        (["task.hints=none", "callbacks.evaluation.every=0"], "callbacks.evaluation.every=0 must be a whole number ≥ 1"),
         (["task.hints=none", "module.log_every=abc"], "module.log_every='abc' must be a whole number"),
         (["data.augment=maybe"], "data.augment='maybe' must be true or false"),
         (["data.max_side=abc"], "data.max_side='abc' must be a whole number"),
@@ -114,7 +114,7 @@ def test_bad_loss_weights_are_one_line_errors(tmp_path, image, override, message
 
 def test_non_finite_loss_is_reported(tmp_path, image):
     with pytest.raises(DdipError, match="non-finite"):
-        run_with(tmp_path, [f"data.image={image}", "task.weights.reconstruction=nan", "task.hints=none", "module.eval_every=1"])
+        run_with(tmp_path, [f"data.image={image}", "task.weights.reconstruction=nan", "task.hints=none", "callbacks.evaluation.every=1"])
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 

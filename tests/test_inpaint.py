@@ -54,7 +54,7 @@ def test_the_output_keeps_the_known_pixels_unless_told_not_to():
 
 def test_a_tiny_run_fills_the_holes(tmp_path):
     image, mask, clean = holes_case(tmp_path)
-    overrides = ["task=inpaint", "steps=60", "logger=none", "module.eval_every=20", "threads=1", *SMALL_NET]
+    overrides = ["task=inpaint", "steps=60", "logger=none", "callbacks.evaluation.every=20", "threads=1", *SMALL_NET]
     metrics = run(compose_train(overrides + data_overrides(image, mask, clean)), tmp_path / "run")
     assert metrics["psnr_chosen"] > metrics["psnr_input"] + 15, metrics
     inpainted, given, known = load_image(tmp_path / "run" / "inpainted.png"), load_image(image), load_image(mask)[0] > 0.5

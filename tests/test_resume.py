@@ -38,7 +38,7 @@ class Kill(pl.Callback):
 @pytest.mark.parametrize("extra", [["task=seg", "data.augment=true"], ["task=denoise", "stopping.window=3", "backbone.channels=[8,8,8,8,8]"]])
 def test_resumed_run_ends_as_the_uninterrupted_one(tmp_path, monkeypatch, extra):
     image = tiny_texture(tmp_path)
-    overrides = ["steps=12", "logger=none", "module.eval_every=2", "checkpoint.every_n_train_steps=4", f"data.image={image}", *extra]
+    overrides = ["steps=12", "logger=none", "callbacks.evaluation.every=2", "checkpoint.every_n_train_steps=4", f"data.image={image}", *extra]
     full = run(compose_train(overrides), tmp_path / "full")
 
     original = ddip.run.callbacks

@@ -37,7 +37,7 @@ def pixels(path) -> np.ndarray:
 
 
 def test_resuming_a_finished_run_leaves_it_as_it_is(tmp_path):
-    overrides = ["steps=6", "logger=none", "module.eval_every=2", f"data.image={tiny_texture(tmp_path)}"]
+    overrides = ["steps=6", "logger=none", "callbacks.evaluation.every=2", f"data.image={tiny_texture(tmp_path)}"]
     finished = run(compose_train(overrides), tmp_path / "run")
     before = {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir() if path.is_file()}
     assert run(compose_train(overrides + ["resume=true"]), tmp_path / "run") == finished
@@ -64,7 +64,7 @@ def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_uninterrupted_res
     """The last checkpoint is written before the last step's evaluation; a kill between it and metrics.json
     (simulated: the result files removed) resumes to the result of the uninterrupted run."""
     extra = ["backbone.channels=[8,8,8,8,8]", "stopping.window=3", "stopping.stop=false"] if task == "denoise" else []
-    overrides = [f"task={task}", "steps=12", "logger=none", "module.eval_every=5", "checkpoint.every_n_train_steps=4", "checkpoint.keep=true"]
+    overrides = [f"task={task}", "steps=12", "logger=none", "callbacks.evaluation.every=5", "checkpoint.every_n_train_steps=4", "checkpoint.keep=true"]
     overrides += [f"data.image={tiny_texture(tmp_path)}", *extra]
     full = run(compose_train(overrides), tmp_path / "full")
     killed = tmp_path / "killed"

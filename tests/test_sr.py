@@ -55,7 +55,7 @@ def edges_case(tmp_path, size: int = 32, factor: int = 2):
 
 def test_a_tiny_run_upscales_sharp_edges_better_than_bicubic(tmp_path):
     small, large = edges_case(tmp_path)
-    overrides = ["task=sr", "task.factor=2", "steps=200", "logger=none", "module.eval_every=20", "threads=1", *SMALL_NET]
+    overrides = ["task=sr", "task.factor=2", "steps=200", "logger=none", "callbacks.evaluation.every=20", "threads=1", *SMALL_NET]
     metrics = run(compose_train(overrides + [f"data.image={small}", f"data.clean={large}"]), tmp_path / "run")
     assert load_image(tmp_path / "run" / "upscaled.png").shape == (3, 32, 32)
     assert metrics["psnr_chosen"] > metrics["psnr_bicubic"] + 0.5, metrics

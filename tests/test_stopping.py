@@ -86,7 +86,7 @@ def test_nothing_before_the_first_choosable_iterate_is_chosen():
 def test_with_a_curriculum_the_output_comes_from_its_last_stage(tmp_path, task, scheduler):
     """Whatever chooses the output (the task's score, or ES-WMV for denoising), never an iterate fitted to a
     more-noised target than the last stage's."""
-    overrides = [f"task={task}", f"scheduler={scheduler}", "steps=40", "logger=none", "module.eval_every=1"]
+    overrides = [f"task={task}", f"scheduler={scheduler}", "steps=40", "logger=none", "callbacks.evaluation.every=1"]
     overrides += [f"data.image={tiny_texture(tmp_path)}", "scheduler.count=4"]
     if task == "denoise":
         overrides += ["backbone.channels=[8,8,8,8,8]", "stopping.window=3", "stopping.stop=false"]

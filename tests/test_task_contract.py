@@ -81,7 +81,7 @@ def test_a_short_run_keeps_the_output_contract(tmp_path, monkeypatch, task):
     saved: dict[str, torch.Tensor] = {}
     original = ddip.run.save_image
     monkeypatch.setattr(ddip.run, "save_image", lambda path, tensor: (saved.__setitem__(path.stem, tensor), original(path, tensor)))
-    overrides = [f"task={task}", "steps=3", "logger=none", "module.eval_every=1", given[task], *small(task, given)]
+    overrides = [f"task={task}", "steps=3", "logger=none", "callbacks.evaluation.every=1", given[task], *small(task, given)]
     metrics = run(compose_train(overrides), tmp_path / "run")
     task_object = build_component(compose_train([f"task={task}"]), "task")
     height, width = HEIGHT * task_object.scale, WIDTH * task_object.scale  # super-resolution: factor × the input

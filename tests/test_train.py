@@ -43,7 +43,7 @@ def test_every_combination_composes_and_instantiates(task, backbone, scheduler):
 def test_combinations_run_two_steps(tmp_path, task, backbone, scheduler):
     overrides = [f"task={task}", f"backbone={backbone}", f"scheduler={scheduler}", "steps=2", "logger=none"]
     image = tiny_image(tmp_path)
-    cfg = compose_train(overrides + ["module.eval_every=1", *data_inputs(overrides, image)])
+    cfg = compose_train(overrides + ["callbacks.evaluation.every=1", *data_inputs(overrides, image)])
     metrics = run(cfg, tmp_path / "run")
     assert metrics["steps"] == 2 and metrics["seconds_per_step"] > 0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 2
@@ -123,7 +123,7 @@ def test_csv_logger_writes_metrics_and_never_imports_wandb(tmp_path):
 
 def test_wandb_offline_run_is_complete_and_inside_the_run_dir(tmp_path):
     image = tiny_image(tmp_path)
-    overrides = ["steps=4", "logger=wandb", "module.eval_every=2", "callbacks.image_panels.every=2", "module.log_every=1"]
+    overrides = ["steps=4", "logger=wandb", "callbacks.evaluation.every=2", "callbacks.image_panels.every=2", "module.log_every=1"]
     cfg = compose_train(overrides + [f"data.image={image}"])
     run(cfg, tmp_path / "run")
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
@@ -174,6 +174,9 @@ def test_the_callbacks_group_lists_the_run_callbacks_and_panels_need_a_logger_th
     assert list(supervised.callbacks) == ["progress_bar", "stopping", "checkpoint"]  # no decomposition's callbacks
     with pytest.raises(DdipError, match="callbacks.image_panels.every"):
         callbacks(compose_train(["callbacks.image_panels.every=0", "checkpoint=null"]))
+    without = compose_train(["steps=2", "logger=none", "checkpoint=null", "callbacks.evaluation=null", f"data.image={tiny_image(tmp_path)}"])
+    with pytest.raises(DdipError, match="callbacks.evaluation is null"):
+        run(without, tmp_path / "run")
 
 
 def test_finished_run_prints_what_it_did_and_where_the_results_are(tmp_path, composite):
@@ -191,6 +194,6 @@ def test_finished_run_prints_what_it_did_and_where_the_results_are(tmp_path, com
 def test_dehaze_and_denoise_without_an_image_fit_their_bundled_sample_and_score_it(tmp_path, task):
     """``python train.py task=dehaze`` (or ``denoise``) with no ``data.image`` fits the bundled hazy (noisy) zebra
     and, its clean original being bundled too, reports PSNR/SSIM against it."""
-    metrics = run(compose_train([f"task={task}", "steps=2", "logger=none", "module.eval_every=1"]), tmp_path / "run")
+    metrics = run(compose_train([f"task={task}", "steps=2", "logger=none", "callbacks.evaluation.every=1"]), tmp_path / "run")
     assert metrics["image"].endswith(f"{'hazy' if task == 'dehaze' else 'noisy'}_zebra.png")
     assert np.isfinite(metrics["psnr_chosen"]) and 0 < metrics["ssim_chosen"] <= 1

@@ -92,7 +92,7 @@ def test_the_formula_output_takes_the_learnt_watermark_out_of_the_input():
 
 def test_a_tiny_run_removes_a_watermark_and_writes_the_outputs_at_the_input_size(tmp_path):
     case = watermark_case(tmp_path)
-    overrides = ["task=watermark", "steps=60", "logger=none", "module.eval_every=10", "threads=1", *SMALL_NET]
+    overrides = ["task=watermark", "steps=60", "logger=none", "callbacks.evaluation.every=10", "threads=1", *SMALL_NET]
     overrides += [f"data.image={case['image']}", f"data.hint={case['hint']}", f"data.clean={case['clean']}"]
     # on a smooth image the clean layer's fill of the box is right within a few steps (the formula output needs the
     # mask learnt: hundreds of steps, docs/results/watermark.md)
