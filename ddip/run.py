@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 import lightning.pytorch as pl
 import torch
@@ -181,9 +182,19 @@ def trains(module: pl.LightningModule) -> bool:
     return getattr(module, "trains", True)
 
 
-def report(module: pl.LightningModule, listed: list):
-    """What reports the fit (``history``, ``snapshots``, ``quality_keys``, ``result()``): a decomposition's
-    evaluations (``callbacks.evaluation``), or a supervised task's module itself."""
+class Report(Protocol):
+    """What reports a fit: its evaluations' records (``progress.png``) and its result images and metrics."""
+
+    history: list[dict]
+    snapshots: list[tuple[int, dict[str, torch.Tensor]]]
+    quality_keys: list[str]
+
+    def result(self) -> tuple[dict[str, torch.Tensor], dict]: ...
+
+
+def report(module: pl.LightningModule, listed: list) -> Report:
+    """What reports the fit: a decomposition's evaluations (``callbacks.evaluation``, among the ``listed``
+    callbacks), or a supervised task's module itself."""
     if not isinstance(module, DecompositionModule):
         return module
     found = [callback for callback in listed if isinstance(callback, Evaluations)]
@@ -192,7 +203,7 @@ def report(module: pl.LightningModule, listed: list):
     return found[0]
 
 
-def fit(cfg: DictConfig, data: pl.LightningDataModule, task, logger, ckpt_path: str | None = None) -> tuple[pl.LightningModule, int, object]:
+def fit(cfg: DictConfig, data: pl.LightningDataModule, task, logger, ckpt_path: str | None = None) -> tuple[pl.LightningModule, int, Report]:
     """Fit the image (from ``ckpt_path`` when resuming), or run a trained module's prediction on it; returns the
     module, the steps the trainer ran and what reports the fit (:func:`report`)."""
     module = build(cfg, data, task)
