@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-from ddip.cases import PHOTOS, SEG_STRUCTURES, object_mask, photo, seeded, suite
+from ddip.cases import PHOTOS, SEG_STRUCTURES, object_mask, photo, seeded, separation_layers, suite
 from ddip.haze import hazy_image
 from ddip.synthetic import lanczos_downscale
 from ddip.tasks.separate import Separation
@@ -23,13 +23,13 @@ from ddip.unmix import ica_unmix
 
 def test_the_splits_share_no_photo_and_every_case_uses_its_splits_photos():
     assert not set(PHOTOS["tune"]) & set(PHOTOS["test"])
-    for kind in ("seg", "haze", "noise", "inpaint", "sr", "mixtures", "watermark"):
+    for kind in ("seg", "haze", "noise", "inpaint", "sr", "mixtures", "separation", "watermark"):
         for split in PHOTOS:
             for case in suite(kind, split, size=32, count=3, per_structure=1):
                 assert set(case.facts["photos"]) <= set(PHOTOS[split]), case.name
 
 
-@pytest.mark.parametrize("kind", ["seg", "haze", "noise", "inpaint", "sr", "mixtures", "watermark"])
+@pytest.mark.parametrize("kind", ["seg", "haze", "noise", "inpaint", "sr", "mixtures", "separation", "watermark"])
 def test_a_suite_is_the_same_every_time(kind):
     first, second = (suite(kind, "test", size=32, count=3, per_structure=1) for _ in range(2))
     assert [case.name for case in first] == [case.name for case in second]
@@ -164,3 +164,20 @@ def test_two_mixture_cases_weigh_their_layers_and_ica_unmixes_a_photo_from_a_tex
     assert min(psnrs) > 35
     matched = [1 - a for a in alphas] if swapped else alphas
     assert np.allclose(matched, case.facts["alphas"], atol=0.01)
+
+
+def test_separation_cases_are_one_mixture_of_the_layers_task_separate_outputs():
+    """``I = (y1 + y2)/2 = s·(α·L1 + (1 − α)·L2)``: every kind of layer pair, equal and unequal weights, the stronger
+    layer its image in full and the fainter one dimmed by the ratio of the weights."""
+    cases = suite("separation", "tune", size=32)
+    assert len(cases) >= 12 and sorted({case.facts["layers"] for case in cases}) == ["photo_photo", "photo_texture", "texture_texture"]
+    assert {case.facts["alpha"] for case in cases} == {0.3, 0.5, 0.7} and len({tuple(case.facts["photos"]) for case in cases}) == 9
+    for case in cases:
+        first, second, image = case.images["layer1"], case.images["layer2"], case.images["image"]
+        torch.testing.assert_close(image, (first + second) / 2)
+        assert float(torch.stack([first, second]).amax()) <= 1.0 and float(image.amax()) <= 1.0
+    alpha, photos = 0.3, [photo(name, 32) for name in ("kate", "cave")]
+    faint, strong = separation_layers(*photos, alpha)
+    torch.testing.assert_close(strong, photos[1])
+    torch.testing.assert_close(faint, photos[0] * 3 / 7)
+    torch.testing.assert_close((faint + strong) / 2, (alpha * photos[0] + (1 - alpha) * photos[1]) / 1.4)
