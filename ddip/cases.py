@@ -332,7 +332,7 @@ def separation_layers(first: torch.Tensor, second: torch.Tensor, alpha: float) -
 def separation_photos(split: str, pair: str, number: int) -> list[str]:
     """The photos of the ``number``-th ``pair`` case of ``split``'s separation suite, from the split's photos in a
     seeded order: the photo+texture cases take them from the end, the photo+photo cases neighbours from the start,
-    so that every photo serves and no two cases share the same photos."""
+    so that every photo of the split serves and no two cases have the same photos."""
     names = [str(name) for name in seeded("separation", split).permutation(PHOTOS[split])]
     if pair == "photo_texture":
         return [names[-1 - number % len(names)]]
