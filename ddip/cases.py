@@ -15,6 +15,10 @@ structure, each in a fixed ``tune`` or ``test`` split (a photo belongs to one sp
 - **mixtures**: two mixtures ``I_k = α_k·L1 + (1 − α_k)·L2`` of the same two layers (Double-DIP Sec. 4.2), the layers
   a photo and a texture, two photos, or two textures (seeded coloured gratings, :func:`texture`), each with the
   weights (0.3, 0.7) and (0.6, 0.4).
+- **separation**: one mixture of two layers (a photo and a texture, two photos, or two textures), in equal parts or
+  with the first layer's weight α 0.3 or 0.7 (a faint layer over a strong one, as a reflection over the scene
+  behind glass), in the layers of ``task=separate``: ``I = (y1 + y2)/2`` with ``y1 = 2sα·L1`` and
+  ``y2 = 2s(1 − α)·L2``, so ``I = s·(α·L1 + (1 − α)·L2)`` (:func:`separation_layers`).
 - **watermark**: every photo with two semi-transparent text watermarks, one at a time (Double-DIP Sec. 4.4:
   ``I = m·w + (1 − m)·c``), of varied text, size, stroke, colour (white, black or a hue), opacity and position; the
   hint is the box around the text grown by a margin (white = watermark).
@@ -50,6 +54,7 @@ MISSING = 0.5  # the fraction of pixels missing in the "pixels" cases
 FACTORS = (2, 4, 8)
 MIXINGS = ((0.3, 0.7), (0.6, 0.4))  # the weights of the first layer in the two mixtures of a "mixtures" case
 LAYER_PAIRS = ("photo_texture", "photo_photo", "texture_texture")
+SEPARATION_WEIGHTS = (0.5, 0.3, 0.5, 0.7)  # the weight α of the first layer in the one mixture of a "separation" case
 WATERMARKS_PER_PHOTO = 2
 WATERMARK_TEXTS = ("SAMPLE", "© ddip", "PROOF", "DRAFT", "stock", "© 2026", "preview")
 WATERMARK_COLOURS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "red": (0.9, 0.15, 0.1), "blue": (0.15, 0.3, 0.95), "yellow": (1.0, 0.85, 0.1)}
@@ -60,6 +65,7 @@ TASK_OF = {
     "inpaint": "inpaint",
     "sr": "sr",
     "mixtures": "separate_pair",
+    "separation": "separate",
     "watermark": "watermark",
 }
 
@@ -313,6 +319,42 @@ def mixture_cases(split: str, size: int) -> list[Case]:
     return cases
 
 
+def separation_layers(first: torch.Tensor, second: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layers ``y1 = 2sα·L1`` and ``y2 = 2s(1 − α)·L2`` of ``task=separate``'s model ``I = (y1 + y2)/2`` (Double-DIP
+    Eq. 1 with ``m = ½``) for the mixture ``I = s·(α·L1 + (1 − α)·L2)`` of two images ``L1``, ``L2`` in [0, 1]. The
+    exposure ``s = 1/(2·max(α, 1 − α))`` keeps both layers in [0, 1]: the stronger layer is its image, the fainter
+    one its image dimmed by the ratio of the weights (3/7 at 0.3/0.7); in equal parts ``s = 1`` and the layers are
+    the images. These are what the task's two generators can output, and what its metrics compare them with."""
+    exposure = 1 / (2 * max(alpha, 1 - alpha))
+    return 2 * exposure * alpha * first, 2 * exposure * (1 - alpha) * second
+
+
+def separation_photos(split: str, pair: str, number: int) -> list[str]:
+    """The photos of the ``number``-th ``pair`` case of ``split``'s separation suite, from the split's photos in a
+    seeded order: the photo+texture cases take them from the end, the photo+photo cases neighbours from the start,
+    so that every photo of the split serves and no two cases have the same photos."""
+    names = [str(name) for name in seeded("separation", split).permutation(PHOTOS[split])]
+    if pair == "photo_texture":
+        return [names[-1 - number % len(names)]]
+    if pair == "photo_photo":
+        return [names[number % len(names)], names[(number + 1) % len(names)]]
+    return []
+
+
+def separation_cases(split: str, size: int) -> list[Case]:
+    cases = []
+    for index, (pair, alpha) in enumerate((pair, alpha) for pair in LAYER_PAIRS for alpha in SEPARATION_WEIGHTS):
+        rng = seeded("separation", split, index)
+        chosen = iter(separation_photos(split, pair, index % len(SEPARATION_WEIGHTS)))
+        labels = [next(chosen) if kind == "photo" else f"texture{i + 1}" for i, kind in enumerate(pair.split("_"))]
+        sources = [texture(rng, size) if label.startswith("texture") else photo(label, size) for label in labels]
+        first, second = separation_layers(*sources, alpha)
+        images = {"image": (first + second) / 2, "layer1": first, "layer2": second}
+        facts = {"layers": pair, "photos": [label for label in labels if label in PHOTOS[split]], "alpha": alpha}
+        cases.append(Case(f"separation_{split}{index}_{'_'.join(labels)}", "separate", images, facts))
+    return cases
+
+
 def watermark_case(rng: np.random.Generator, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """A random text watermark over ``clean`` (3×size×size): (watermarked image, 1×size×size hint box map, facts).
     The text is 10–22 % of the side high (smaller if it would not fit), its stroke 1 px per 14 px of height, its
@@ -348,8 +390,8 @@ def watermark_cases(split: str, size: int) -> list[Case]:
 
 
 def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure: int = 3) -> list[Case]:
-    """The cases of the ``kind`` suite (``seg``, ``haze``, ``noise``, ``inpaint``, ``sr``, ``mixtures``, ``watermark``) in
-    ``split``; ``sr`` needs a ``size`` divisible by 8."""
+    """The cases of the ``kind`` suite (``seg``, ``haze``, ``noise``, ``inpaint``, ``sr``, ``mixtures``, ``separation``,
+    ``watermark``) in ``split``; ``sr`` needs a ``size`` divisible by 8."""
     if split not in PHOTOS:
         raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
     if kind == "seg":
@@ -364,6 +406,8 @@ def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure
         return sr_cases(split, size)
     if kind == "mixtures":
         return mixture_cases(split, size)
+    if kind == "separation":
+        return separation_cases(split, size)
     if kind == "watermark":
         return watermark_cases(split, size)
     raise ValueError(f"unknown suite {kind!r}; one of {', '.join(TASK_OF)}")

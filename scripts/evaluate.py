@@ -22,14 +22,19 @@ DCP implementations (better on some images, worse on average: docs/results/dehaz
 ddip used and ddip's transmission prior (its ω and closing), so that the gain of the fit is seen apart from
 the airlight's and the prior's; and, as oracle rows, with the true airlight when the case gives it, and the
 recovery (Eq. 22) with the true transmission (``gt_transmission.png``) and ddip's airlight when the case has it;
-separate — no classical baseline, the mixture itself taken as each layer; separate_pair (two mixtures) — the
+separate (one mixture) — the mixture itself taken as each layer, the mixture doubled about its mean colour as one
+layer and that mean as the other (the limit of the next at weight 0), and a structure–texture split of the mixture
+(total-variation cartoon and residual: Rudin, Osher & Fatemi 1992, Aujol et al. 2006; scikit-image;
+:func:`ddip.unmix.structure_texture`, ``--tv-weight``, chosen on the separation suite's tune split), each scored
+like ddip's layers under the better assignment; separate_pair (two mixtures) — the
 mixtures taken as the layers and ICA of the mixtures' gradients (Farid & Adelson, CVPR 1999; :mod:`ddip.unmix`),
 both scored under the better assignment, with the error of the weights where the case gives them; inpaint — OpenCV's Telea and
 Navier–Stokes inpainting (radius 3 px); sr — bicubic upscaling; watermark — the input itself and OpenCV's Telea
 inpainting of the hint box (what a user without a better tool would do with the box; ``psnr_hint``: PSNR inside the
 box). ``--invdn CKPT`` adds, for denoising, the
 supervised InvDN (Liu et al., CVPR 2021) with that trained checkpoint (``ddip task=invdn_train`` writes one;
-trained on other photos than the test split's); ``--no-ddip`` leaves the DIP fits (15–20 min an image) out.
+trained on other photos than the test split's); ``--no-ddip`` leaves the DIP fits (15–20 min an image) of
+denoising and of one mixture's separation out.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from ddip.sweep import cpu_cores
 from ddip.tasks.seg import iou
 from ddip.tasks.separate import LAYERS, Separation
 from ddip.tasks.sr import bicubic
-from ddip.unmix import ica_unmix
+from ddip.unmix import TV_WEIGHT, ica_unmix, structure_texture
 
 DCP_MEAN_AIRLIGHT = "DCP, mean airlight"
 
@@ -218,13 +223,29 @@ def denoise_baselines(name: str, case: dict, folder: Path) -> list[dict]:
     return rows
 
 
-def evaluate_separate(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
-    """PSNR/SSIM of the two recovered layers (mean of both, under the better assignment) beside the mixture
-    taken as an estimate of each layer."""
-    _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
-    rows = [separation_row(name, "ddip (Double-DIP separation)", metrics, extra)]
+def evaluate_separate(
+    name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str], ddip: bool = True,
+    tv_weights: tuple[float, ...] = (TV_WEIGHT,),
+) -> list[dict]:
+    """PSNR/SSIM of the two recovered layers (mean of both, under the better assignment) unless not ``ddip``, beside
+    the mixture taken as each layer, the mixture doubled about its mean colour ``μ`` with ``μ`` as the other layer
+    (``2I − μ`` and ``μ`` sum to ``2I`` as the task's layers do), and the structure–texture split at each of
+    ``tv_weights`` (:func:`ddip.unmix.structure_texture`)."""
+    rows = []
+    if ddip:
+        _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
+        rows.append(separation_row(name, "ddip (Double-DIP separation)", metrics, extra))
     mixture = load_image(folder / case["image"])
-    return rows + [layers_row(name, "mixture as each layer", [mixture, mixture], folder, case)[0]]
+    mean = mixture.mean(dim=(1, 2), keepdim=True).expand_as(mixture)
+    rows.append(layers_row(name, "mixture as each layer", [mixture, mixture], folder, case)[0])
+    rows.append(layers_row(name, "mixture doubled about its mean, and the mean", [2 * mixture - mean, mean], folder, case)[0])
+    for weight in tv_weights:
+        started = time.perf_counter()
+        layers = structure_texture(mixture, weight)
+        seconds = time.perf_counter() - started
+        row, _ = layers_row(name, f"TV structure–texture (weight {weight:g})", list(layers), folder, case)
+        rows.append(row | {"seconds": seconds})
+    return rows
 
 
 def evaluate_separate_pair(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
@@ -407,12 +428,16 @@ def write_results(rows: list[dict], out: Path, stem: str, columns: list[str] = C
 
 
 def evaluate_case(
-    name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str], invdn: str | None = None, ddip: bool = True
+    name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str], invdn: str | None = None, ddip: bool = True,
+    tv_weights: tuple[float, ...] = (TV_WEIGHT,),
 ) -> list[dict]:
     """The records of one case: ddip and its task's baselines; for denoising also InvDN given its checkpoint
-    (``invdn``), and without the DIP fit when not ``ddip``."""
+    (``invdn``); for denoising and one mixture's separation without the DIP fit when not ``ddip``, and for the
+    latter the structure–texture split at each of ``tv_weights``."""
     if case["task"] == "denoise":
         return evaluate_denoise(name, case, folder, out, steps, extra, invdn, ddip)
+    if case["task"] == "separate":
+        return evaluate_separate(name, case, folder, out, steps, extra, ddip, tv_weights)
     return EVALUATORS[case["task"]][0](name, case, folder, out, steps, extra)
 
 
@@ -473,10 +498,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="cases evaluated at a time, each in its own process")
     parser.add_argument("--split", nargs="*", default=None, help="a suite's splits to run (tune, test; default: all)")
     parser.add_argument("--invdn", default=None, help="denoising: also InvDN with this trained checkpoint (invdn.ckpt)")
-    parser.add_argument("--no-ddip", action="store_true", help="denoising: the baselines (and --invdn) only, no DIP fit")
+    parser.add_argument("--no-ddip", action="store_true", help="denoising, separate: the baselines (and --invdn) only, no DIP fit")
+    parser.add_argument("--tv-weight", type=float, nargs="+", default=[TV_WEIGHT], help="separate: the structure–texture split's TV weights")
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs} must be 1 or more")
+    if min(args.tv_weight) <= 0:
+        parser.error(f"--tv-weight {min(args.tv_weight)} must be above 0")
     cases = json.loads((args.cases / "cases.json").read_text())
     args.out.mkdir(parents=True, exist_ok=True)
     selected = [
@@ -487,7 +515,7 @@ def main() -> None:
         and all(key in case for key in EVALUATORS[case["task"]][1])
     ]
     overrides = per_job_overrides(args.override, args.jobs)
-    jobs = [(name, case, args.cases / name, args.out, args.steps, overrides, args.invdn, not args.no_ddip) for name, case in selected]
+    jobs = [(name, case, args.cases / name, args.out, args.steps, overrides, args.invdn, not args.no_ddip, tuple(args.tv_weight)) for name, case in selected]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped evaluation ends its workers too
     rows, records = [], case_records(jobs, args.jobs)
     for name, _ in selected:

@@ -6,7 +6,7 @@
 # skipped), e.g.
 #   seg_tune_nohints | --cases suites/seg --split tune --jobs 2 | task.hints=none
 # Every evaluation's overrides start with `threads=1 logger=none trainer=$TRAINER`, and the
-# suites (seg, haze, noise) are made first under ./suites. OUT_DIR receives evaluations.tgz (every evaluation's
+# suites (seg, haze, noise, separation) are made first under ./suites. OUT_DIR receives evaluations.tgz (every evaluation's
 # evaluate.md and evaluate.json, rewritten after each case, so a stopped one keeps the cases it finished) and
 # log.txt. Environment: TRAINER (gpu), DEADLINE (seconds, 500), EXTRA (evaluate.py arguments for all, e.g.
 # "--steps 4" for a dry run).
@@ -21,7 +21,7 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1 WANDB_MODE=offline
 log="$out/log.txt"
 started=$(date +%s)
-for kind in seg haze noise; do
+for kind in seg haze noise separation; do
   [ -f "suites/$kind/cases.json" ] || python3 scripts/make_suite.py "$kind" --out "suites/$kind" >> "$log" 2>&1
 done
 pids=()

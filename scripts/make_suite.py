@@ -7,6 +7,7 @@ of ``scripts/evaluate.py``, each case marked with its split (``tune`` or ``test`
     python scripts/make_suite.py inpaint --out suites/inpaint  # every photo, half its pixels or strokes missing: 26 cases
     python scripts/make_suite.py sr --out suites/sr        # every photo shrunk 2, 4, 8 times: 39 cases
     python scripts/make_suite.py mixtures --out suites/mixtures  # two mixtures of photos/textures: 12 cases
+    python scripts/make_suite.py separation --out suites/separation  # one mixture of photos/textures: 24 cases
     python scripts/make_suite.py watermark --out suites/watermark  # every photo with two text watermarks: 26 cases
     python scripts/evaluate.py --cases suites/seg --split test --out eval/seg_test
 

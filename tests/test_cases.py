@@ -14,22 +14,23 @@ import pytest
 import torch
 from conftest import ROOT
 
-from ddip.cases import PHOTOS, SEG_STRUCTURES, object_mask, photo, seeded, suite
+from ddip.cases import PHOTOS, SEG_STRUCTURES, object_mask, photo, seeded, separation_layers, suite
 from ddip.haze import hazy_image
+from ddip.io import load_image
 from ddip.synthetic import lanczos_downscale
 from ddip.tasks.separate import Separation
-from ddip.unmix import ica_unmix
+from ddip.unmix import TV_WEIGHT, ica_unmix
 
 
 def test_the_splits_share_no_photo_and_every_case_uses_its_splits_photos():
     assert not set(PHOTOS["tune"]) & set(PHOTOS["test"])
-    for kind in ("seg", "haze", "noise", "inpaint", "sr", "mixtures", "watermark"):
+    for kind in ("seg", "haze", "noise", "inpaint", "sr", "mixtures", "separation", "watermark"):
         for split in PHOTOS:
             for case in suite(kind, split, size=32, count=3, per_structure=1):
                 assert set(case.facts["photos"]) <= set(PHOTOS[split]), case.name
 
 
-@pytest.mark.parametrize("kind", ["seg", "haze", "noise", "inpaint", "sr", "mixtures", "watermark"])
+@pytest.mark.parametrize("kind", ["seg", "haze", "noise", "inpaint", "sr", "mixtures", "separation", "watermark"])
 def test_a_suite_is_the_same_every_time(kind):
     first, second = (suite(kind, "test", size=32, count=3, per_structure=1) for _ in range(2))
     assert [case.name for case in first] == [case.name for case in second]
@@ -124,12 +125,18 @@ def test_make_suite_and_evaluate_a_split(tmp_path):
     assert report.count("| iou | 3 |") == 2  # ddip and GrabCut, three cases each
 
 
-def test_evaluate_scores_inpainting_super_resolution_mixtures_and_watermarks_beside_their_baselines(tmp_path):
+def evaluate_module():
+    """``scripts/evaluate.py`` as a module."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("evaluate", ROOT / "scripts" / "evaluate.py")
     evaluate = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(evaluate)
+    return evaluate
+
+
+def test_evaluate_scores_inpainting_super_resolution_mixtures_and_watermarks_beside_their_baselines(tmp_path):
+    evaluate = evaluate_module()
     small = ["logger=none", "threads=1", "backbone.channels=[8,8,8,8,8]", "backbone.skip_channels=[4,4,4,4,4]"]
     kinds = (("inpaint", ["OpenCV Telea", "OpenCV Navier–Stokes"]), ("sr", ["bicubic ×2"]), ("watermark", ["OpenCV Telea (hint box)", "watermarked input"]))
     for kind, baselines in kinds:
@@ -164,3 +171,46 @@ def test_two_mixture_cases_weigh_their_layers_and_ica_unmixes_a_photo_from_a_tex
     assert min(psnrs) > 35
     matched = [1 - a for a in alphas] if swapped else alphas
     assert np.allclose(matched, case.facts["alphas"], atol=0.01)
+
+
+def test_separation_cases_are_one_mixture_of_the_layers_task_separate_outputs():
+    """``I = (y1 + y2)/2 = s·(α·L1 + (1 − α)·L2)``: every kind of layer pair, equal and unequal weights, the stronger
+    layer its image in full and the fainter one dimmed by the ratio of the weights."""
+    cases = suite("separation", "tune", size=32)
+    assert len(cases) >= 12 and sorted({case.facts["layers"] for case in cases}) == ["photo_photo", "photo_texture", "texture_texture"]
+    assert {case.facts["alpha"] for case in cases} == {0.3, 0.5, 0.7} and len({tuple(case.facts["photos"]) for case in cases}) == 9
+    for case in cases:
+        first, second, image = case.images["layer1"], case.images["layer2"], case.images["image"]
+        torch.testing.assert_close(image, (first + second) / 2)
+        assert float(torch.stack([first, second]).amax()) <= 1.0 and float(image.amax()) <= 1.0
+    alpha, photos = 0.3, [photo(name, 32) for name in ("kate", "cave")]
+    faint, strong = separation_layers(*photos, alpha)
+    torch.testing.assert_close(strong, photos[1])
+    torch.testing.assert_close(faint, photos[0] * 3 / 7)
+    torch.testing.assert_close((faint + strong) / 2, (alpha * photos[0] + (1 - alpha) * photos[1]) / 1.4)
+
+
+def test_separation_suite_files_mix_their_layers_to_8_bit_and_evaluate_scores_the_baselines(tmp_path):
+    subprocess.run([sys.executable, "scripts/make_suite.py", "separation", "--out", str(tmp_path / "suite"), "--size", "32"], cwd=ROOT, check=True)
+    cases = json.loads((tmp_path / "suite" / "cases.json").read_text())
+    assert sum(case["split"] == "test" for case in cases.values()) == sum(case["split"] == "tune" for case in cases.values()) == 12
+    for name, case in cases.items():
+        assert case["task"] == "separate" and set(case["photos"]) <= set(PHOTOS[case["split"]]), name
+        image, first, second = (load_image(tmp_path / "suite" / name / case[key]) for key in ("image", "layer1", "layer2"))
+        photos = [photo(label, 32) for label in case["photos"]]
+        if len(photos) == 2:  # the mixture of the photos themselves, at the case's weights
+            mixed = (case["alpha"] * photos[0] + (1 - case["alpha"]) * photos[1]) / (2 * max(case["alpha"], 1 - case["alpha"]))
+            assert float((image - mixed).abs().amax()) <= 1 / 255 + 1e-6, name
+        assert float((image - (first + second) / 2).abs().amax()) <= 1 / 255 + 1e-6, name
+    test = [name for name, case in cases.items() if case["split"] == "test"][:2]
+    command = [sys.executable, "scripts/evaluate.py", "--cases", str(tmp_path / "suite"), "--split", "test", "--no-ddip"]
+    command += ["--tv-weight", "0.03", "0.1", "--out", str(tmp_path / "eval"), "--only", *test]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = json.loads((tmp_path / "eval" / "evaluate.json").read_text())
+    methods = ["mixture as each layer", "mixture doubled about its mean, and the mean", "TV structure–texture (weight 0.03)", "TV structure–texture (weight 0.1)"]
+    assert [record["method"] for record in records] == methods * 2 and all(10 < record["psnr"] < 60 for record in records)
+    assert [record["case"] for record in records] == [name for name in test for _ in methods]
+    rows = evaluate_module().evaluate_case(test[0], cases[test[0]], tmp_path / "suite" / test[0], tmp_path / "eval", 2, ["logger=none", "threads=1"])
+    assert rows[0]["method"] == "ddip (Double-DIP separation) logger=none threads=1" and rows[0]["steps"] == 2
+    assert [row["method"] for row in rows[1:]] == methods[:2] + [f"TV structure–texture (weight {TV_WEIGHT:g})"]
