@@ -19,6 +19,10 @@ structure, each in a fixed ``tune`` or ``test`` split (a photo belongs to one sp
   with the first layer's weight α 0.3 or 0.7 (a faint layer over a strong one, as a reflection over the scene
   behind glass), in the layers of ``task=separate``: ``I = (y1 + y2)/2`` with ``y1 = 2sα·L1`` and
   ``y2 = 2s(1 − α)·L2``, so ``I = s·(α·L1 + (1 − α)·L2)`` (:func:`separation_layers`).
+- **video**: a clip of :data:`VIDEO_FRAMES` frames, one photo's region (an ellipse, its texture moving with it)
+  travelling in a straight line over another photo held still (Double-DIP Sec. 4.5), fast (across 55 % of the
+  side) or slow (30 %: the object covers its middle pixels in most frames, the hard case for a median background);
+  the ground truth is each frame's mask.
 - **watermark**: every photo with two semi-transparent text watermarks, one at a time (Double-DIP Sec. 4.4:
   ``I = m·w + (1 − m)·c``), of varied text, size, stroke, colour (white, black or a hue), opacity and position; the
   hint is the box around the text grown by a margin (white = watermark).
@@ -67,7 +71,11 @@ TASK_OF = {
     "mixtures": "separate_pair",
     "separation": "separate",
     "watermark": "watermark",
+    "video": "video",
 }
+VIDEO_FRAMES = 8
+VIDEO_MOTIONS = {"fast": 0.55, "slow": 0.3}  # the object's travel over the clip, as a fraction of the side
+VIDEO_PAIRS = 3  # photo pairs per motion and split
 
 
 @dataclass
@@ -389,9 +397,37 @@ def watermark_cases(split: str, size: int) -> list[Case]:
     return cases
 
 
+def moving_object(rng: np.random.Generator, size: int, travel: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """An ellipse of 4–8 % of the image and its shifts (rows, columns) in :data:`VIDEO_FRAMES` frames, moving
+    ``travel`` × ``size`` in a straight line through the centre in a random direction."""
+    direction = rng.uniform(0, 2 * math.pi)
+    step = np.array([math.sin(direction), math.cos(direction)]) * travel
+    start = np.array([0.5, 0.5]) - step / 2
+    mask = ellipse(size, tuple(start), area_radii(rng, rng.uniform(0.04, 0.08)), rng.uniform(0, math.pi))
+    shifts = [tuple(int(v) for v in np.round(step * size * t / (VIDEO_FRAMES - 1))) for t in range(VIDEO_FRAMES)]
+    return mask, shifts
+
+
+def video_cases(split: str, size: int) -> list[Case]:
+    cases = []
+    for motion, travel in VIDEO_MOTIONS.items():
+        rng = seeded("video", split, motion)
+        for index, (inside, outside) in enumerate(pairs(split, VIDEO_PAIRS, rng)):
+            foreground, background = photo(inside, size), photo(outside, size)
+            mask, shifts = moving_object(rng, size, travel)
+            images = {}
+            for t, (dy, dx) in enumerate(shifts):
+                moved = np.roll(mask, (dy, dx), axis=(0, 1))
+                images[f"frames/{t:03d}"] = paste(torch.roll(foreground, (dy, dx), dims=(1, 2)), background, moved)
+                images[f"gt_mask/{t:03d}"] = torch.from_numpy(moved)[None].float()
+            facts = {"motion": motion, "photos": [inside, outside], "images": "frames", "gt_mask": "gt_mask"}
+            cases.append(Case(f"video_{motion}_{index}_{inside}_on_{outside}", "video", images, facts))
+    return cases
+
+
 def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure: int = 3) -> list[Case]:
     """The cases of the ``kind`` suite (``seg``, ``haze``, ``noise``, ``inpaint``, ``sr``, ``mixtures``, ``separation``,
-    ``watermark``) in ``split``; ``sr`` needs a ``size`` divisible by 8."""
+    ``watermark``, ``video``) in ``split``; ``sr`` needs a ``size`` divisible by 8."""
     if split not in PHOTOS:
         raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
     if kind == "seg":
@@ -410,4 +446,6 @@ def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure
         return separation_cases(split, size)
     if kind == "watermark":
         return watermark_cases(split, size)
+    if kind == "video":
+        return video_cases(split, size)
     raise ValueError(f"unknown suite {kind!r}; one of {', '.join(TASK_OF)}")

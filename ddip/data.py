@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ddip.errors import DdipError, check_flag, check_range
-from ddip.io import MIN_SIDE, load_image, load_map, reading
+from ddip.io import MIN_SIDE, VIDEO_SUFFIXES, load_image, load_map, load_video, reading
 
 NUM_DIHEDRAL = 8
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -210,11 +210,13 @@ class ImageDataModule(pl.LightningDataModule):
 
     Args:
         image: path of the image to decompose; ``None`` uses the bundled sample ``sample``.
-        images: several images of the same size instead (a task that takes more than one, e.g. two mixtures): a
-            list of paths or a folder (its image files, sorted by name); stacked along the channel axis into one
-            3n×H×W image. Not together with ``image``.
+        images: several images of the same size instead (a task that takes more than one, e.g. two mixtures or
+            a clip's frames): a list of paths, a folder (its image files, sorted by name) or a video file
+            (:data:`ddip.io.VIDEO_SUFFIXES`); stacked along the channel axis into one 3n×H×W image. Not together
+            with ``image``.
         clean: optional ground-truth clean image (reporting only).
-        gt_mask: optional ground-truth foreground mask, white = foreground (reporting only).
+        gt_mask: optional ground-truth foreground mask, white = foreground (reporting only); for a clip
+            (``task=video``), a folder of masks, one per frame, sorted by name.
         layers: optional ground-truth layers of a mixture, in order (``task=separate``; reporting only).
         mask: optional map of the known pixels, white = known, of the image's size (``task=inpaint``): a map the
             task's loss reads (:attr:`ddip.tasks.base.Task.data_maps`), not ground truth.
@@ -283,7 +285,9 @@ class ImageDataModule(pl.LightningDataModule):
         if layers is not None and (isinstance(layers, str) or len(layers) != 2):
             raise DdipError(f"data.layers={layers!r}: give the mixture's two layers as a list, [layer1.png,layer2.png]")
         self.layers = [load_truth(path, "data.layers", size, scale=truth_scale) for path in layers or []]
-        self.gt_mask = load_truth(gt_mask, "data.gt_mask", size, load_map, truth_scale) if gt_mask else None
+        self.gt_mask = load_masks(gt_mask, size, truth_scale) if gt_mask else None
+        if self.gt_mask is not None and self.gt_mask.dim() == 3 and len(self.gt_mask) != self.count:
+            raise DdipError(f"data.gt_mask holds {len(self.gt_mask)} masks for {self.count} images: give one per image")
         self.given_maps = {name: load_data_map(name, path, size) for name, path in given_maps.items()}
         self.max_side = max_side
         self.image = resize(self.original, fit_size(size, max_side))
@@ -297,7 +301,7 @@ class ImageDataModule(pl.LightningDataModule):
     @property
     def count(self) -> int:
         """How many images are stacked in :attr:`original` (3 channels each)."""
-        return len(self.paths)
+        return len(self.original) // 3
 
     @property
     def facts(self) -> dict:
@@ -383,10 +387,12 @@ def load_truth(
 def image_paths(images: list[str] | str) -> list[str]:
     """The files of ``data.images``: the list as given, or a folder's image files (:data:`IMAGE_SUFFIXES`) sorted by
     name; an empty list or folder, or a string that is no folder, is a one-line error."""
+    if isinstance(images, str) and Path(images).suffix.lower() in VIDEO_SUFFIXES:
+        return [images]
     if isinstance(images, str):
         folder = Path(images)
         if not folder.is_dir():
-            raise DdipError(f"data.images={images!r}: give a list [a.png,b.png] or a folder of images")
+            raise DdipError(f"data.images={images!r}: give a list [a.png,b.png], a folder of images or a video file")
         paths = sorted(str(path) for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
             raise DdipError(f"data.images: no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
@@ -397,7 +403,11 @@ def image_paths(images: list[str] | str) -> list[str]:
 
 
 def stacked_images(paths: list[str]) -> torch.Tensor:
-    """The images at ``paths`` (3×H×W each, all of one size) stacked along the channel axis: 3n×H×W."""
+    """The images at ``paths`` (3×H×W each, all of one size) stacked along the channel axis: 3n×H×W; or a video
+    file's frames so (:func:`ddip.io.load_video`)."""
+    if len(paths) == 1 and Path(paths[0]).suffix.lower() in VIDEO_SUFFIXES:
+        with reading("data.images"):
+            return load_video(paths[0])
     loaded = []
     for index, path in enumerate(paths):
         with reading(f"data.images[{index}]"):
@@ -406,6 +416,14 @@ def stacked_images(paths: list[str]) -> torch.Tensor:
                 size, first = tuple(loaded[-1].shape[-2:]), tuple(loaded[0].shape[-2:])
                 raise DdipError(f"{path} is {size}, {paths[0]} is {first}: the images must have one size")
     return torch.cat(loaded)
+
+
+def load_masks(path: str, size: tuple[int, int], scale: int = 1) -> torch.Tensor:
+    """``data.gt_mask``: one H×W mask, or a folder of masks (one per image of a clip, sorted by name) as n×H×W; each
+    of the input's ``size`` times ``scale``."""
+    if not Path(path).is_dir():
+        return load_truth(path, "data.gt_mask", size, load_map, scale)
+    return torch.stack([load_truth(file, "data.gt_mask", size, load_map, scale) for file in image_paths(path)])
 
 
 def load_data_map(name: str, path: str, size: tuple[int, int]) -> torch.Tensor:

@@ -21,6 +21,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ddip.errors import DdipError
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
+"""Files :func:`load_video` reads as a clip (``data.images=clip.mp4``)."""
+
 MIN_SIDE = 4
 """Smallest height/width ddip accepts: below it there is nothing for a prior to model."""
 
@@ -123,6 +126,45 @@ def to_uint8(tensor: torch.Tensor) -> np.ndarray:
 def save_image(path: str | os.PathLike, tensor: torch.Tensor) -> None:
     """Write a C×H×W (C = 1 or 3) or H×W tensor in [0, 1] as an 8-bit PNG."""
     Image.fromarray(to_uint8(tensor)).save(path)
+
+
+def save_animation(path: str | os.PathLike, frames: torch.Tensor, seconds_per_frame: float = 0.125) -> None:
+    """Write n×C×H×W frames in [0, 1] as an animated GIF that loops."""
+    first, *rest = (Image.fromarray(to_uint8(frame)) for frame in frames)
+    first.save(path, save_all=True, append_images=rest, duration=round(1000 * seconds_per_frame), loop=0)
+
+
+def save_result(folder: Path, stem: str, tensor: torch.Tensor) -> None:
+    """A result image as ``<folder>/<stem>.png`` or, for a clip (n×C×H×W), ``<stem>.gif``; a stem may name a
+    sub-folder (``mask/000``)."""
+    path = folder / stem
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if tensor.dim() == 4:
+        save_animation(f"{path}.gif", tensor)
+    else:
+        save_image(f"{path}.png", tensor)
+
+
+def load_video(path: str | os.PathLike) -> torch.Tensor:
+    """A video file's frames stacked along the channel axis, 3n×H×W in [0, 1]. Read with OpenCV's video reader:
+    OpenCV is already a dependency and its wheels carry FFmpeg, so MP4, AVI, MOV, MKV, WebM and GIF read with no
+    further library."""
+    import cv2
+
+    if not Path(path).is_file():
+        raise DdipError(f"video not found: {path}")
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame[..., ::-1])  # OpenCV's BGR order to RGB
+    capture.release()
+    if not frames:
+        raise DdipError(f"not a readable video: {path}")
+    check_size(*frames[0].shape[:2], path)
+    array = np.stack(frames).astype(np.float32) / 255.0
+    return torch.from_numpy(array).permute(0, 3, 1, 2).reshape(-1, *array.shape[1:3]).contiguous()
 
 
 def write_json(path: str | os.PathLike, data: dict) -> None:

@@ -68,6 +68,12 @@ def binarization_loss(mask: torch.Tensor) -> torch.Tensor:
     return 1.0 / ((mask - 0.5).abs().mean() + EPS)
 
 
+def temporal_loss(frames: torch.Tensor) -> torch.Tensor:
+    """``mean|x_t − x_{t−1}|`` over a batch of n frames (n×C×H×W): how much neighbouring frames differ (the temporal
+    consistency of a clip's masks, Double-DIP Sec. 4.5)."""
+    return (frames[1:] - frames[:-1]).abs().mean()
+
+
 def smoothness_loss(image: torch.Tensor, window: int = 5) -> torch.Tensor:
     """Deviation of the channel-mean image from its local ``window``² mean, as a mean square over the valid
     region (the Double-DIP reference's ``StdLoss``, the smoothness prior of the dehazing transmission and

@@ -33,8 +33,13 @@ from ddip.nets.grouped import GeneratorBank
 from ddip.tasks.base import Layers, NoiseInput, Task
 
 
-def make_input(spec: NoiseInput, height: int, width: int) -> torch.Tensor:
-    """A fixed 1×C×H×W network input: U(−0.5, 0.5)·scale noise, or an x/y meshgrid in [0, 1]."""
+def make_input(spec: NoiseInput, height: int, width: int, count: int = 1) -> torch.Tensor:
+    """A fixed 1×C×H×W network input: U(−0.5, 0.5)·scale noise, or an x/y meshgrid in [0, 1]; with
+    ``spec.per_image``, ``count``×C×H×W noise whose item t is item t − 1 plus U(−0.5, 0.5)·scale·increment."""
+    if spec.kind == "uniform" and spec.per_image:
+        steps = torch.rand(count, spec.channels, height, width) - 0.5
+        steps[1:] *= spec.increment
+        return steps.cumsum(0) * spec.scale
     if spec.kind == "uniform":
         return (torch.rand(1, spec.channels, height, width) - 0.5) * spec.scale
     if spec.kind == "meshgrid":
@@ -133,29 +138,32 @@ class DecompositionModule(pl.LightningModule):
         return -(-self.generators.min_size // self.task.scale)
 
     def place(self, image: torch.Tensor, maps: dict[str, torch.Tensor]) -> None:
-        """Pad the C×H×W ``image`` and its H×W ``maps`` for the generators (:func:`ddip.data.pad_to_multiple`) and
-        keep them as buffers (``image``: 1×C×H×W; the maps, 1×1×H×W, out of checkpoints: they are remade from the
+        """Pad the C×H×W ``image`` and its H×W ``maps`` (n×H×W: one per frame of a clip) for the generators
+        (:func:`ddip.data.pad_to_multiple`) and keep them as buffers (``image``: 1×C×H×W; the maps, 1×1×H×W (1×n×H×W),
+        out of checkpoints: they are remade from the
         data); create the fixed noise inputs at the padded size times ``task.scale``; remember the crop."""
         padded, self.crop = pad_to_multiple(image, self.size_multiple, self.min_size)
         self.layer_crop = self.crop.scaled(self.task.scale)
         self.map_names = tuple(maps)
         for name, value in maps.items():
-            padded_map = pad_to_multiple(value[None], self.size_multiple, self.min_size)[0]
+            padded_map = pad_to_multiple(value.reshape(-1, *value.shape[-2:]), self.size_multiple, self.min_size)[0]
             self.register_buffer(f"map_{name}", padded_map[None], persistent=False)
         height, width = padded.shape[-2:]
+        count = len(padded) // 3 if len(padded) > 3 else 1  # several stacked images: a clip's frames
         for name, spec in self.task.inputs.items():
-            self.register_buffer(f"input_{name}", make_input(spec, height * self.task.scale, width * self.task.scale))
+            shape = (height * self.task.scale, width * self.task.scale, count if spec.per_image else 1)
+            self.register_buffer(f"input_{name}", make_input(spec, *shape))
         self.register_buffer("image", padded[None])
 
     @property
     def padded_maps(self) -> dict[str, torch.Tensor]:
-        """The task's maps as the loss reads them: 1×1×H×W at the padded image's size."""
+        """The task's maps as the loss reads them: 1×1×H×W (a clip's: 1×n×H×W) at the padded image's size."""
         return {name: getattr(self, f"map_{name}") for name in self.map_names}
 
     @property
     def maps(self) -> dict[str, torch.Tensor]:
-        """The task's maps as its scores read them: H×W at the image's size."""
-        return {name: self.crop(value)[0, 0] for name, value in self.padded_maps.items()}
+        """The task's maps as its scores read them: H×W (a clip's: n×H×W) at the image's size."""
+        return {name: self.crop(value)[0].squeeze(0) for name, value in self.padded_maps.items()}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer
@@ -176,7 +184,7 @@ class DecompositionModule(pl.LightningModule):
         :class:`ddip.curriculum.StageResets`)."""
         for name, spec in self.task.inputs.items():
             buffer = getattr(self, f"input_{name}")
-            buffer.copy_(make_input(spec, *buffer.shape[-2:]))
+            buffer.copy_(make_input(spec, *buffer.shape[-2:], len(buffer)))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Everything beyond weights and optimiser that the rest of the fit depends on, so that a resumed

@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ddip.callbacks import Evaluations, ImagePanels
 from ddip.data import ImageDataModule
 from ddip.errors import DdipError, check_range, is_whole
-from ddip.io import save_image, save_progress, write_json
+from ddip.io import save_progress, save_result, write_json
 from ddip.loggers import log_panel, shows_images
 from ddip.module import DecompositionModule
 from ddip.rundir import check_writable, claimed, clear_results, finished_metrics, finished_notice
@@ -276,7 +276,7 @@ def fit_and_save(cfg: DictConfig, output_dir: Path, started: float) -> dict:
         module, steps_run, reporter = fit(cfg, data, task, logger, ckpt_path)
         images, metrics = reporter.result()
         for name, image in images.items():
-            save_image(output_dir / f"{name}.png", image)
+            save_result(output_dir, name, image)
         if reporter.history:
             save_progress(output_dir / "progress.png", reporter.history, reporter.snapshots, reporter.quality_keys)
         metrics |= {

@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from omegaconf import DictConfig
 
 from ddip.cli import quiet_third_parties
+from ddip.data import image_paths, load_masks, stacked_images
 from ddip.errors import DdipError
 from ddip.haze import dehaze_dcp, mean_airlight, recover_clear
 from ddip.io import load_image, load_map
@@ -66,6 +67,7 @@ from ddip.sweep import cpu_cores
 from ddip.tasks.seg import iou
 from ddip.tasks.separate import LAYERS, Separation
 from ddip.tasks.sr import bicubic
+from ddip.tasks.video import MIN_MOTION, frames_of, motion_split
 from ddip.unmix import TV_WEIGHT, ica_unmix, structure_texture
 
 DCP_MEAN_AIRLIGHT = "DCP, mean airlight"
@@ -87,7 +89,9 @@ def grabcut(image_path: Path, border: int = 4, iterations: int = 5) -> np.ndarra
 def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: list[str], task: str | None = None) -> tuple[DictConfig, dict]:
     """The run's composed config and its metrics (``task``: another task than the case's, on the same files)."""
     overrides = [f"task={task or case['task']}", "logger=csv", "trainer.enable_progress_bar=false"]
-    if "images" in case:  # several images of one scene (two mixtures)
+    if isinstance(case.get("images"), str):  # a clip: its folder of frames
+        overrides.append(f"data.images={folder / case['images']}")
+    elif "images" in case:  # several images of one scene (two mixtures)
         overrides.append(f"data.images=[{','.join(str(folder / path) for path in case['images'])}]")
     else:
         overrides.append(f"data.image={folder / case['image']}")
@@ -104,6 +108,24 @@ def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: 
     cfg = compose_train(overrides)
     quiet_third_parties()  # here, so that the worker processes of --jobs are quiet too
     return cfg, run(cfg, run_dir)
+
+
+def evaluate_video(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str], ddip: bool = True) -> list[dict]:
+    """``task=video`` (unless not ``ddip``) beside background subtraction (the motion's Otsu split against the temporal
+    median) on a clip, mean IoU over its frames."""
+    rows = []
+    if ddip:
+        _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
+        rows.append({"case": name, "method": " ".join(["ddip (Double-DIP video)"] + extra), "iou": metrics["iou_chosen"],
+                     "iou_final": metrics["iou_final"], "oracle_iou_raw": metrics.get("oracle_iou_raw"),
+                     "seconds": metrics["wall_seconds"], "seconds_per_step": metrics["seconds_per_step"], "steps": metrics["steps"]})  # fmt: skip
+    started = time.perf_counter()
+    moving, _ = motion_split(frames_of(stacked_images(image_paths(str(folder / case["images"])))), MIN_MOTION)
+    seconds = time.perf_counter() - started
+    gt = load_masks(str(folder / case["gt_mask"]), tuple(moving.shape[-2:]))
+    subtraction = sum(iou(mask.float(), truth) for mask, truth in zip(moving, gt)) / len(gt)
+    rows.append({"case": name, "method": "background subtraction (temporal median)", "iou": subtraction, "seconds": seconds})
+    return rows
 
 
 def evaluate_seg(name: str, case: dict, folder: Path, out: Path, steps: int | None, extra: list[str]) -> list[dict]:
@@ -381,6 +403,7 @@ EVALUATORS = {
     "inpaint": (evaluate_inpaint, ("clean", "mask")),
     "sr": (evaluate_sr, ("clean", "factor")),
     "watermark": (evaluate_watermark, ("clean", "hint")),
+    "video": (evaluate_video, ("images", "gt_mask")),
 }
 
 
@@ -432,12 +455,14 @@ def evaluate_case(
     tv_weights: tuple[float, ...] = (TV_WEIGHT,),
 ) -> list[dict]:
     """The records of one case: ddip and its task's baselines; for denoising also InvDN given its checkpoint
-    (``invdn``); for denoising and one mixture's separation without the DIP fit when not ``ddip``, and for the
+    (``invdn``); for denoising, one mixture's separation and video without the DIP fit when not ``ddip``, and for the
     latter the structure–texture split at each of ``tv_weights``."""
     if case["task"] == "denoise":
         return evaluate_denoise(name, case, folder, out, steps, extra, invdn, ddip)
     if case["task"] == "separate":
         return evaluate_separate(name, case, folder, out, steps, extra, ddip, tv_weights)
+    if case["task"] == "video":
+        return evaluate_video(name, case, folder, out, steps, extra, ddip)
     return EVALUATORS[case["task"]][0](name, case, folder, out, steps, extra)
 
 
@@ -498,7 +523,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="cases evaluated at a time, each in its own process")
     parser.add_argument("--split", nargs="*", default=None, help="a suite's splits to run (tune, test; default: all)")
     parser.add_argument("--invdn", default=None, help="denoising: also InvDN with this trained checkpoint (invdn.ckpt)")
-    parser.add_argument("--no-ddip", action="store_true", help="denoising, separate: the baselines (and --invdn) only, no DIP fit")
+    parser.add_argument("--no-ddip", action="store_true", help="denoising, separate, video: the baselines (and --invdn) only, no DIP fit")
     parser.add_argument("--tv-weight", type=float, nargs="+", default=[TV_WEIGHT], help="separate: the structure–texture split's TV weights")
     args = parser.parse_args()
     if args.jobs < 1:

@@ -15,7 +15,9 @@ default font, 36 px, a 2-px stroke, orange at opacity 0.5 (:func:`ddip.synthetic
 ``task=denoise``, ``task=inpaint``, ``task=sr`` and ``task=watermark`` without ``data.image`` fit these and report
 PSNR/SSIM against ``zebra_crop.png``. ``mixed_zebra1.png`` and ``mixed_zebra2.png``, the two mixtures
 ``task=separate_pair`` fits without ``data.images``: ``α·zebra + (1 − α)·grating`` with α = 0.3 and 0.7, the grating
-a seeded texture of :func:`ddip.cases.texture` cropped to the zebra's size.
+a seeded texture of :func:`ddip.cases.texture` cropped to the zebra's size. ``clip/000.png`` … ``clip/007.png``,
+the clip ``task=video`` fits without ``data.images``: the first ``tune`` case of the video suite at 64 px
+(:func:`ddip.cases.video_cases`: a vase's ellipse moving over a snail photo).
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip.cases import texture
+from ddip.cases import texture, video_cases
 from ddip.data import sample_image_path
-from ddip.io import load_image, save_image
+from ddip.io import load_image, save_image, save_result
 from ddip.synthetic import (
     bounding_box,
     box_map,
@@ -48,6 +50,9 @@ FACTORS = (2, 4, 8)
 WATERMARK = {"text": "© ddip", "top": 62, "left": 74, "height": 36, "colour": (1.0, 0.55, 0.1), "opacity": 0.5, "bold": 2}
 HINT_MARGIN = 4
 MIXTURE_ALPHAS = (0.3, 0.7)
+
+
+CLIP_SIZE = 64
 
 
 def main() -> None:
@@ -70,7 +75,11 @@ def main() -> None:
     grating = texture(np.random.default_rng(0), max(height, width))[:, :height, :width]
     for index, alpha in enumerate(MIXTURE_ALPHAS, 1):
         save_image(args.out / f"mixed_zebra{index}.png", alpha * clean + (1 - alpha) * grating)
-    made = "mixed_zebra{1,2}.png, hazy_zebra.png, noisy_zebra.png, zebra_known.png, zebra_holes.png, zebra_x{2,4,8}.png, watermarked_zebra.png"
+    clip = video_cases("tune", CLIP_SIZE)[0]
+    for stem, frame in clip.images.items():
+        if stem.startswith("frames/"):
+            save_result(args.out / "clip", stem.removeprefix("frames/"), frame)
+    made = "clip/000–007.png, mixed_zebra{1,2}.png, hazy_zebra.png, noisy_zebra.png, zebra_known.png, zebra_holes.png, zebra_x{2,4,8}.png, watermarked_zebra.png"
     print(f"{made}, zebra_watermark_hint.png in {args.out}")
 
 

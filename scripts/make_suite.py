@@ -9,6 +9,7 @@ of ``scripts/evaluate.py``, each case marked with its split (``tune`` or ``test`
     python scripts/make_suite.py mixtures --out suites/mixtures  # two mixtures of photos/textures: 12 cases
     python scripts/make_suite.py separation --out suites/separation  # one mixture of photos/textures: 24 cases
     python scripts/make_suite.py watermark --out suites/watermark  # every photo with two text watermarks: 26 cases
+    python scripts/make_suite.py video --out suites/video --size 64  # a photo's region moving over another: 12 clips
     python scripts/evaluate.py --cases suites/seg --split test --out eval/seg_test
 
 What the cases are: :mod:`ddip.cases`. ``--split`` makes one split only; ``--size`` the side (128 by default).
@@ -25,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ddip.cases import SPLITS, TASK_OF, suite
-from ddip.io import save_image
+from ddip.io import save_result
 
 
 def main() -> None:
@@ -47,8 +48,9 @@ def main() -> None:
             folder = args.out / case.name
             folder.mkdir(parents=True, exist_ok=True)
             for stem, image in case.images.items():
-                save_image(folder / f"{stem}.png", image)
-            manifest[case.name] = {"task": case.task, "split": split} | {stem: f"{stem}.png" for stem in case.images} | case.facts
+                save_result(folder, stem, image)
+            files = {stem: f"{stem}.png" for stem in case.images if "/" not in stem}  # a clip's frames: its folder, in facts
+            manifest[case.name] = {"task": case.task, "split": split} | files | case.facts
     (args.out / "cases.json").write_text(json.dumps(manifest, indent=1) + "\n")
     counts = {split: sum(case["split"] == split for case in manifest.values()) for split in args.split}
     print(f"{len(manifest)} {args.kind} cases in {args.out} ({', '.join(f'{n} {s}' for s, n in counts.items())})")

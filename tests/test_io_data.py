@@ -234,7 +234,7 @@ def test_several_images_are_stacked_along_channels_from_a_list_or_a_folder(tmp_p
         ("sizes", r"data.images\[1\]: .*a1.png is \(20, 31\), .*a0.png is \(20, 30\): the images must have one size"),
         ("empty", r"data.images: no image files \(.png, .*\) in .*empty"),
         ("missing", r"data.images\[1\]: image not found: .*nothing.png"),
-        ("file", r"data.images='.*a0.png': give a list \[a.png,b.png\] or a folder of images"),
+        ("file", r"data.images='.*a0.png': give a list \[a.png,b.png\], a folder of images or a video file"),
         ("both", r"give data.image \(one image\) or data.images \(several\), not both"),
     ],
 )

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import DECOMPOSITION_TASKS, two_texture_composite
+from hydra.utils import get_class
 from PIL import Image
 
 import ddip.run
@@ -31,8 +32,10 @@ def case(tmp_path) -> dict[str, str]:
     large = image.repeat(SR_FACTOR, axis=0).repeat(SR_FACTOR, axis=1)
     files = {"image": image, "mask": (mask * 255).astype(np.uint8), "flat": np.full_like(image, 128), "large": large}
     files["image2"] = image[::-1, ::-1]
+    files["masks/0"], files["masks/1"] = files["mask"], files["mask"][::-1, ::-1]  # the two frames' masks
+    (tmp_path / "masks").mkdir()
     for name, array in files.items():
-        Image.fromarray(array).save(tmp_path / f"{name}.png")
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp_path / f"{name}.png")
     return {
         "image": f"data.image={tmp_path / 'image.png'}",
         "images": f"data.images=[{tmp_path / 'image.png'},{tmp_path / 'image2.png'}]",
@@ -44,6 +47,7 @@ def case(tmp_path) -> dict[str, str]:
         "inpaint": f"data.clean={tmp_path / 'image.png'}",
         "sr": f"data.clean={tmp_path / 'large.png'}",
         "watermark": f"data.clean={tmp_path / 'image.png'}",
+        "video": f"data.gt_mask={tmp_path / 'masks'}",
         "known": f"data.mask={tmp_path / 'mask.png'}",
         "hint": f"data.hint={tmp_path / 'mask.png'}",
     }
@@ -52,7 +56,8 @@ def case(tmp_path) -> dict[str, str]:
 def small(task: str, given: dict[str, str]) -> list[str]:
     """The task's input (two images for a task that takes two), a narrow net for the 128-channel DIP tasks, and the
     data maps a task needs."""
-    images = [given["images"] if task == "separate_pair" else given["image"]]
+    several = get_class(compose_train([f"task={task}"]).task._target_).image_count[0] > 1
+    images = [given["images"] if several else given["image"]]
     narrow = ["backbone.channels=[8,8,8,8,8]", "backbone.skip_channels=[4,4,4,4,4]"] if task in ("denoise", "inpaint", "sr") else []
     return images + narrow + ([given["known"]] if task == "inpaint" else []) + ([given["hint"]] if task == "watermark" else [])
 
@@ -79,8 +84,8 @@ def test_physics_and_losses(tmp_path, task):
 def test_a_short_run_keeps_the_output_contract(tmp_path, monkeypatch, task):
     given = case(tmp_path)
     saved: dict[str, torch.Tensor] = {}
-    original = ddip.run.save_image
-    monkeypatch.setattr(ddip.run, "save_image", lambda path, tensor: (saved.__setitem__(path.stem, tensor), original(path, tensor)))
+    original = ddip.run.save_result
+    monkeypatch.setattr(ddip.run, "save_result", lambda folder, stem, tensor: (saved.__setitem__(stem, tensor), original(folder, stem, tensor)))
     overrides = [f"task={task}", "steps=3", "logger=none", "callbacks.evaluation.every=1", given[task], *small(task, given)]
     metrics = run(compose_train(overrides), tmp_path / "run")
     task_object = build_component(compose_train([f"task={task}"]), "task")
@@ -89,7 +94,8 @@ def test_a_short_run_keeps_the_output_contract(tmp_path, monkeypatch, task):
     for name, tensor in saved.items():
         assert tuple(tensor.shape[-2:]) == (height, width), name
         assert bool(torch.isfinite(tensor).all()) and 0.0 <= float(tensor.min()) and float(tensor.max()) <= 1.0, name
-        assert Image.open(tmp_path / "run" / f"{name}.png").size == (width, height), name
+        written = tmp_path / "run" / f"{name}.{'gif' if tensor.dim() == 4 else 'png'}"  # a clip's preview: a GIF
+        assert Image.open(written).size == (width, height), name
     primary = task_object.primary_metric
     assert metrics["primary_metric"] == f"{primary}_chosen"
     for key in (f"{primary}_chosen", f"{primary}_final"):

@@ -41,16 +41,25 @@ def loss_weights(defaults: dict[str, float], given: dict | None) -> dict[str, fl
 @dataclass(frozen=True)
 class NoiseInput:
     """A fixed network input: ``channels`` maps of U(−0.5, 0.5)·``scale`` noise (``kind="uniform"``) or an
-    x/y ``"meshgrid"`` in [0, 1]; ``perturb`` adds the per-step Gaussian jitter (reg-noise) to it."""
+    x/y ``"meshgrid"`` in [0, 1]; ``perturb`` adds the per-step Gaussian jitter (reg-noise) to it.
+
+    ``per_image``: one input per stacked image (a clip's frames, :attr:`Task.image_count`), as a batch, each the
+    previous one plus U(−0.5, 0.5)·``scale``·``increment`` noise: inputs correlated in time, so the generators'
+    outputs change smoothly from frame to frame (Double-DIP Sec. 4.5)."""
 
     channels: int
     scale: float = 0.1
     kind: str = "uniform"
     perturb: bool = True
+    per_image: bool = False
+    increment: float = 0.0
 
     def __post_init__(self) -> None:
         check_range("task.input_channels", self.channels, 1, whole=True)
         check_range("task.input_scale", self.scale, 0)
+        check_range("task.input_increment", self.increment, 0)
+        if self.per_image and self.kind != "uniform":
+            raise ValueError("per-image inputs are uniform noise")
 
 
 @dataclass(frozen=True)

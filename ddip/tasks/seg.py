@@ -64,6 +64,7 @@ class Segmentation(Task):
     """
 
     primary_metric = "iou"
+    default_weights: ClassVar[dict[str, float]] = {"reconstruction": 0.5, "exclusion": 0.1, "binarization": 0.01, "hint": 1.0}
 
     generators: ClassVar[dict[str, GeneratorSpec]] = {
         "foreground": GeneratorSpec(3, "layers"),
@@ -106,7 +107,7 @@ class Segmentation(Task):
         self.inputs = {"layers": NoiseInput(input_channels, input_scale), "mask": NoiseInput(input_channels, input_scale)}
         self.warmup_fraction = warmup_fraction if hints != "none" else 0.0
         self.hint_fraction = hint_fraction if hints != "none" else 0.0
-        self.weights = loss_weights({"reconstruction": 0.5, "exclusion": 0.1, "binarization": 0.01, "hint": 1.0}, weights)
+        self.weights = loss_weights(self.default_weights, weights)
         self.refine_radius, self.refine_eps, self.threshold = refine_radius, refine_eps, threshold
         self.soft_trimap, self.hint_band, self.layerwise = soft_trimap, hint_band, layerwise
         check_choice("task.split", split, HINT_SPLITS)
@@ -161,10 +162,14 @@ class Segmentation(Task):
         unknown = saliency if saliency is not None and self.soft_trimap else 0.5
         return {"fg_hint": fg, "bg_hint": bg, "trimap": fg + (1.0 - fg - bg).clamp_min(0.0) * unknown}
 
-    def compose(self, layers: Layers) -> torch.Tensor:
-        """``I = m·y_fg + (1 − m)·y_bg`` (Double-DIP Eq. 1, segmentation)."""
+    @staticmethod
+    def composite(layers: Layers) -> torch.Tensor:
+        """``I = m·y_fg + (1 − m)·y_bg`` (Double-DIP Eq. 1, segmentation), for every item of the batch."""
         mask = layers["mask"]
         return mask * layers["foreground"] + (1.0 - mask) * layers["background"]
+
+    def compose(self, layers: Layers) -> torch.Tensor:
+        return self.composite(layers)
 
     def _hint_terms(self, layers: Layers, target: torch.Tensor, maps: dict[str, torch.Tensor]) -> dict:
         weight = self.weights["hint"]
@@ -193,7 +198,7 @@ class Segmentation(Task):
         gives it to, so the mask moves towards the layer that explains the pixel better (the mixture-of-experts
         form of layered models); or the reference's ``L1(m·y_fg + (1 − m)·y_bg, I)`` (Double-DIP Eq. 1)."""
         if not self.layerwise:
-            return reconstruction_loss(self.compose(layers), target)
+            return reconstruction_loss(self.composite(layers), target)
         mask = layers["mask"]
         errors = mask * (layers["foreground"] - target).abs() + (1 - mask) * (layers["background"] - target).abs()
         return errors.mean()
@@ -208,7 +213,7 @@ class Segmentation(Task):
 
     @staticmethod
     def border_coverage(mask: torch.Tensor) -> float:
-        """Mean of a 1×H×W mask over a band along the image border (2 % of the shorter side, ≥ 1 px)."""
+        """Mean of a …×H×W mask (one or a batch) over a band along the image border (2 % of the shorter side, ≥ 1 px)."""
         band = max(1, round(0.02 * min(mask.shape[-2:])))
         border = torch.ones_like(mask, dtype=torch.bool)
         border[..., band:-band, band:-band] = False
@@ -216,7 +221,7 @@ class Segmentation(Task):
 
     def orient(self, layers: Layers) -> tuple[Layers, bool]:
         """Hint-free runs: make the foreground the layer that covers less of the border."""
-        if self.hints != "none" or self.border_coverage(layers["mask"][0]) <= 0.5:
+        if self.hints != "none" or self.border_coverage(layers["mask"]) <= 0.5:
             return layers, False
         flipped = {"foreground": layers["background"], "background": layers["foreground"], "mask": 1.0 - layers["mask"]}
         return flipped, True

@@ -1,0 +1,178 @@
+"""Double-DIP foreground/background decomposition of a short clip (Gandelsman, Shocher, Irani, CVPR 2019, Sec. 4.5).
+
+Physics, per frame t (Eq. 1 with the mask of Sec. 4.1): ``I_t ≈ m_t·y_fg,t + (1 − m_t)·y_bg,t``. The three generators
+of :class:`ddip.tasks.seg.Segmentation` run on a batch of frames: their noise inputs are correlated in time (frame
+t's input is frame t − 1's plus a small increment, :class:`ddip.tasks.base.NoiseInput` ``per_image``), so each
+layer and the mask change smoothly from frame to frame, and a temporal term ``mean|m_t − m_{t−1}|`` keeps the
+masks consistent. The frames reach the task stacked along the channel axis (``data.images``: a folder of frames, a
+list, or a video file), 3n×H×W; the losses see them as a batch of n.
+
+Hints come from motion instead of saliency (the segmentation recipe otherwise, warm-up and all): the clip's
+static background is estimated as the per-pixel temporal median, a pixel's motion is its largest channel
+difference from it, and the motion's Otsu split, eroded on both sides by ``hint_band``, gives each frame's
+foreground and background hints (the median is the background where the foreground covers a pixel in fewer than
+half the frames: a camera that holds still and an object that moves). The motion split alone is the classical
+baseline (background subtraction).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from ddip.errors import DdipError, check_choice, check_range
+from ddip.losses import temporal_loss
+from ddip.saliency import confident_regions, otsu_threshold
+from ddip.tasks.base import Layers, NoiseInput
+from ddip.tasks.seg import Segmentation, iou
+
+VIDEO_HINT_MODES = ("auto", "none")
+MIN_MOTION = 0.05
+"""The smallest largest change (in [0, 1]) that counts as motion (``task.min_motion``)."""
+
+
+def frames_of(stacked: torch.Tensor) -> torch.Tensor:
+    """A clip stacked along the channel axis (3n×H×W, or 1×3n×H×W) as a batch of frames, n×3×H×W."""
+    return stacked.reshape(-1, 3, *stacked.shape[-2:])
+
+
+def stack_frames(frames: torch.Tensor) -> torch.Tensor:
+    """A batch of n frames (n×C×H×W) stacked along the channel axis, 1×nC×H×W."""
+    return frames.reshape(1, -1, *frames.shape[-2:])
+
+
+def motion_map(frames: torch.Tensor) -> torch.Tensor:
+    """Each pixel's motion (n×H×W): its largest channel difference from the clip's per-pixel temporal median (the
+    static background), averaged over 3×3 pixels."""
+    background = frames.median(dim=0).values
+    difference = (frames - background).abs().amax(dim=1, keepdim=True)
+    return F.avg_pool2d(difference, 3, stride=1, padding=1, count_include_pad=False)[:, 0]
+
+
+def motion_split(frames: torch.Tensor, min_motion: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Background subtraction: (the moving pixels, n×H×W bool, by the Otsu threshold of the motion; its threshold).
+    A clip whose largest motion is below ``min_motion`` is a one-line error."""
+    motion = motion_map(frames)
+    peak = float(motion.max())
+    if peak < min_motion:
+        raise DdipError(
+            f"task=video found no motion in the clip (largest change {peak:.3f} < task.min_motion={min_motion}): "
+            "give frames of a moving foreground, or use task.hints=none"
+        )
+    threshold = max(otsu_threshold(motion / peak) * peak, min_motion)
+    return motion > threshold, threshold
+
+
+class VideoSegmentation(Segmentation):
+    """Foreground/background decomposition of a clip with per-frame masks.
+
+    Args:
+        hints: ``auto`` (from the clip's motion) or ``none``.
+        min_motion: the smallest largest-change (in [0, 1]) that counts as motion for ``hints=auto``.
+        input_increment: frame t's noise input is frame t − 1's plus U(−0.5, 0.5)·input_scale·input_increment.
+        hint_band: the hints are the motion split's sides eroded by this fraction of the shorter side (≥ 1 px;
+            smaller than seg's: a moving object is often small, and seg's 8 % erodes its hint away).
+        weights: the segmentation's terms and ``temporal``, the mask's change between neighbouring frames.
+        The other arguments are :class:`~ddip.tasks.seg.Segmentation`'s.
+    """
+
+    image_count = (2, None)
+    default_weights: ClassVar[dict[str, float]] = Segmentation.default_weights | {"temporal": 0.05}
+
+    def __init__(
+        self,
+        hints: str = "auto",
+        min_motion: float = MIN_MOTION,
+        input_channels: int = 2,
+        input_scale: float = 0.01,
+        input_increment: float = 0.1,
+        hint_band: float = 0.02,
+        **segmentation,
+    ):
+        check_choice("task.hints", hints, VIDEO_HINT_MODES)
+        check_range("task.min_motion", min_motion, 0, 1, open_low=True)
+        check_range("task.input_increment", input_increment, 0)
+        super().__init__(hints=hints, input_channels=input_channels, input_scale=input_scale, hint_band=hint_band, **segmentation)
+        per_frame = NoiseInput(input_channels, input_scale, per_image=True, increment=input_increment)
+        self.inputs = {"layers": per_frame, "mask": per_frame}
+        self.min_motion = min_motion
+
+    def prepare(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each frame's hints from the clip's motion (n×H×W each): the foreground, the background, and the warm-up's
+        trimap (1 on the foreground hint, 0 on the background hint, the motion over twice the threshold between)."""
+        if self.hints == "none":
+            return {}
+        frames = frames_of(image)
+        moving, threshold = motion_split(frames, self.min_motion)
+        hints = [confident_regions(frame, self.hint_band) for frame in moving]
+        fg = torch.stack([fg for fg, _ in hints]).float()
+        bg = torch.stack([bg for _, bg in hints]).float()
+        unknown = (motion_map(frames) / (2 * threshold)).clamp(0, 1) if self.soft_trimap else 0.5
+        return {"fg_hint": fg, "bg_hint": bg, "trimap": fg + (1.0 - fg - bg).clamp_min(0.0) * unknown}
+
+    def compose(self, layers: Layers) -> torch.Tensor:
+        """The frames ``I_t = m_t·y_fg,t + (1 − m_t)·y_bg,t``, stacked along the channel axis as the clip is."""
+        return stack_frames(self.composite(layers))
+
+    def loss_terms(self, layers, target, maps, step, steps):
+        """The segmentation's terms on the batch of frames, and the temporal term on the masks."""
+        per_frame = {name: value.reshape(-1, 1, *value.shape[-2:]) for name, value in maps.items()}
+        terms = super().loss_terms(layers, frames_of(target), per_frame, step, steps)
+        if self.weights["temporal"] and len(layers["mask"]) > 1:
+            terms["temporal"] = self.weights["temporal"] * temporal_loss(layers["mask"])
+        return terms
+
+    def panel(self, layers: Layers) -> dict[str, torch.Tensor]:
+        """The first and the last frame's reconstruction and mask."""
+        frames, masks = self.composite(layers), layers["mask"]
+        return {"first_frame": frames[0], "first_mask": masks[0], "last_frame": frames[-1], "last_mask": masks[-1]}
+
+    def frame_masks(self, layers: Layers, image: torch.Tensor) -> torch.Tensor:
+        """Each frame's soft mask refined by the guided filter with its frame as guide (n×1×H×W)."""
+        return torch.stack([self.refine(mask, frame) for mask, frame in zip(layers["mask"], frames_of(image))])
+
+    @staticmethod
+    def mean_iou(masks: torch.Tensor, gt_masks: torch.Tensor) -> tuple[float, float]:
+        """(mean, worst) IoU over the frames of n×1×H×W binary masks against n×H×W ground truth."""
+        scores = [iou(mask[0], gt) for mask, gt in zip(masks, gt_masks)]
+        return sum(scores) / len(scores), min(scores)
+
+    def ground_truth_metrics(self, layers: Layers, truth: dict[str, torch.Tensor], image: torch.Tensor) -> dict[str, float]:
+        if "gt_mask" not in truth:
+            return {}
+        raw = (self.orient(layers)[0]["mask"] > self.threshold).float()
+        return {"iou_raw": self.mean_iou(raw, self.gt_frames(truth, image))[0]}
+
+    @staticmethod
+    def gt_frames(truth: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        """The ground-truth masks, one per frame (n×H×W); a count other than the clip's is a one-line error."""
+        gt, count = truth["gt_mask"], len(frames_of(image))
+        gt = gt if gt.dim() == 3 else gt[None]
+        if len(gt) != count:
+            raise DdipError(f"data.gt_mask holds {len(gt)} masks, the clip {count} frames: give one mask per frame")
+        return gt
+
+    def finalize(self, chosen, final, image, truth):
+        chosen, flipped = self.orient(chosen)
+        final, _ = self.orient(final)
+        masks = (self.frame_masks(chosen, image) > self.threshold).float()
+        images = {"preview": preview(frames_of(image), masks)}
+        for t, (mask, foreground, background) in enumerate(zip(masks, chosen["foreground"], chosen["background"])):
+            images |= {f"mask/{t:03d}": mask, f"foreground/{t:03d}": foreground, f"background/{t:03d}": background}
+        metrics = {"frames": len(masks), "mask_flipped": flipped, "mask_fraction": float(masks.mean())}
+        metrics["foreground_rule"] = "moving layer (motion hints)" if self.hints != "none" else "layer covering less border"
+        if "gt_mask" in truth:
+            gt = self.gt_frames(truth, image)
+            final_masks = (self.frame_masks(final, image) > self.threshold).float()
+            (metrics["iou_chosen"], metrics["iou_chosen_worst_frame"]) = self.mean_iou(masks, gt)
+            metrics["iou_chosen_raw"] = self.mean_iou((chosen["mask"] > self.threshold).float(), gt)[0]
+            metrics["iou_final"] = self.mean_iou(final_masks, gt)[0]
+            metrics["iou_final_raw"] = self.mean_iou((final["mask"] > self.threshold).float(), gt)[0]
+        return images, metrics
+
+
+def preview(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """The clip with its background dimmed to a quarter (n×3×H×W), saved as an animated GIF."""
+    return frames * (0.25 + 0.75 * masks)

@@ -1,0 +1,100 @@
+"""Video decomposition (Double-DIP Sec. 4.5, ``task=video``): inputs correlated in time, motion hints against the
+ground truth, a tiny end-to-end run with per-frame outputs and an animated preview, a video file read as a clip,
+and bad input as one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from ddip.cases import video_cases
+from ddip.data import image_paths, stacked_images
+from ddip.errors import DdipError
+from ddip.io import load_video, save_animation, save_result
+from ddip.module import make_input
+from ddip.run import compose_train, run
+from ddip.tasks.base import NoiseInput
+from ddip.tasks.video import VideoSegmentation, frames_of, stack_frames
+
+SIZE = 32
+
+
+def write_clip(folder: Path, size: int = SIZE) -> tuple[Path, Path, torch.Tensor]:
+    """The first tune clip of the video suite at ``size``: (frames folder, masks folder, n×H×W masks)."""
+    case = video_cases("tune", size)[0]
+    for stem, image in case.images.items():
+        save_result(folder, stem, image)
+    masks = torch.stack([image[0] for stem, image in case.images.items() if stem.startswith("gt_mask/")])
+    return folder / "frames", folder / "gt_mask", masks
+
+
+def test_per_frame_inputs_change_by_small_increments():
+    spec = NoiseInput(2, scale=1.0, per_image=True, increment=0.1)
+    inputs = make_input(spec, 16, 16, count=5)
+    assert inputs.shape == (5, 2, 16, 16)
+    step = (inputs[1:] - inputs[:-1]).abs().max()
+    assert step <= 0.05 + 1e-6 < inputs[0].abs().max()
+
+
+def test_frames_stack_and_unstack():
+    frames = torch.rand(4, 3, 8, 8)
+    assert torch.equal(frames_of(stack_frames(frames)), frames)
+
+
+def test_motion_hints_lie_on_the_right_sides(tmp_path):
+    frames, _, masks = write_clip(tmp_path, 64)
+    clip = stacked_images(image_paths(str(frames)))
+    maps = VideoSegmentation().prepare(clip)
+    assert maps["fg_hint"].shape == masks.shape
+    fg_precision = (maps["fg_hint"] * masks).sum() / maps["fg_hint"].sum()
+    bg_precision = (maps["bg_hint"] * (1 - masks)).sum() / maps["bg_hint"].sum()
+    assert fg_precision > 0.85 and bg_precision > 0.98
+    assert (maps["fg_hint"] * masks).sum() / masks.sum() > 0.3  # the hints cover a real share of the object
+
+
+def test_a_tiny_run_writes_every_frame_and_a_preview(tmp_path):
+    frames, gt, _ = write_clip(tmp_path / "clip")
+    overrides = ["task=video", f"data.images={frames}", f"data.gt_mask={gt}", "steps=12", "logger=none", "threads=1"]
+    overrides += ["callbacks.evaluation.every=4", "trainer.enable_progress_bar=false"]
+    metrics = run(compose_train(overrides), tmp_path / "run")
+    assert metrics["frames"] == 8 and 0 <= metrics["iou_chosen_worst_frame"] <= metrics["iou_chosen"] <= 1
+    for layer in ("mask", "foreground", "background"):
+        files = sorted((tmp_path / "run" / layer).glob("*.png"))
+        assert len(files) == 8 and Image.open(files[0]).size == (SIZE, SIZE)
+    with Image.open(tmp_path / "run" / "preview.gif") as preview:
+        assert preview.n_frames == 8
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["primary_metric"] == "iou_chosen"
+
+
+def test_a_video_file_reads_as_a_clip(tmp_path):
+    frames = torch.rand(5, 3, 20, 24)
+    save_animation(tmp_path / "clip.gif", frames)
+    clip = load_video(tmp_path / "clip.gif")
+    assert clip.shape == (15, 20, 24)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("one_frame", "takes 2 or more images"),
+        ("still", "found no motion"),
+        ("masks", "masks for 8 images"),
+    ],
+)
+def test_bad_clips_are_one_line_errors(tmp_path, case, message):
+    frames, gt, _ = write_clip(tmp_path / "clip")
+    overrides = ["task=video", "steps=2", "logger=none"]
+    if case == "one_frame":
+        overrides.append(f"data.images=[{min(frames.iterdir())}]")
+    elif case == "still":
+        first = min(frames.iterdir())
+        overrides.append(f"data.images=[{first},{first},{first}]")
+    else:
+        max(gt.iterdir()).unlink()
+        overrides += [f"data.images={frames}", f"data.gt_mask={gt}"]
+    with pytest.raises(DdipError, match=message):
+        run(compose_train(overrides), tmp_path / "run")
