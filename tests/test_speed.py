@@ -259,6 +259,7 @@ def test_benchmark_times_every_path_on_the_same_work(tmp_path):
     assert "| seg | 32 |" in out.with_suffix(".md").read_text() and "Where a fast step's time goes" in out.with_suffix(".md").read_text()
 
 
+@pytest.mark.slow  # the benchmark script's options, a minute each on 2 cores; its smoke test stays in the default run
 def test_benchmark_override_reaches_every_path(tmp_path):
     """``--override`` reaches the configs the paths are built from: doubling the seg nets' widths roughly
     quadruples the FLOPs of a step (counted on the plain path, reported for all)."""
@@ -272,6 +273,7 @@ def test_benchmark_override_reaches_every_path(tmp_path):
     assert 2.5 < flops[1]["plain"] / flops[0]["plain"] < 4.5
 
 
+@pytest.mark.slow  # the benchmark script's options, a minute each on 2 cores; its smoke test stays in the default run
 def test_benchmark_repeats_the_run_at_each_thread_count(tmp_path):
     """``--threads 1 2``: every path is timed at both counts in one run, each count with its own convolution peak
     and table; a count below 1 is a one-line usage error before any timing."""
