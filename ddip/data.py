@@ -286,8 +286,9 @@ class ImageDataModule(pl.LightningDataModule):
             raise DdipError(f"data.layers={layers!r}: give the mixture's two layers as a list, [layer1.png,layer2.png]")
         self.layers = [load_truth(path, "data.layers", size, scale=truth_scale) for path in layers or []]
         self.gt_mask = load_masks(gt_mask, size, truth_scale) if gt_mask else None
-        if self.gt_mask is not None and self.gt_mask.dim() == 3 and len(self.gt_mask) != self.count:
-            raise DdipError(f"data.gt_mask holds {len(self.gt_mask)} masks for {self.count} images: give one per image")
+        masks = (len(self.gt_mask) if self.gt_mask.dim() == 3 else 1) if self.gt_mask is not None else self.count
+        if masks != self.count:
+            raise DdipError(f"data.gt_mask holds {masks} masks for {self.count} images: give one per image")
         self.given_maps = {name: load_data_map(name, path, size) for name, path in given_maps.items()}
         self.max_side = max_side
         self.image = resize(self.original, fit_size(size, max_side))

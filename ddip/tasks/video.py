@@ -143,16 +143,7 @@ class VideoSegmentation(Segmentation):
         if "gt_mask" not in truth:
             return {}
         raw = (self.orient(layers)[0]["mask"] > self.threshold).float()
-        return {"iou_raw": self.mean_iou(raw, self.gt_frames(truth, image))[0]}
-
-    @staticmethod
-    def gt_frames(truth: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        """The ground-truth masks, one per frame (n×H×W); a count other than the clip's is a one-line error."""
-        gt, count = truth["gt_mask"], len(frames_of(image))
-        gt = gt if gt.dim() == 3 else gt[None]
-        if len(gt) != count:
-            raise DdipError(f"data.gt_mask holds {len(gt)} masks, the clip {count} frames: give one mask per frame")
-        return gt
+        return {"iou_raw": self.mean_iou(raw, truth["gt_mask"])[0]}
 
     def finalize(self, chosen, final, image, truth):
         chosen, flipped = self.orient(chosen)
@@ -164,7 +155,7 @@ class VideoSegmentation(Segmentation):
         metrics = {"frames": len(masks), "mask_flipped": flipped, "mask_fraction": float(masks.mean())}
         metrics["foreground_rule"] = "moving layer (motion hints)" if self.hints != "none" else "layer covering less border"
         if "gt_mask" in truth:
-            gt = self.gt_frames(truth, image)
+            gt = truth["gt_mask"]  # one mask per frame, n×H×W (the data module checks the count)
             final_masks = (self.frame_masks(final, image) > self.threshold).float()
             (metrics["iou_chosen"], metrics["iou_chosen_worst_frame"]) = self.mean_iou(masks, gt)
             metrics["iou_chosen_raw"] = self.mean_iou((chosen["mask"] > self.threshold).float(), gt)[0]
