@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ddip.errors import DdipError, check_choice, check_range
 from ddip.losses import temporal_loss
 from ddip.saliency import confident_regions, otsu_threshold
-from ddip.tasks.base import Layers, NoiseInput
+from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput
 from ddip.tasks.seg import Segmentation, iou
 
 VIDEO_HINT_MODES = ("auto", "none")
@@ -72,14 +72,18 @@ class VideoSegmentation(Segmentation):
         hints: ``auto`` (from the clip's motion) or ``none``.
         min_motion: the smallest largest-change (in [0, 1]) that counts as motion for ``hints=auto``.
         input_increment: frame t's noise input is frame t − 1's plus U(−0.5, 0.5)·input_scale·input_increment.
+        background_increment: ``input_increment`` of the background's input; 0 gives every frame the same input,
+            so the background layer barely changes in time (a camera that holds still).
         hint_band: the hints are the motion split's sides eroded by this fraction of the shorter side (≥ 1 px;
             smaller than seg's: a moving object is often small, and seg's 8 % erodes its hint away).
+        hint_fraction: the hint terms' share of the run after the warm-up (to its end: the motion keeps the layers apart).
         weights: the segmentation's terms and ``temporal``, the mask's change between neighbouring frames.
         The other arguments are :class:`~ddip.tasks.seg.Segmentation`'s.
     """
 
     image_count = (2, None)
     default_weights: ClassVar[dict[str, float]] = Segmentation.default_weights | {"temporal": 0.05}
+    generators: ClassVar[dict[str, GeneratorSpec]] = Segmentation.generators | {"background": GeneratorSpec(3, "background")}
 
     def __init__(
         self,
@@ -88,15 +92,20 @@ class VideoSegmentation(Segmentation):
         input_channels: int = 2,
         input_scale: float = 0.01,
         input_increment: float = 0.1,
+        background_increment: float = 0.0,
         hint_band: float = 0.02,
+        hint_fraction: float = 2 / 3,
         **segmentation,
     ):
         check_choice("task.hints", hints, VIDEO_HINT_MODES)
         check_range("task.min_motion", min_motion, 0, 1, open_low=True)
         check_range("task.input_increment", input_increment, 0)
-        super().__init__(hints=hints, input_channels=input_channels, input_scale=input_scale, hint_band=hint_band, **segmentation)
+        super().__init__(
+            hints=hints, input_channels=input_channels, input_scale=input_scale, hint_band=hint_band, hint_fraction=hint_fraction, **segmentation
+        )
         per_frame = NoiseInput(input_channels, input_scale, per_image=True, increment=input_increment)
-        self.inputs = {"layers": per_frame, "mask": per_frame}
+        background = NoiseInput(input_channels, input_scale, per_image=True, increment=background_increment)
+        self.inputs = {"layers": per_frame, "mask": per_frame, "background": background}
         self.min_motion = min_motion
 
     def prepare(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
