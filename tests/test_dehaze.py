@@ -324,6 +324,7 @@ def test_make_haze_cases_can_give_every_case_one_recipe(tmp_path):
     assert alone.returncode == 2 and "--beta and --airlight go together" in alone.stderr
 
 
+@pytest.mark.slow  # ~60 s idle: two evaluate.py processes; run with -m slow
 def test_evaluate_script_in_parallel_gives_the_serial_records(tmp_path):
     """``evaluate.py --jobs 2`` runs two cases in processes of their own and writes the records ``--jobs 1`` writes
     with the same threads, in the same order; a broken case still ends it with one line and exit code 2."""

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import CONF, ROOT, tiny_texture
 from hydra import compose, initialize_config_dir
 
@@ -65,6 +66,7 @@ def test_a_failed_job_does_not_stop_the_sweep_but_is_named_and_fails_it_and_a_re
     assert not (tmp_path / "sweep" / "0" / "FAILED.txt").exists()  # the earlier failure is not left beside the new result
 
 
+@pytest.mark.slow  # ~40 s idle: a 2-trial Optuna sweep; run with -m slow
 def test_an_optuna_search_keeps_its_own_study_in_its_sweep_dir(tmp_path):
     """A search on a new image is a new study: the study lives in the sweep dir, never joined by another search."""
     import optuna
