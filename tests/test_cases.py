@@ -58,7 +58,7 @@ def test_each_segmentation_structure_is_what_it_says(seed):
 def test_segmentation_ground_truth_marks_where_the_pasted_photo_is():
     for case in suite("seg", "tune", size=64, per_structure=1):
         inside, outside = (photo(name, 64) for name in case.facts["photos"])
-        mask = case.images["gt_mask"][0].bool()
+        mask = case.images[case.truth["mask"]][0].bool()
         assert torch.allclose(case.images["image"][:, ~mask], outside[:, ~mask])
         if case.facts["structure"] != "low_contrast":
             assert torch.allclose(case.images["image"][:, mask], inside[:, mask])
@@ -196,7 +196,8 @@ def test_separation_suite_files_mix_their_layers_to_8_bit_and_evaluate_scores_th
     assert sum(case["split"] == "test" for case in cases.values()) == sum(case["split"] == "tune" for case in cases.values()) == 12
     for name, case in cases.items():
         assert case["task"] == "separate" and set(case["photos"]) <= set(PHOTOS[case["split"]]), name
-        image, first, second = (load_image(tmp_path / "suite" / name / case[key]) for key in ("image", "layer1", "layer2"))
+        files = (case["image"], case["truth"]["layer1"], case["truth"]["layer2"])
+        image, first, second = (load_image(tmp_path / "suite" / name / file) for file in files)
         photos = [photo(label, 32) for label in case["photos"]]
         if len(photos) == 2:  # the mixture of the photos themselves, at the case's weights
             mixed = (case["alpha"] * photos[0] + (1 - case["alpha"]) * photos[1]) / (2 * max(case["alpha"], 1 - case["alpha"]))
