@@ -125,6 +125,21 @@ def test_make_suite_and_evaluate_a_split(tmp_path):
     assert report.count("| iou | 3 |") == 2  # ddip and GrabCut, three cases each
 
 
+def test_evaluate_refuses_ground_truth_outside_the_truth_block_in_one_line(tmp_path):
+    """A ``cases.json`` of the layout before ``truth`` (the ground truth as a case's own keys) is refused, not skipped."""
+    (tmp_path / "cases.json").write_text(json.dumps({"haze": {"task": "dehaze", "image": "image.png", "clean": "clean.png"}}))
+    command = [sys.executable, "scripts/evaluate.py", "--cases", str(tmp_path), "--out", str(tmp_path / "eval")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"evaluate: error: {tmp_path / 'cases.json'}: haze: give the ground truth as \"truth\": {{\"clean\"")
+
+
+def test_a_case_manifest_gives_its_ground_truth_in_its_truth_block():
+    seg, video = suite("seg", "tune", size=32, per_structure=1)[0], suite("video", "tune", size=32)[0]
+    assert seg.manifest()["truth"] == {"mask": "mask.png"} and "mask" not in seg.manifest() and seg.manifest()["image"] == "image.png"
+    assert video.manifest()["truth"] == {"mask": "masks"} and video.manifest()["images"] == "frames"
+
+
 def evaluate_module():
     """``scripts/evaluate.py`` as a module."""
     import importlib.util
