@@ -33,7 +33,7 @@ Every case is drawn from a generator seeded by (task, split, index): the same co
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 
 import numpy as np
@@ -76,16 +76,27 @@ TASK_OF = {
 VIDEO_FRAMES = 8
 VIDEO_MOTIONS = {"fast": 0.55, "slow": 0.3}  # the object's travel over the clip, as a fraction of the side
 VIDEO_PAIRS = 3  # photo pairs per motion and split
+LAYER_TRUTH = {"layer1": "layer1", "layer2": "layer2"}  # the ground truth of a mixture: its layers' images
 
 
 @dataclass
 class Case:
-    """One case: its name, the ddip task, its images (file stem → C×H×W in [0, 1]) and its other facts."""
+    """One case: its name, the ddip task, its images (file stem → C×H×W in [0, 1]; a stem ``folder/name`` is a file of
+    a folder), its other facts and its ground truth (a name of ``data.truth`` → the stem of its image, or the folder of
+    a clip's masks)."""
 
     name: str
     task: str
     images: dict[str, torch.Tensor]
     facts: dict
+    truth: dict[str, str] = field(default_factory=dict)
+
+    def manifest(self) -> dict:
+        """The case's entry in ``cases.json`` (the layout of ``scripts/evaluate.py``): its files by stem (a folder's
+        files: the folder, in its facts), its ground truth as ``truth`` (name → file or folder) and its facts."""
+        files = {stem: f"{stem}.png" for stem in self.images if "/" not in stem and stem not in self.truth.values()}
+        truth = {name: f"{stem}.png" if stem in self.images else stem for name, stem in self.truth.items()}
+        return {"task": self.task} | files | {"truth": truth} | self.facts
 
 
 def photo(name: str, size: int) -> torch.Tensor:
@@ -185,9 +196,9 @@ def seg_cases(split: str, size: int, per_structure: int) -> list[Case]:
                 foreground = (mean + 0.5 * (foreground - foreground.mean(dim=(1, 2), keepdim=True))).clamp(0, 1)
             mask = object_mask(rng, size, structure)
             name = f"seg_{structure}_{index}_{inside}_on_{outside}"
-            images = {"image": paste(foreground, background, mask), "gt_mask": torch.from_numpy(mask)[None].float()}
+            images = {"image": paste(foreground, background, mask), "mask": torch.from_numpy(mask)[None].float()}
             facts = {"structure": structure, "photos": [inside, outside], "foreground_fraction": round(float(mask.mean()), 4)}
-            cases.append(Case(name, "seg", images, facts))
+            cases.append(Case(name, "seg", images, facts, {"mask": "mask"}))
     return cases
 
 
@@ -244,7 +255,7 @@ def haze_cases(split: str, size: int, count: int) -> list[Case]:
         hazy = hazy_image(clear, transmission, torch.tensor(colour)[:, None, None]).clamp(0, 1)
         images = {"image": hazy, "clean": clear, "gt_transmission": transmission}
         facts = {"depth": kind, "photos": photos, "beta": beta, "airlight": colour}
-        cases.append(Case(f"haze_{kind}_{index}_{scene}", "dehaze", images, facts))
+        cases.append(Case(f"haze_{kind}_{index}_{scene}", "dehaze", images, facts, {"clean": "clean"}))
     return cases
 
 
@@ -253,7 +264,8 @@ def noise_cases(split: str, size: int) -> list[Case]:
     for index, (scene, sigma) in enumerate((scene, sigma) for scene in PHOTOS[split] for sigma in SIGMAS):
         clean = photo(scene, size)
         noisy = gaussian_noise(clean, sigma, seed=int(seeded("noise", split, index).integers(2**31)))
-        cases.append(Case(f"noise_{sigma}_{scene}", "denoise", {"image": noisy, "clean": clean}, {"sigma": sigma, "photos": [scene]}))
+        images, facts = {"image": noisy, "clean": clean}, {"sigma": sigma, "photos": [scene]}
+        cases.append(Case(f"noise_{sigma}_{scene}", "denoise", images, facts, {"clean": "clean"}))
     return cases
 
 
@@ -286,7 +298,7 @@ def inpaint_cases(split: str, size: int) -> list[Case]:
         known = known_pixels(kind, seeded("inpaint", split, index), size)
         images = {"image": clean * known, "mask": known, "clean": clean}
         facts = {"holes": kind, "photos": [scene], "missing_fraction": round(1.0 - float(known.mean()), 4)}
-        cases.append(Case(f"inpaint_{kind}_{scene}", "inpaint", images, facts))
+        cases.append(Case(f"inpaint_{kind}_{scene}", "inpaint", images, facts, {"clean": "clean"}))
     return cases
 
 
@@ -295,7 +307,7 @@ def sr_cases(split: str, size: int) -> list[Case]:
     for scene, factor in ((scene, factor) for scene in PHOTOS[split] for factor in FACTORS):
         clean = photo(scene, size)
         images = {"image": lanczos_downscale(clean, factor), "clean": clean}
-        cases.append(Case(f"sr_x{factor}_{scene}", "sr", images, {"factor": factor, "photos": [scene]}))
+        cases.append(Case(f"sr_x{factor}_{scene}", "sr", images, {"factor": factor, "photos": [scene]}, {"clean": "clean"}))
     return cases
 
 
@@ -323,7 +335,7 @@ def mixture_cases(split: str, size: int) -> list[Case]:
         images |= {"layer1": layers[0], "layer2": layers[1]}
         facts = {"layers": pair, "photos": [label for label in labels if label in names], "alphas": list(alphas)}
         facts["images"] = ["image1.png", "image2.png"]
-        cases.append(Case(f"mixtures_{split}{index}_{'_'.join(labels)}", "separate_pair", images, facts))
+        cases.append(Case(f"mixtures_{split}{index}_{'_'.join(labels)}", "separate_pair", images, facts, LAYER_TRUTH))
     return cases
 
 
@@ -359,7 +371,7 @@ def separation_cases(split: str, size: int) -> list[Case]:
         first, second = separation_layers(*sources, alpha)
         images = {"image": (first + second) / 2, "layer1": first, "layer2": second}
         facts = {"layers": pair, "photos": [label for label in labels if label in PHOTOS[split]], "alpha": alpha}
-        cases.append(Case(f"separation_{split}{index}_{'_'.join(labels)}", "separate", images, facts))
+        cases.append(Case(f"separation_{split}{index}_{'_'.join(labels)}", "separate", images, facts, LAYER_TRUTH))
     return cases
 
 
@@ -393,7 +405,7 @@ def watermark_cases(split: str, size: int) -> list[Case]:
         for index in range(WATERMARKS_PER_PHOTO):
             image, hint, facts = watermark_case(seeded("watermark", split, scene, index), clean)
             images = {"image": image, "hint": hint, "clean": clean}
-            cases.append(Case(f"watermark_{index}_{scene}", "watermark", images, facts | {"photos": [scene]}))
+            cases.append(Case(f"watermark_{index}_{scene}", "watermark", images, facts | {"photos": [scene]}, {"clean": "clean"}))
     return cases
 
 
@@ -419,9 +431,9 @@ def video_cases(split: str, size: int) -> list[Case]:
             for t, (dy, dx) in enumerate(shifts):
                 moved = np.roll(mask, (dy, dx), axis=(0, 1))
                 images[f"frames/{t:03d}"] = paste(torch.roll(foreground, (dy, dx), dims=(1, 2)), background, moved)
-                images[f"gt_mask/{t:03d}"] = torch.from_numpy(moved)[None].float()
-            facts = {"motion": motion, "photos": [inside, outside], "images": "frames", "gt_mask": "gt_mask"}
-            cases.append(Case(f"video_{motion}_{index}_{inside}_on_{outside}", "video", images, facts))
+                images[f"masks/{t:03d}"] = torch.from_numpy(moved)[None].float()
+            facts = {"motion": motion, "photos": [inside, outside], "images": "frames"}
+            cases.append(Case(f"video_{motion}_{index}_{inside}_on_{outside}", "video", images, facts, {"mask": "masks"}))
     return cases
 
 

@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ddip.errors import DdipError, one_line
+from ddip.errors import DdipError, check_replaced_settings, one_line
 
 
 def quiet_third_parties() -> None:
@@ -34,8 +34,19 @@ def quiet_third_parties() -> None:
     warnings.filterwarnings("ignore", message=r".*Total length of `DataLoader` across ranks is zero.*")  # data.val=false
 
 
+def main() -> None:
+    """The ``ddip`` command: a replaced setting among the arguments is one error line and exit code 2
+    (:func:`ddip.errors.check_replaced_settings`), before Hydra composes the config; then the job (:func:`job`)."""
+    try:
+        check_replaced_settings(sys.argv[1:])
+    except DdipError as error:
+        print(f"ddip: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    job()
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def job(cfg: DictConfig) -> float | None:
     """One job: run it into Hydra's output dir and report it (a summary line, or one error line and its exit code)."""
     from ddip.run import RunTerminated, objective, run, summary
     from ddip.rundir import RunDirInUse, finished_metrics, report_failure

@@ -5,14 +5,16 @@ them from ``data.images``, stacked along the channel axis into one 3n×H×W imag
 augmentation treat them as one (:attr:`ddip.tasks.base.Task.image_count` says how many a task takes).
 
 The :class:`ImageDataModule` loads and checks the inputs (the image, its ground truth, the maps a task reads) and hands
-them to the module once (:class:`FitInputs`); the module pads them and keeps them. At every optimisation step the data
+them to the module once (:class:`FitInputs`); the module pads them and keeps them. The ground truth is given by name
+(``data.truth={clean:gt.png}``), each name one the task accepts (:attr:`ddip.tasks.base.Task.truth_kinds`), and read
+as its kind says (:data:`TRUTH_KINDS`). At every optimisation step the data
 module yields only the step and which of the 8 flips/rotations it applies (:class:`StepTransforms`): the module
 applies that transform to its image, its maps and its fixed noise inputs, an augmented (noise, image) pair.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +53,12 @@ DATA_MAPS = {
     ),
 }
 """The maps a task may read from the data (:meth:`ImageDataModule.maps`), with what each is."""
+
+TRUTH_KINDS = ("image", "mask")
+"""How a ground truth a task accepts is read (:attr:`ddip.tasks.base.Task.truth_kinds`): an RGB ``image``, or a
+``mask`` (white = foreground; for several images, a clip's frames, a folder of masks, one per image)."""
+DEFAULT_SAMPLE = {"image": "zebra_crop.png"}
+"""The bundled sample of ``data.sample`` when none is configured."""
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -209,15 +217,13 @@ class ImageDataModule(pl.LightningDataModule):
     """The one-image data module.
 
     Args:
-        image: path of the image to decompose; ``None`` uses the bundled sample ``sample``.
+        image: path of the image to decompose; ``None`` uses the bundled ``sample``.
         images: several images of the same size instead (a task that takes more than one, e.g. two mixtures or
             a clip's frames): a list of paths, a folder (its image files, sorted by name) or a video file
             (:data:`ddip.io.VIDEO_SUFFIXES`); stacked along the channel axis into one 3n×H×W image. Not together
             with ``image``.
-        clean: optional ground-truth clean image (reporting only).
-        gt_mask: optional ground-truth foreground mask, white = foreground (reporting only); for a clip
-            (``task=video``), a folder of masks, one per frame, sorted by name.
-        layers: optional ground-truth layers of a mixture, in order (``task=separate``; reporting only).
+        truth: optional ground truth (reporting only), name → path, each name one the task accepts
+            (:attr:`ddip.tasks.base.Task.truth_kinds`), read when the task is known (:meth:`read_truth`).
         mask: optional map of the known pixels, white = known, of the image's size (``task=inpaint``): a map the
             task's loss reads (:attr:`ddip.tasks.base.Task.data_maps`), not ground truth.
         hint: optional map of where the watermark is, white = watermark, of the image's size (``task=watermark``): a
@@ -229,32 +235,25 @@ class ImageDataModule(pl.LightningDataModule):
         steps: the optimisation steps, one item each (the run's ``steps``).
         max_side: above this longer side the generators fit a downscaled copy (``image``); the results are
             brought back to the input's size (``original``) at the end. ``None``: always the full size.
-        sample: the file in ``ddip/assets`` used when ``image`` (and ``images``) is ``None``, or a list of files used as
-            ``images`` (``task=separate_pair``: two mixtures) (a task names its own: the hazy and
-            the noisy zebra for dehazing and denoising).
-        sample_clean: the sample's ground truth in ``ddip/assets``, used when ``image`` and ``clean`` are ``None``.
-        sample_mask: the sample's known-pixel mask in ``ddip/assets``, used when ``image`` and ``mask`` are ``None``.
-        sample_hint: the sample's watermark hint in ``ddip/assets``, used when ``image`` and ``hint`` are ``None``.
+        sample: the bundled example in ``ddip/assets``, used when ``image`` and ``images`` are ``None``: its
+            ``image`` (a file, or a list of files used as ``images``), its ground truth ``truth`` (name → file) and
+            its maps (``mask``, ``hint``); the user's own truth and maps take the place of the sample's
+            (:data:`DEFAULT_SAMPLE` when ``None``).
     """
 
     def __init__(
         self,
         image: str | None = None,
-        clean: str | None = None,
-        gt_mask: str | None = None,
-        layers: list[str] | None = None,
+        images: list[str] | str | None = None,
+        truth: Mapping[str, str] | None = None,
         augment: bool = False,
         seed: int = 0,
-        max_side: int | None = None,
-        sample: str | list[str] = "zebra_crop.png",
-        sample_clean: str | None = None,
-        mask: str | None = None,
-        sample_mask: str | None = None,
-        truth_scale: int = 1,
-        images: list[str] | str | None = None,
-        hint: str | None = None,
-        sample_hint: str | None = None,
         steps: int = 3000,
+        max_side: int | None = None,
+        sample: Mapping | None = None,
+        mask: str | None = None,
+        hint: str | None = None,
+        truth_scale: int = 1,
     ):
         super().__init__()
         check_range("data.steps", steps, 1, whole=True)
@@ -264,35 +263,41 @@ class ImageDataModule(pl.LightningDataModule):
         check_range("data.truth_scale", truth_scale, 1, whole=True)
         if image and images is not None:
             raise DdipError("give data.image (one image) or data.images (several), not both")
-        given_maps = {name: path for name, path in (("mask", mask), ("hint", hint)) if path}
+        self.map_paths = {name: path for name, path in (("mask", mask), ("hint", hint)) if path}
+        self.truth_paths = named_paths("data.truth", truth)
         self.sample_maps: set[str] = set()  # the maps that came with the bundled sample, not from the user
-        if not image and images is None and not isinstance(sample, str):  # a task of several images: their samples
-            images = [str(sample_image_path(name)) for name in sample]
+        self.sample_truth: set[str] = set()  # the ground truth that came with it
         if not image and images is None:
-            image = str(sample_image_path(sample))
-            if not clean and sample_clean:
-                clean = str(sample_image_path(sample_clean, "data.sample_clean"))
-            for name, path in (("mask", sample_mask), ("hint", sample_hint)):
-                if path and name not in given_maps:
-                    given_maps[name] = str(sample_image_path(path, f"data.sample_{name}"))
-                    self.sample_maps.add(name)
+            image, images = self.take_sample(DEFAULT_SAMPLE if sample is None else sample)
         self.path = image
         self.paths = [image] if images is None else image_paths(images)
         self.original = load_image(self.path) if images is None else stacked_images(self.paths)
         size = tuple(self.original.shape[-2:])
         self.truth_scale = truth_scale
-        self.clean = load_truth(clean, "data.clean", size, scale=truth_scale) if clean else None
-        if layers is not None and (isinstance(layers, str) or len(layers) != 2):
-            raise DdipError(f"data.layers={layers!r}: give the mixture's two layers as a list, [layer1.png,layer2.png]")
-        self.layers = [load_truth(path, "data.layers", size, scale=truth_scale) for path in layers or []]
-        self.gt_mask = load_masks(gt_mask, size, truth_scale) if gt_mask else None
-        masks = (len(self.gt_mask) if self.gt_mask.dim() == 3 else 1) if self.gt_mask is not None else self.count
-        if masks != self.count:
-            raise DdipError(f"data.gt_mask holds {masks} masks for {self.count} images: give one per image")
-        self.given_maps = {name: load_data_map(name, path, size) for name, path in given_maps.items()}
+        self.given_truth: dict[str, torch.Tensor] | None = None  # read once the task is known (read_truth)
+        self.given_maps = {name: load_data_map(name, path, size) for name, path in self.map_paths.items()}
         self.max_side = max_side
         self.image = resize(self.original, fit_size(size, max_side))
         self.dataset = StepTransforms(steps, augment, seed)
+
+    def take_sample(self, sample: Mapping) -> tuple[str | None, list[str] | None]:
+        """The bundled ``sample``'s image (or images: ``(None, paths)``), its ground truth and maps taken where the user
+        gave none of their own (:attr:`sample_truth`, :attr:`sample_maps`); a file that is not bundled is a one-line
+        error naming its key."""
+        if not isinstance(sample, Mapping):
+            raise DdipError(f"data.sample={sample!r}: the bundled example is a block now, data.sample.image=FILE")
+        for name, file in named_paths("data.sample.truth", sample.get("truth")).items():
+            if name not in self.truth_paths:
+                self.truth_paths[name] = str(sample_image_path(file, f"data.sample.truth.{name}"))
+                self.sample_truth.add(name)
+        for name in DATA_MAPS:
+            if sample.get(name) and name not in self.map_paths:
+                self.map_paths[name] = str(sample_image_path(sample[name], f"data.sample.{name}"))
+                self.sample_maps.add(name)
+        files = sample.get("image", DEFAULT_SAMPLE["image"])
+        if isinstance(files, str):
+            return str(sample_image_path(files, "data.sample.image")), None
+        return None, [str(sample_image_path(file, f"data.sample.image[{index}]")) for index, file in enumerate(files)]
 
     @property
     def size(self) -> tuple[int, int]:
@@ -318,15 +323,45 @@ class ImageDataModule(pl.LightningDataModule):
             how = "data.image=photo.png" if high == 1 else "data.images=[a.png,b.png,...] or data.images=FOLDER"
             raise DdipError(f"this task takes {wanted} image{'s' if high != 1 else ''} ({how}); {self.count} given")
 
+    def truth_key(self, name: str) -> str:
+        """The config key that gave the ground truth ``name``: ``data.truth.<name>``, or the sample's."""
+        return f"data.sample.truth.{name}" if name in self.sample_truth else f"data.truth.{name}"
+
+    def read_truth(self, kinds: Mapping[str, str]) -> None:
+        """Read the ground truth given, each name one the task accepts and read as its kind says (``kinds``: the task's
+        :attr:`~ddip.tasks.base.Task.truth_kinds`, name → one of :data:`TRUTH_KINDS`), each of the input's size times
+        ``truth_scale``; a name the task does not accept, or masks of another number than the images, is a one-line
+        error."""
+        for name in self.truth_paths:
+            if name not in kinds:
+                accepted = ", ".join(kinds) or "none"
+                raise DdipError(f"{self.truth_key(name)}: this task accepts no ground truth {name!r} (it accepts: {accepted})")
+        self.given_truth = {}
+        for name, kind in kinds.items():
+            if name in self.truth_paths:
+                self.given_truth[name] = self.read_one_truth(name, kind)
+
+    def read_one_truth(self, name: str, kind: str) -> torch.Tensor:
+        """The ground truth ``name`` read as ``kind``: an RGB image (C×H×W), or a mask (H×W) or a folder of masks
+        (n×H×W), one per image given."""
+        path, key = self.truth_paths[name], self.truth_key(name)
+        if kind == "image":
+            return load_truth(path, key, self.size, scale=self.truth_scale)
+        masks = load_masks(path, key, self.size, self.truth_scale)
+        count = len(masks) if masks.dim() == 3 else 1
+        if count != self.count:
+            raise DdipError(f"{key} holds {count} masks for {self.count} images: give one per image")
+        return masks
+
     def truth(self, fitted: bool = False) -> dict[str, torch.Tensor]:
-        """The ground truth given (``clean``, ``gt_mask``, ``layer1``, …), at the input's size or, with ``fitted``, at the
+        """The ground truth read (:meth:`read_truth`), name → tensor, at the input's size or, with ``fitted``, at the
         size the generators fit (each times ``truth_scale``)."""
-        named = [("clean", self.clean), ("gt_mask", self.gt_mask)] + [(f"layer{i}", v) for i, v in enumerate(self.layers, 1)]
-        given = {name: value for name, value in named if value is not None}
+        if self.given_truth is None:
+            raise RuntimeError("the ground truth is read once the task is known: call read_truth first")
         if not fitted:
-            return given
+            return dict(self.given_truth)
         size = tuple(side * self.truth_scale for side in self.image.shape[-2:])
-        return {name: resize(value, size) if value.dim() == 3 else resize(value[None], size)[0] for name, value in given.items()}
+        return {name: resize(value, size) if value.dim() == 3 else resize(value[None], size)[0] for name, value in self.given_truth.items()}
 
     def maps(self, names: tuple[str, ...], fitted: bool = True, own: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """The maps a task reads from the data (``names``: its :attr:`~ddip.tasks.base.Task.data_maps`), H×W at the
@@ -419,12 +454,25 @@ def stacked_images(paths: list[str]) -> torch.Tensor:
     return torch.cat(loaded)
 
 
-def load_masks(path: str, size: tuple[int, int], scale: int = 1) -> torch.Tensor:
-    """``data.gt_mask``: one H×W mask, or a folder of masks (one per image of a clip, sorted by name) as n×H×W; each
-    of the input's ``size`` times ``scale``."""
+def load_masks(path: str, key: str, size: tuple[int, int], scale: int = 1) -> torch.Tensor:
+    """A ground-truth mask (the config ``key`` gave ``path``): one H×W mask, or a folder of masks (one per image of a
+    clip, sorted by name) as n×H×W; each of the input's ``size`` times ``scale``."""
     if not Path(path).is_dir():
-        return load_truth(path, "data.gt_mask", size, load_map, scale)
-    return torch.stack([load_truth(file, "data.gt_mask", size, load_map, scale) for file in image_paths(path)])
+        return load_truth(path, key, size, load_map, scale)
+    return torch.stack([load_truth(file, key, size, load_map, scale) for file in image_paths(path)])
+
+
+def named_paths(key: str, given: Mapping | None) -> dict[str, str]:
+    """The ground truth of the config ``key`` (``data.truth``, ``data.sample.truth``) as name → path, names given
+    null left out; anything but a mapping of names to paths is a one-line error."""
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        raise DdipError(f"{key}={given!r}: give the ground truth by name, {key}={{clean:gt.png}}")
+    for name, path in given.items():
+        if path is not None and not isinstance(path, str):
+            raise DdipError(f"{key}.{name}={path!r}: give one path (a folder of masks for a clip)")
+    return {str(name): path for name, path in given.items() if path is not None}
 
 
 def load_data_map(name: str, path: str, size: tuple[int, int]) -> torch.Tensor:
@@ -444,7 +492,7 @@ def check_data_map(name: str, value: torch.Tensor, source: str) -> torch.Tensor:
     return value
 
 
-def sample_image_path(name: str = "zebra_crop.png", key: str = "data.sample"):
+def sample_image_path(name: str = "zebra_crop.png", key: str = "data.sample.image"):
     """A bundled sample in ``ddip/assets``: ``zebra_crop.png``, the zebra crop of the DIP repository (the classic
     Double-DIP example), and ``hazy_zebra.png`` / ``noisy_zebra.png`` made from it by ``scripts/make_samples.py``.
     An unknown ``name`` is a one-line error naming the config ``key`` and the bundled samples."""

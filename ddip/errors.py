@@ -55,3 +55,24 @@ def one_line(error: Exception) -> str:
     if isinstance(error, OSError):
         return f"cannot write {error.filename or 'the results'}: {error.strerror or error}"
     return f"invalid configuration: {str(error).splitlines()[0]}"
+
+
+REPLACED_SETTINGS = {
+    "data.clean": "data.truth={clean:PATH}",
+    "data.gt_mask": "data.truth={mask:PATH}",
+    "data.layers": "data.truth={layer1:PATH,layer2:PATH}",
+    "data.sample_clean": "data.sample.truth={clean:FILE}",
+    "data.sample_mask": "data.sample.mask=FILE",
+    "data.sample_hint": "data.sample.hint=FILE",
+}
+"""Settings replaced by the ground truth by name (``data.truth``) and the one ``data.sample`` block, with what to
+write instead."""
+
+
+def check_replaced_settings(overrides: list[str]) -> None:
+    """A one-line :class:`DdipError` telling the new form for the first of ``overrides`` that sets (adds, deletes) a
+    replaced setting (:data:`REPLACED_SETTINGS`), where Hydra would only say that it cannot override it."""
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key in REPLACED_SETTINGS:
+            raise DdipError(f"{key} is replaced: give {REPLACED_SETTINGS[key]}")

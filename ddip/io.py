@@ -31,7 +31,7 @@ MIN_SIDE = 4
 @contextmanager
 def reading(key: str) -> Iterator[None]:
     """Name the config key whose file is being read in any :class:`DdipError` raised meanwhile, so that
-    ``image not found: PATH`` says which of several given files it was (``data.clean: image not found: PATH``)."""
+    ``image not found: PATH`` says which of several given files it was (``data.truth.clean: image not found: PATH``)."""
     try:
         yield
     except DdipError as error:

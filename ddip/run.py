@@ -25,7 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ddip.callbacks import Evaluations, ImagePanels
 from ddip.data import ImageDataModule
-from ddip.errors import DdipError, check_range, is_whole
+from ddip.errors import DdipError, check_range, check_replaced_settings, is_whole
 from ddip.io import save_progress, save_result, write_json
 from ddip.loggers import log_panel, shows_images
 from ddip.module import DecompositionModule
@@ -100,11 +100,14 @@ def build(cfg: DictConfig, data, task) -> pl.LightningModule:
     config, and the image, maps and ground truth the data module loaded (:meth:`ImageDataModule.inputs`). A task that
     is a LightningModule of its own (a supervised network: ``task=invdn_train``, ``task=invdn``) is its module: it owns
     its networks and losses. The number of images given must be one the task takes
-    (:attr:`ddip.tasks.base.Task.image_count`)."""
+    (:attr:`ddip.tasks.base.Task.image_count`), and the ground truth given of names it accepts, read as it says
+    (:attr:`ddip.tasks.base.Task.truth_kinds`)."""
     if isinstance(data, ImageDataModule):
         data.check_count(getattr(task, "image_count", (1, 1)))
+        data.read_truth(getattr(task, "truth_kinds", {}))
     if isinstance(task, pl.LightningModule):
         return task
+    task.check_truth(set(data.truth()))
     steps = cfg.steps
     return DecompositionModule(
         task=task,
@@ -122,7 +125,9 @@ CONF = Path(__file__).resolve().parent / "conf"
 
 def compose_train(overrides: list[str]) -> DictConfig:
     """``ddip/conf/train.yaml`` composed with ``overrides`` through Hydra's compose API, as the scripts run ddip; an
-    override Hydra refuses (unknown key or group value, bad syntax) is a one-line :class:`DdipError`."""
+    override Hydra refuses (unknown key or group value, bad syntax) or a replaced setting
+    (:func:`ddip.errors.check_replaced_settings`) is a one-line :class:`DdipError`."""
+    check_replaced_settings(overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             return compose("train", overrides=overrides)

@@ -34,8 +34,8 @@ def make_case(inside: str, outside: str, size: int, folder: Path) -> dict:
     image, mask = texture_composite(load(inside), load(outside))
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(folder / "image.png")
-    Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "gt_mask.png")
-    return {"task": "seg", "image": "image.png", "gt_mask": "gt_mask.png"}
+    Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "mask.png")
+    return {"task": "seg", "image": "image.png", "truth": {"mask": "mask.png"}}
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ def dehaze_cases(folders: list[Path]) -> list[tuple[str, torch.Tensor, torch.Ten
             raise SystemExit(f"error: {path} not found")
         for name, case in json.loads(path.read_text()).items():
             if case.get("task") == "dehaze":
-                found.append((name, load_image(folder / name / case["image"])[None], load_image(folder / name / case["clean"])[None]))
+                found.append((name, load_image(folder / name / case["image"])[None], load_image(folder / name / case["truth"]["clean"])[None]))
     return found
 
 

@@ -13,6 +13,7 @@ Every case's figure (image | equalised saliency | hints, fg red, bg blue) is sav
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -173,7 +174,8 @@ def non_green(image: np.ndarray) -> np.ndarray:
 def cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, RGB float image, foreground mask) of every evaluated case."""
     dev = DATA / "dev" / "seg_textures"
-    dev_mask = np.asarray(Image.open(dev / "gt_mask.png").convert("L")) > 127
+    truth = json.loads((DATA / "dev" / "cases.json").read_text())["seg_textures"]["truth"]
+    dev_mask = np.asarray(Image.open(dev / truth["mask"]).convert("L")) > 127
     out = [("seg_textures (dev)", load_rgb(dev / "image.png"), dev_mask)]
     out += [(case.name, *build_composite(case, seed)) for seed, case in enumerate(COMPOSITES)]
     zebra = load_rgb(DIP / "sr" / "zebra_crop.png")

@@ -30,7 +30,7 @@ def main() -> None:
             image = case.images["image"]
             saliency = saliency_map(image)
             for name, method in HINT_SPLITS.items():
-                scores[name].append(iou(method(image, saliency).float(), case.images["gt_mask"][0]))
+                scores[name].append(iou(method(image, saliency).float(), case.images[case.truth["mask"]][0]))
             print(f"{split} {case.name:45s}", " ".join(f"{name} {values[-1]:.3f}" for name, values in scores.items()))
         for name, values in scores.items():
             print(f"{split}: mean IoU of the {name} split {sum(values) / len(values):.3f} over {len(values)} cases")

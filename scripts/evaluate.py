@@ -3,8 +3,9 @@
     python scripts/evaluate.py --cases CASES_DIR [--split tune|test] [--steps N] [--tasks seg] [--out eval/x]
                                [--override task.layerwise=false ...]
 
-``cases.json`` in the cases folder maps each case to its task and files. For every case whose task ddip
-runs (and that has ground truth), ddip runs with its default settings (the task's default ``steps`` unless
+``cases.json`` in the cases folder maps each case to its task, its files (``image`` or ``images``, the maps
+``mask`` and ``hint`` its task reads) and its ground truth (``truth``: name → file, as ``data.truth``; a clip's
+masks: their folder). For every case whose task ddip runs (and that has ground truth), ddip runs with its default settings (the task's default ``steps`` unless
 ``--steps`` is given) and each baseline runs on the same image. Writes ``evaluate.md`` (a markdown table per
 case and method, then per method the mean, median, worst decile and worst case) and ``evaluate.json`` (one record
 per case and method) into ``--out``; run dirs go under ``--out/runs``. ``--split`` keeps the cases of a suite's
@@ -95,13 +96,13 @@ def run_ddip(case: dict, folder: Path, run_dir: Path, steps: int | None, extra: 
         overrides.append(f"data.images=[{','.join(str(folder / path) for path in case['images'])}]")
     else:
         overrides.append(f"data.image={folder / case['image']}")
-    for key in ("gt_mask", "clean", "mask", "hint"):
+    for key in ("mask", "hint"):
         if key in case:
             overrides.append(f"data.{key}={folder / case[key]}")
+    if case.get("truth"):
+        overrides.append("data.truth={" + ",".join(f"{name}:{folder / path}" for name, path in case["truth"].items()) + "}")
     if "factor" in case:
         overrides.append(f"task.factor={case['factor']}")
-    if "layer1" in case:
-        overrides.append(f"data.layers=[{folder / case['layer1']},{folder / case['layer2']}]")
     if steps:
         overrides.append(f"steps={steps}")
     overrides += extra
@@ -122,7 +123,7 @@ def evaluate_video(name: str, case: dict, folder: Path, out: Path, steps: int | 
     started = time.perf_counter()
     moving, _ = motion_split(frames_of(stacked_images(image_paths(str(folder / case["images"])))), MIN_MOTION)
     seconds = time.perf_counter() - started
-    gt = load_masks(str(folder / case["gt_mask"]), tuple(moving.shape[-2:]))
+    gt = load_masks(str(truth_path(case, folder, "mask")), "truth.mask", tuple(moving.shape[-2:]))
     subtraction = sum(iou(mask.float(), truth) for mask, truth in zip(moving, gt)) / len(gt)
     rows.append({"case": name, "method": "background subtraction (temporal median)", "iou": subtraction, "seconds": seconds})
     return rows
@@ -145,7 +146,7 @@ def evaluate_seg(name: str, case: dict, folder: Path, out: Path, steps: int | No
     started = time.perf_counter()
     mask = grabcut(folder / case["image"])
     seconds = time.perf_counter() - started
-    gt = load_map(folder / case["gt_mask"], mask.shape)
+    gt = load_map(truth_path(case, folder, "mask"), mask.shape)
     rows.append({"case": name, "method": "GrabCut (box − 4 px)", "iou": iou(torch.from_numpy(mask).float(), gt), "seconds": seconds})
     return rows
 
@@ -167,7 +168,7 @@ def evaluate_dehaze(name: str, case: dict, folder: Path, out: Path, steps: int |
         }
         for rule in ("formula", "network")
     ]
-    hazy, clean = load_image(folder / case["image"])[None], load_image(folder / case["clean"])[None]
+    hazy, clean = load_image(folder / case["image"])[None], load_image(truth_path(case, folder, "clean"))[None]
     rows.append({"case": name, "method": "hazy input", "psnr": psnr(hazy, clean), "ssim": ssim(hazy, clean)})
     started = time.perf_counter()
     dcp = dehaze_dcp(hazy)["clear"]
@@ -229,7 +230,7 @@ def denoise_row(name: str, case: dict, folder: Path, out: Path, steps: int | Non
 
 def denoise_baselines(name: str, case: dict, folder: Path) -> list[dict]:
     """The noisy input, NL-means and CBM3D (both given the true σ)."""
-    noisy, clean = load_image(folder / case["image"]), load_image(folder / case["clean"])
+    noisy, clean = load_image(folder / case["image"]), load_image(truth_path(case, folder, "clean"))
     rows = [{"case": name, "method": "noisy input", "psnr": psnr(noisy, clean), "ssim": ssim(noisy, clean)}]
     sigma = case["sigma"] / 255
     for label, baseline in ((f"NL-means (true σ = {case['sigma']})", nl_means), (f"CBM3D (true σ = {case['sigma']})", cbm3d)):
@@ -307,7 +308,7 @@ def separation_row(name: str, label: str, metrics: dict, extra: list[str]) -> di
 def layers_row(name: str, label: str, estimates: list[torch.Tensor], folder: Path, case: dict) -> tuple[dict, bool]:
     """The record of two estimated layers (C×H×W): their mean PSNR/SSIM against the case's under the better
     assignment (:meth:`ddip.tasks.separate.Separation.matched`), and whether that assignment swaps them."""
-    truth = {key: load_image(folder / case[key]) for key in LAYERS}
+    truth = {key: load_image(truth_path(case, folder, key)) for key in LAYERS}
     outputs, psnrs, swapped = Separation.matched(dict(zip(LAYERS, (estimate[None] for estimate in estimates))), truth)
     quality = {"psnr": sum(psnrs) / 2, "ssim": sum(ssim(output, truth[key]) for output, key in zip(outputs, LAYERS)) / 2}
     return {"case": name, "method": label, **quality}, swapped
@@ -321,7 +322,7 @@ def alpha_error(alphas: list[float], swapped: bool, true: list[float]) -> float:
 
 
 def psnr_row(name: str, label: str, metrics: dict, extra: list[str]) -> dict:
-    """The record of a ddip run scored by PSNR/SSIM against ``data.clean`` (its chosen output, the final one and the
+    """The record of a ddip run scored by PSNR/SSIM against its clean image (its chosen output, the final one and the
     oracle), labelled ``label`` and the overrides ``extra``."""
     return {
         "case": name,
@@ -354,7 +355,7 @@ def evaluate_inpaint(name: str, case: dict, folder: Path, out: Path, steps: int 
 
     _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
     rows = [psnr_row(name, "ddip (DIP inpaint)", metrics, extra)]
-    image, clean, known = load_image(folder / case["image"]), load_image(folder / case["clean"]), load_map(folder / case["mask"])
+    image, clean, known = load_image(folder / case["image"]), load_image(truth_path(case, folder, "clean")), load_map(folder / case["mask"])
     rows.append({"case": name, "method": "input (missing pixels as given)", "psnr": psnr(image, clean), "ssim": ssim(image, clean)})
     for label, method in (("OpenCV Telea", cv2.INPAINT_TELEA), ("OpenCV Navier–Stokes", cv2.INPAINT_NS)):
         started = time.perf_counter()
@@ -367,7 +368,7 @@ def evaluate_sr(name: str, case: dict, folder: Path, out: Path, steps: int | Non
     """DIP super-resolution beside bicubic upscaling, at the case's factor."""
     _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
     rows = [psnr_row(name, f"ddip (DIP sr ×{case['factor']})", metrics, extra)]
-    small, clean = load_image(folder / case["image"]), load_image(folder / case["clean"])
+    small, clean = load_image(folder / case["image"]), load_image(truth_path(case, folder, "clean"))
     started = time.perf_counter()
     upscaled = bicubic(small, case["factor"])
     seconds = time.perf_counter() - started
@@ -384,7 +385,7 @@ def evaluate_watermark(name: str, case: dict, folder: Path, out: Path, steps: in
 
     _, metrics = run_ddip(case, folder, out / "runs" / name, steps, extra)
     rows = [psnr_row(name, "ddip (Double-DIP watermark)", metrics, extra) | {"psnr_hint": metrics["psnr_hint_chosen"]}]
-    image, clean, hint = load_image(folder / case["image"]), load_image(folder / case["clean"]), load_map(folder / case["hint"])
+    image, clean, hint = load_image(folder / case["image"]), load_image(truth_path(case, folder, "clean")), load_map(folder / case["hint"])
     rows.append({"case": name, "method": "watermarked input", "psnr": psnr(image, clean), "ssim": ssim(image, clean), "psnr_hint": region_psnr(image, clean, hint)})
     started = time.perf_counter()
     filled = opencv_inpaint(image, 1.0 - hint, cv2.INPAINT_TELEA)
@@ -395,16 +396,41 @@ def evaluate_watermark(name: str, case: dict, folder: Path, out: Path, steps: in
 
 
 EVALUATORS = {
-    "seg": (evaluate_seg, ("gt_mask",)),
-    "dehaze": (evaluate_dehaze, ("clean",)),
-    "denoise": (evaluate_denoise, ("clean", "sigma")),
-    "separate": (evaluate_separate, ("layer1", "layer2")),
-    "separate_pair": (evaluate_separate_pair, ("images", "layer1", "layer2")),
-    "inpaint": (evaluate_inpaint, ("clean", "mask")),
-    "sr": (evaluate_sr, ("clean", "factor")),
-    "watermark": (evaluate_watermark, ("clean", "hint")),
-    "video": (evaluate_video, ("images", "gt_mask")),
+    "seg": (evaluate_seg, ("truth.mask",)),
+    "dehaze": (evaluate_dehaze, ("truth.clean",)),
+    "denoise": (evaluate_denoise, ("truth.clean", "sigma")),
+    "separate": (evaluate_separate, ("truth.layer1", "truth.layer2")),
+    "separate_pair": (evaluate_separate_pair, ("images", "truth.layer1", "truth.layer2")),
+    "inpaint": (evaluate_inpaint, ("truth.clean", "mask")),
+    "sr": (evaluate_sr, ("truth.clean", "factor")),
+    "watermark": (evaluate_watermark, ("truth.clean", "hint")),
+    "video": (evaluate_video, ("images", "truth.mask")),
 }
+"""Each task's evaluation and what a case of it must give (``truth.<name>``: its ground truth of that name)."""
+OLD_TRUTH_KEYS = ("clean", "gt_mask", "layer1")
+"""The ground truth as a case's own keys, the ``cases.json`` layout before ``truth``: refused, not skipped."""
+
+
+def truth_path(case: dict, folder: Path, name: str) -> Path:
+    """The file (a clip's masks: the folder) of the case's ground truth ``name``."""
+    return folder / case["truth"][name]
+
+
+def gives(case: dict, key: str) -> bool:
+    """Whether the case gives ``key``: one of its files or facts, or ``truth.<name>`` its ground truth of that name."""
+    if key.startswith("truth."):
+        return key.removeprefix("truth.") in case.get("truth", {})
+    return key in case
+
+
+def check_layout(cases: dict, path: Path) -> None:
+    """One error line and exit code 2 for a ``cases.json`` that gives ground truth as a case's own keys
+    (:data:`OLD_TRUTH_KEYS`)."""
+    for name, case in cases.items():
+        if any(key in case for key in OLD_TRUTH_KEYS):
+            example = '"truth": {"clean": "clean.png"}'
+            print(f"evaluate: error: {path}: {name}: give the ground truth as {example} (make_suite.py writes it so)", file=sys.stderr)
+            sys.exit(2)
 
 
 COLUMNS = ["case", "method", "iou", "iou_final", "oracle_iou_raw", "psnr", "ssim", "psnr_hint", "chosen_step", "psnr_final"]
@@ -531,13 +557,14 @@ def main() -> None:
     if min(args.tv_weight) <= 0:
         parser.error(f"--tv-weight {min(args.tv_weight)} must be above 0")
     cases = json.loads((args.cases / "cases.json").read_text())
+    check_layout(cases, args.cases / "cases.json")
     args.out.mkdir(parents=True, exist_ok=True)
     selected = [
         (name, case)
         for name, case in cases.items()
         if case["task"] in args.tasks and case["task"] in EVALUATORS and (not args.only or name in args.only)
         and (args.split is None or case.get("split") in args.split)
-        and all(key in case for key in EVALUATORS[case["task"]][1])
+        and all(gives(case, key) for key in EVALUATORS[case["task"]][1])
     ]
     overrides = per_job_overrides(args.override, args.jobs)
     jobs = [(name, case, args.cases / name, args.out, args.steps, overrides, args.invdn, not args.no_ddip, tuple(args.tv_weight)) for name, case in selected]

@@ -47,7 +47,7 @@ def main() -> None:
         hazy, transmission = synthetic_haze(clear, airlight, beta=beta)
         for stem, image in (("image", hazy), ("clean", clear), ("gt_transmission", transmission)):
             save_image(folder / f"{stem}.png", image)
-        cases[name] = {"task": "dehaze", "image": "image.png", "clean": "clean.png", "airlight": list(airlight), "beta": beta}
+        cases[name] = {"task": "dehaze", "image": "image.png", "truth": {"clean": "clean.png"}, "airlight": list(airlight), "beta": beta}
     (args.out / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")
     print(f"{len(cases)} cases in {args.out}")
 

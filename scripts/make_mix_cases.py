@@ -37,7 +37,7 @@ def main() -> None:
         layers = [resize(load_image(path), (args.size, args.size)) for path in (first, second)]
         for stem, image in (("image", (layers[0] + layers[1]) / 2), ("layer1", layers[0]), ("layer2", layers[1])):
             save_image(folder / f"{stem}.png", image)
-        cases[name] = {"task": "separate", "image": "image.png", "layer1": "layer1.png", "layer2": "layer2.png"}
+        cases[name] = {"task": "separate", "image": "image.png", "truth": {"layer1": "layer1.png", "layer2": "layer2.png"}}
     (args.out / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")
     print(f"{len(cases)} cases in {args.out}")
 

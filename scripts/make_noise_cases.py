@@ -47,7 +47,7 @@ def main() -> None:
         clean = resize(centre_square(load_image(path)), (args.size, args.size))
         save_image(folder / "image.png", gaussian_noise(clean, args.sigma, seed=index))
         save_image(folder / "clean.png", clean)
-        cases[name] = {"task": "denoise", "image": "image.png", "clean": "clean.png", "sigma": args.sigma}
+        cases[name] = {"task": "denoise", "image": "image.png", "truth": {"clean": "clean.png"}, "sigma": args.sigma}
     (args.out / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")
     print(f"{len(cases)} cases in {args.out}")
 

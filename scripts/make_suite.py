@@ -49,8 +49,7 @@ def main() -> None:
             folder.mkdir(parents=True, exist_ok=True)
             for stem, image in case.images.items():
                 save_result(folder, stem, image)
-            files = {stem: f"{stem}.png" for stem in case.images if "/" not in stem}  # a clip's frames: its folder, in facts
-            manifest[case.name] = {"task": case.task, "split": split} | files | case.facts
+            manifest[case.name] = case.manifest() | {"split": split}
     (args.out / "cases.json").write_text(json.dumps(manifest, indent=1) + "\n")
     counts = {split: sum(case["split"] == split for case in manifest.values()) for split in args.split}
     print(f"{len(manifest)} {args.kind} cases in {args.out} ({', '.join(f'{n} {s}' for s, n in counts.items())})")

@@ -57,7 +57,7 @@ def tiny_texture(folder: Path, size: int = 32) -> Path:
 def composite(tmp_path: Path) -> tuple[Path, Path]:
     """Paths of a 64-px composite (grass ellipse over zebra stripes) and its mask (white = foreground)."""
     image, mask = two_texture_composite(64, inside="grass", outside="stripes")
-    image_path, mask_path = tmp_path / "composite.png", tmp_path / "gt_mask.png"
+    image_path, mask_path = tmp_path / "composite.png", tmp_path / "mask.png"
     Image.fromarray(image).save(image_path)
     Image.fromarray((mask * 255).astype(np.uint8)).save(mask_path)
     return image_path, mask_path

@@ -58,7 +58,7 @@ def test_each_segmentation_structure_is_what_it_says(seed):
 def test_segmentation_ground_truth_marks_where_the_pasted_photo_is():
     for case in suite("seg", "tune", size=64, per_structure=1):
         inside, outside = (photo(name, 64) for name in case.facts["photos"])
-        mask = case.images["gt_mask"][0].bool()
+        mask = case.images[case.truth["mask"]][0].bool()
         assert torch.allclose(case.images["image"][:, ~mask], outside[:, ~mask])
         if case.facts["structure"] != "low_contrast":
             assert torch.allclose(case.images["image"][:, mask], inside[:, mask])
@@ -123,6 +123,21 @@ def test_make_suite_and_evaluate_a_split(tmp_path):
     report = (tmp_path / "eval" / "evaluate.md").read_text()
     assert "| method | metric | cases | mean | median | worst decile | worst |" in report
     assert report.count("| iou | 3 |") == 2  # ddip and GrabCut, three cases each
+
+
+def test_evaluate_refuses_ground_truth_outside_the_truth_block_in_one_line(tmp_path):
+    """A ``cases.json`` of the layout before ``truth`` (the ground truth as a case's own keys) is refused, not skipped."""
+    (tmp_path / "cases.json").write_text(json.dumps({"haze": {"task": "dehaze", "image": "image.png", "clean": "clean.png"}}))
+    command = [sys.executable, "scripts/evaluate.py", "--cases", str(tmp_path), "--out", str(tmp_path / "eval")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"evaluate: error: {tmp_path / 'cases.json'}: haze: give the ground truth as \"truth\": {{\"clean\"")
+
+
+def test_a_case_manifest_gives_its_ground_truth_in_its_truth_block():
+    seg, video = suite("seg", "tune", size=32, per_structure=1)[0], suite("video", "tune", size=32)[0]
+    assert seg.manifest()["truth"] == {"mask": "mask.png"} and "mask" not in seg.manifest() and seg.manifest()["image"] == "image.png"
+    assert video.manifest()["truth"] == {"mask": "masks"} and video.manifest()["images"] == "frames"
 
 
 def evaluate_module():
@@ -196,7 +211,8 @@ def test_separation_suite_files_mix_their_layers_to_8_bit_and_evaluate_scores_th
     assert sum(case["split"] == "test" for case in cases.values()) == sum(case["split"] == "tune" for case in cases.values()) == 12
     for name, case in cases.items():
         assert case["task"] == "separate" and set(case["photos"]) <= set(PHOTOS[case["split"]]), name
-        image, first, second = (load_image(tmp_path / "suite" / name / case[key]) for key in ("image", "layer1", "layer2"))
+        files = (case["image"], case["truth"]["layer1"], case["truth"]["layer2"])
+        image, first, second = (load_image(tmp_path / "suite" / name / file) for file in files)
         photos = [photo(label, 32) for label in case["photos"]]
         if len(photos) == 2:  # the mixture of the photos themselves, at the case's weights
             mixed = (case["alpha"] * photos[0] + (1 - case["alpha"]) * photos[1]) / (2 * max(case["alpha"], 1 - case["alpha"]))

@@ -248,7 +248,7 @@ def test_tiny_dehaze_run_beats_the_hazy_input(tmp_path):
     for path, tensor in ((image_path, hazy), (clean_path, clear)):
         Image.fromarray((tensor[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
     overrides = ["task=dehaze", "steps=150", "logger=none", "trainer.enable_progress_bar=false"]
-    cfg = compose_train(overrides + [f"data.image={image_path}", f"data.clean={clean_path}", "callbacks.evaluation.every=25"])
+    cfg = compose_train(overrides + [f"data.image={image_path}", f"data.truth={{clean:{clean_path}}}", "callbacks.evaluation.every=25"])
     metrics = run(cfg, tmp_path / "run")
     assert metrics["psnr_chosen"] > metrics["psnr_input"] + 3, metrics
     for name in ("dehazed", "transmission", "airlight", "reconstruction"):
@@ -352,4 +352,4 @@ def test_evaluate_script_in_parallel_gives_the_serial_records(tmp_path):
     (cases / "haze_books" / "clean.png").write_text("not a png")
     broken = evaluate(2)
     assert broken.returncode == 2
-    assert broken.stderr.strip().splitlines()[-1].startswith("evaluate: error: haze_books: data.clean: not a readable image:")
+    assert broken.stderr.strip().splitlines()[-1].startswith("evaluate: error: haze_books: data.truth.clean: not a readable image:")

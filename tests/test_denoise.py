@@ -31,7 +31,7 @@ def noisy_case(tmp_path, size: int = 64, sigma: float = 25 / 255):
 def test_tiny_denoise_run_raises_psnr_above_the_noisy_input(tmp_path):
     noisy, clean = noisy_case(tmp_path)
     overrides = ["task=denoise", "steps=250", "logger=none", "stopping.window=20", "stopping.patience=1000", *SMALL_NET]
-    metrics = run(compose_train(overrides + [f"data.image={noisy}", f"data.clean={clean}"]), tmp_path / "run")
+    metrics = run(compose_train(overrides + [f"data.image={noisy}", f"data.truth={{clean:{clean}}}"]), tmp_path / "run")
     assert metrics["chosen_by"] == "stopping rule"
     assert metrics["psnr_chosen"] > metrics["psnr_input"] + 3, metrics
     assert Image.open(tmp_path / "run" / "denoised.png").size == (64, 64)

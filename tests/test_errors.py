@@ -31,9 +31,10 @@ def run_with(tmp_path, overrides):
     [
         (["data.image=/nonexistent/photo.jpg"], "image not found"),
         (["task.hints=files", "task.fg_hint=/nonexistent/fg.png", "task.bg_hint=/nonexistent/bg.png"], "task.fg_hint: image not found"),
-        (["data.clean=/nonexistent/clean.png"], "data.clean: image not found: /nonexistent/clean.png"),
-        (["data.gt_mask=/nonexistent/mask.png"], "data.gt_mask: image not found"),
-        (["task=separate", "data.layers=[/nonexistent/a.png,/nonexistent/b.png]"], "data.layers: image not found: /nonexistent/a.png"),
+        (["task=dehaze", "data.truth={clean:/nonexistent/clean.png}"], "data.truth.clean: image not found: /nonexistent/clean.png"),
+        (["+data.truth.mask=/nonexistent/mask.png"], "data.truth.mask: image not found"),
+        (["task=separate", "data.truth={layer1:/nonexistent/a.png,layer2:/nonexistent/b.png}"], "data.truth.layer1: image not found: /nonexistent/a.png"),
+        (["data.truth={clean:/nonexistent/clean.png}"], "data.truth.clean: this task accepts no ground truth 'clean' (it accepts: mask)"),
         (["task.hints=files"], "needs both task.fg_hint"),
         (["task.hints=maybe"], "task.hints='maybe' is not one of"),
         (["steps=0"], "at least one optimisation step"),
@@ -147,6 +148,28 @@ def test_scripts_compose_refuses_a_bad_override_in_one_line():
     with pytest.raises(DdipError, match=r"^invalid override: .*'task/nonsense'"):
         compose_train(["task=nonsense"])
 
+
+
+@pytest.mark.parametrize(
+    "override, replacement",
+    [
+        ("data.clean=gt.png", "data.truth={clean:PATH}"),
+        ("data.gt_mask=mask.png", "data.truth={mask:PATH}"),
+        ("data.layers=[a.png,b.png]", "data.truth={layer1:PATH,layer2:PATH}"),
+        ("+data.clean=gt.png", "data.truth={clean:PATH}"),
+        ("data.sample_clean=zebra_crop.png", "data.sample.truth={clean:FILE}"),
+        ("data.sample_mask=zebra_known.png", "data.sample.mask=FILE"),
+        ("data.sample_hint=zebra_watermark_hint.png", "data.sample.hint=FILE"),
+    ],
+)
+def test_replaced_ground_truth_settings_tell_the_new_form_in_one_line(tmp_path, override, replacement):
+    """The settings that ``data.truth`` and the ``data.sample`` block replaced: one line naming what to write instead,
+    from the scripts' compose and from the command line (before Hydra, which would only say it cannot override)."""
+    key = override.lstrip("+").split("=")[0]
+    with pytest.raises(DdipError, match=f"^{re.escape(f'{key} is replaced: give {replacement}')}$"):
+        compose_train(["task=seg", override])
+    result = cli(tmp_path, override)
+    assert result.returncode == 2 and result.stderr.strip() == f"ddip: error: {key} is replaced: give {replacement}"
 
 
 def test_removed_options_are_one_line_errors():

@@ -29,7 +29,7 @@ def holes_case(tmp_path, size: int = 48, missing: float = 0.5):
 
 
 def data_overrides(image, mask, clean=None) -> list[str]:
-    return [f"data.image={image}", f"data.mask={mask}"] + ([f"data.clean={clean}"] if clean else [])
+    return [f"data.image={image}", f"data.mask={mask}"] + ([f"data.truth={{clean:{clean}}}"] if clean else [])
 
 
 def test_only_the_known_pixels_count_in_the_loss_and_the_choice():

@@ -127,7 +127,7 @@ def test_training_resumes_and_its_checkpoint_denoises_an_odd_sized_image_at_its_
     assert checkpoint.is_file() and trained["steps_run"] == 3 and np.isfinite(trained["psnr_val"])
     assert not (tmp_path / "train" / "checkpoints").exists()  # the resume checkpoint goes once invdn.ckpt is written
     noisy, clean = odd_case
-    overrides = ["task=invdn", f"data.image={noisy}", f"data.clean={clean}", f"task.weights={checkpoint}", "task.samples=2", "logger=none"]
+    overrides = ["task=invdn", f"data.image={noisy}", f"data.truth={{clean:{clean}}}", f"task.weights={checkpoint}", "task.samples=2", "logger=none"]
     metrics = run(compose_train(overrides), tmp_path / "denoise")
     assert Image.open(tmp_path / "denoise" / "denoised.png").size == (45, 37)
     assert metrics["primary_metric"] == "psnr" and np.isfinite(metrics["psnr"]) and metrics["steps"] == 0

@@ -145,24 +145,38 @@ def test_the_module_pads_the_image_and_its_maps_and_transforms_them_with_each_st
     assert torch.equal(seen["target"], dihedral(module.image, 5)) and torch.equal(seen["maps"]["mask"], dihedral(module.padded_maps["mask"], 5))
 
 
+CLEAN = {"clean": "image"}  # the ground truth a task of a clean image accepts (Task.truth_kinds)
+
+
 def test_datamodule_uses_bundled_sample_without_image():
     data = ImageDataModule()
-    assert data.size == (160, 256) and data.path.endswith("zebra_crop.png") and data.clean is None
+    data.read_truth(CLEAN)
+    assert data.size == (160, 256) and data.path.endswith("zebra_crop.png") and data.truth() == {}
 
 
 def test_a_task_sample_comes_with_its_ground_truth_only_when_no_image_is_given(tmp_path):
-    """``sample``/``sample_clean`` stand in for a missing ``image``/``clean``; a given image is never paired with
-    the sample's ground truth; an unknown sample is a one-line error naming the bundled ones."""
-    hazy = ImageDataModule(sample="hazy_zebra.png", sample_clean="zebra_crop.png")
-    assert hazy.path.endswith("hazy_zebra.png") and torch.equal(hazy.clean, load_image(hazy.path.replace("hazy_zebra", "zebra_crop")))
-    assert float((hazy.original - hazy.clean).abs().mean()) > 0.1
+    """``sample.image``/``sample.truth`` stand in for a missing ``image``/``truth``; a given image is never paired
+    with the sample's ground truth, and a given truth takes the place of the sample's of that name; an unknown
+    sample is a one-line error naming its key and the bundled ones."""
+    hazy_sample = {"image": "hazy_zebra.png", "truth": {"clean": "zebra_crop.png"}}
+    hazy = ImageDataModule(sample=hazy_sample)
+    hazy.read_truth(CLEAN)
+    clean = hazy.truth()["clean"]
+    assert hazy.path.endswith("hazy_zebra.png") and torch.equal(clean, load_image(hazy.path.replace("hazy_zebra", "zebra_crop")))
+    assert float((hazy.original - clean).abs().mean()) > 0.1
     Image.new("RGB", (256, 160)).save(tmp_path / "own.png")
-    own = ImageDataModule(image=str(tmp_path / "own.png"), sample="hazy_zebra.png", sample_clean="zebra_crop.png")
-    assert own.path == str(tmp_path / "own.png") and own.clean is None
-    with pytest.raises(DdipError, match=r"data.sample='fog.png' is not a bundled sample; one of .*hazy_zebra.png"):
-        ImageDataModule(sample="fog.png")
-    with pytest.raises(DdipError, match=r"data.sample_clean='fog.png' is not a bundled sample"):
-        ImageDataModule(sample="hazy_zebra.png", sample_clean="fog.png")
+    own = ImageDataModule(image=str(tmp_path / "own.png"), sample=hazy_sample)
+    own.read_truth(CLEAN)
+    assert own.path == str(tmp_path / "own.png") and own.truth() == {}
+    instead = ImageDataModule(sample=hazy_sample, truth={"clean": str(tmp_path / "own.png")})
+    instead.read_truth(CLEAN)
+    assert instead.path.endswith("hazy_zebra.png") and float(instead.truth()["clean"].abs().max()) == 0  # the user's black image
+    with pytest.raises(DdipError, match=r"^data.sample.image='fog.png' is not a bundled sample; one of .*hazy_zebra.png"):
+        ImageDataModule(sample={"image": "fog.png"})
+    with pytest.raises(DdipError, match=r"^data.sample.truth.clean='fog.png' is not a bundled sample"):
+        ImageDataModule(sample={"image": "hazy_zebra.png", "truth": {"clean": "fog.png"}})
+    with pytest.raises(DdipError, match=r"^data.sample='hazy_zebra.png': the bundled example is a block now, data.sample.image=FILE$"):
+        ImageDataModule(sample="hazy_zebra.png")
 
 
 def test_the_bundled_task_samples_are_what_make_samples_makes(tmp_path):
@@ -177,15 +191,33 @@ def test_the_bundled_task_samples_are_what_make_samples_makes(tmp_path):
         assert torch.equal(load_image(tmp_path / name), load_image(ROOT / "ddip" / "assets" / name)), name
 
 
-@pytest.mark.parametrize("key", ["clean", "gt_mask", "layers"])
-def test_ground_truth_of_another_size_is_rejected(tmp_path, key):
+@pytest.mark.parametrize("name, kind", [("clean", "image"), ("mask", "mask"), ("layer1", "image")])
+def test_ground_truth_of_another_size_is_rejected(tmp_path, name, kind):
     """A score against a resized ground truth would measure the resizing: every kind of truth must have the
     image's size."""
     Image.new("RGB", (10, 10)).save(tmp_path / "a.png")
     Image.new("RGB", (12, 10)).save(tmp_path / "b.png")
-    given = [str(tmp_path / "b.png")] * 2 if key == "layers" else str(tmp_path / "b.png")
-    with pytest.raises(DdipError, match=re.escape(f"data.{key}: {tmp_path / 'b.png'} is (10, 12), the image is (10, 10)")):
-        ImageDataModule(image=str(tmp_path / "a.png"), **{key: given})
+    data = ImageDataModule(image=str(tmp_path / "a.png"), truth={name: str(tmp_path / "b.png")})
+    with pytest.raises(DdipError, match=re.escape(f"data.truth.{name}: {tmp_path / 'b.png'} is (10, 12), the image is (10, 10)")):
+        data.read_truth({name: kind})
+
+
+def test_ground_truth_is_read_as_the_task_says_and_a_name_it_does_not_accept_is_refused(tmp_path):
+    """The task's ``truth_kinds`` decide how each name is read (an RGB image, a mask in [0, 1]); a name it does not
+    accept is a one-line error naming the key, the name and the names it accepts; the truth is read only then."""
+    Image.new("RGB", (10, 10), (255, 255, 255)).save(tmp_path / "white.png")
+    given = {"clean": str(tmp_path / "white.png"), "mask": str(tmp_path / "white.png")}
+    data = ImageDataModule(image=str(tmp_path / "white.png"), truth=given)
+    with pytest.raises(RuntimeError, match="read_truth first"):
+        data.truth()
+    data.read_truth({"mask": "mask", "clean": "image"})
+    assert data.truth()["clean"].shape == (3, 10, 10) and data.truth()["mask"].shape == (10, 10)
+    with pytest.raises(DdipError, match=r"^data.truth.clean: this task accepts no ground truth 'clean' \(it accepts: mask\)$"):
+        data.read_truth({"mask": "mask"})
+    with pytest.raises(DdipError, match=r"^data.truth.mask: this task accepts no ground truth 'mask' \(it accepts: none\)$"):
+        ImageDataModule(image=str(tmp_path / "white.png"), truth={"mask": given["mask"]}).read_truth({})
+    with pytest.raises(DdipError, match=r"^data.truth='gt.png': give the ground truth by name, data.truth=\{clean:gt.png\}$"):
+        ImageDataModule(image=str(tmp_path / "white.png"), truth="gt.png")
 
 
 @pytest.mark.parametrize("size, max_side, fitted", [((8, 4000), 384, (4, 384)), ((10, 1000), 64, (4, 64)), ((300, 200), 150, (150, 100))])
@@ -224,6 +256,7 @@ def test_several_images_are_stacked_along_channels_from_a_list_or_a_folder(tmp_p
     assert torch.equal(listed.original[:3], load_image(paths[2])) and torch.equal(folder.original[:3], load_image(paths[0]))
     assert folder.facts["images"] == [str(path) for path in paths] and "image" not in folder.facts
     assert folder.image.shape == (9, 11, 16)  # resized as one image
+    folder.read_truth({})
     assert folder.inputs(()).image.shape == (9, 11, 16) and pad_to_multiple(folder.image, 8, 16)[0].shape == (9, 16, 16)
     assert ImageDataModule(image=str(paths[0])).facts["image"] == str(paths[0])  # one image: as before
 

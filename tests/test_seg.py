@@ -61,7 +61,7 @@ def test_segments_a_two_texture_composite(tmp_path, composite):
     pair until 2026-12-02, sits at it: 0.963 with seed 0 on the CPU of the composites table in
     docs/results/segmentation.md, but 0.855–0.926 over seeds 0–3 on an AVX2-only EPYC (the fit's float summation
     order differs between CPUs); ``research/composites.py`` measures it and the other pairs."""
-    image, gt_mask = composite
-    cfg = compose_train(["logger=none", f"data.image={image}", f"data.gt_mask={gt_mask}"])
+    image, true_mask = composite
+    cfg = compose_train(["logger=none", f"data.image={image}", f"data.truth={{mask:{true_mask}}}"])
     metrics = run(cfg, tmp_path / "run")
     assert metrics["iou_chosen"] >= 0.9, {key: value for key, value in metrics.items() if "iou" in key}

@@ -16,7 +16,7 @@ from ddip.cases import ellipse
 from ddip.errors import DdipError
 from ddip.io import load_image
 from ddip.metrics import psnr
-from ddip.run import build_component, compose_train, run
+from ddip.run import compose_train, run
 from ddip.tasks.separate import Separation
 from ddip.unmix import structure_texture
 
@@ -56,24 +56,24 @@ def test_outputs_are_scored_under_the_better_assignment():
 def test_ground_truth_layers_of_another_size_are_a_one_line_error(tmp_path):
     mixture, ramp, _ = mixture_case(tmp_path)
     Image.open(ramp).resize((32, 32)).save(tmp_path / "small.png")
-    cfg = compose_train(["task=separate", f"data.image={mixture}", f"data.layers=[{ramp},{tmp_path / 'small.png'}]"])
-    with pytest.raises(DdipError, match=r"data.layers: .*small.png is \(32, 32\), the image is \(64, 64\)"):
-        build_component(cfg, "data")
+    cfg = compose_train(["task=separate", "logger=none", f"data.image={mixture}", f"data.truth={{layer1:{ramp},layer2:{tmp_path / 'small.png'}}}"])
+    with pytest.raises(DdipError, match=r"data.truth.layer2: .*small.png is \(32, 32\), the image is \(64, 64\)"):
+        run(cfg, tmp_path / "run")
 
 
-@pytest.mark.parametrize("layers", ["one.png", "[one.png]"])
-def test_layers_that_are_not_a_pair_are_a_one_line_error(tmp_path, layers):
-    mixture, _, _ = mixture_case(tmp_path)
-    cfg = compose_train(["task=separate", f"data.image={mixture}", f"data.layers={layers}"])
-    with pytest.raises(DdipError, match=r"data.layers=.*give the mixture's two layers as a list"):
-        build_component(cfg, "data")
+@pytest.mark.parametrize("truth", ["{layer1:one.png}", "{layer2:one.png}"])
+def test_layers_that_are_not_a_pair_are_a_one_line_error(tmp_path, truth):
+    mixture, ramp, _ = mixture_case(tmp_path)
+    cfg = compose_train(["task=separate", "logger=none", f"data.image={mixture}", f"data.truth={truth.replace('one.png', str(ramp))}"])
+    with pytest.raises(DdipError, match=r"^data.truth gives one layer: give both"):
+        run(cfg, tmp_path / "run")
 
 
 def test_tiny_run_writes_both_layers_that_remix_into_the_mixture(tmp_path):
     """A few hundred steps of small nets cannot separate yet (docs/results/separation.md); the run must still
     give two layers at the input's size whose mean is the mixture, and score them against both true layers."""
     mixture, ramp, texture = mixture_case(tmp_path)
-    overrides = ["task=separate", "steps=300", "logger=none", *SMALL_NET, f"data.image={mixture}", f"data.layers=[{ramp},{texture}]"]
+    overrides = ["task=separate", "steps=300", "logger=none", *SMALL_NET, f"data.image={mixture}", f"data.truth={{layer1:{ramp},layer2:{texture}}}"]
     metrics = run(compose_train(overrides), tmp_path / "run")
     layers = [load_image(tmp_path / "run" / f"{name}.png") for name in ("layer1", "layer2")]
     assert all(layer.shape == (3, 64, 64) for layer in layers)

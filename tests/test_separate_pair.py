@@ -62,7 +62,7 @@ def test_a_tiny_run_separates_the_layers_and_learns_the_weights_order(tmp_path):
     weighing less in the first mixture than in the second, as it does."""
     mixtures, layers = two_mixtures(tmp_path)
     overrides = ["task=separate_pair", "steps=100", "optimizer.lr=0.01", "logger=none", "checkpoint=null", *TINY_NET]
-    overrides += [f"data.images=[{mixtures[0]},{mixtures[1]}]", f"data.layers=[{layers[0]},{layers[1]}]"]
+    overrides += [f"data.images=[{mixtures[0]},{mixtures[1]}]", f"data.truth={{layer1:{layers[0]},layer2:{layers[1]}}}"]
     metrics = run(compose_train(overrides), tmp_path / "run")
     assert metrics["psnr_layers_chosen"] > metrics["psnr_layers_input"] + 3
     low, high = metrics["alphas_matched"]

@@ -56,7 +56,7 @@ def edges_case(tmp_path, size: int = 32, factor: int = 2):
 def test_a_tiny_run_upscales_sharp_edges_better_than_bicubic(tmp_path):
     small, large = edges_case(tmp_path)
     overrides = ["task=sr", "task.factor=2", "steps=200", "logger=none", "callbacks.evaluation.every=20", "threads=1", *SMALL_NET]
-    metrics = run(compose_train(overrides + [f"data.image={small}", f"data.clean={large}"]), tmp_path / "run")
+    metrics = run(compose_train(overrides + [f"data.image={small}", f"data.truth={{clean:{large}}}"]), tmp_path / "run")
     assert load_image(tmp_path / "run" / "upscaled.png").shape == (3, 32, 32)
     assert metrics["psnr_chosen"] > metrics["psnr_bicubic"] + 0.5, metrics
 
@@ -66,5 +66,5 @@ def test_bad_factors_and_ground_truth_are_one_line_errors(tmp_path):
     for factor in (1, 2.5):
         with pytest.raises(DdipError, match=rf"task.factor={factor} must be a whole number ≥ 2"):
             run(compose_train(["task=sr", f"task.factor={factor}", "logger=none", f"data.image={small}"]), tmp_path / "run")
-    with pytest.raises(DdipError, match=r"data.clean: .*large.png is \(32, 32\), the image is \(16, 16\) × 4"):
-        run(compose_train(["task=sr", "logger=none", f"data.image={small}", f"data.clean={large}"]), tmp_path / "run")
+    with pytest.raises(DdipError, match=r"data.truth.clean: .*large.png is \(32, 32\), the image is \(16, 16\) × 4"):
+        run(compose_train(["task=sr", "logger=none", f"data.image={small}", f"data.truth={{clean:{large}}}"]), tmp_path / "run")

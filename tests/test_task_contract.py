@@ -18,6 +18,7 @@ from hydra.utils import get_class
 from PIL import Image
 
 import ddip.run
+from ddip.data import TRUTH_KINDS
 from ddip.run import build, build_component, compose_train, run
 
 HEIGHT, WIDTH = 37, 45  # odd: padded for the backbone, cropped back
@@ -39,15 +40,15 @@ def case(tmp_path) -> dict[str, str]:
     return {
         "image": f"data.image={tmp_path / 'image.png'}",
         "images": f"data.images=[{tmp_path / 'image.png'},{tmp_path / 'image2.png'}]",
-        "seg": f"data.gt_mask={tmp_path / 'mask.png'}",
-        "dehaze": f"data.clean={tmp_path / 'image.png'}",
-        "denoise": f"data.clean={tmp_path / 'image.png'}",
-        "separate": f"data.layers=[{tmp_path / 'image.png'},{tmp_path / 'flat.png'}]",
-        "separate_pair": f"data.layers=[{tmp_path / 'image.png'},{tmp_path / 'flat.png'}]",
-        "inpaint": f"data.clean={tmp_path / 'image.png'}",
-        "sr": f"data.clean={tmp_path / 'large.png'}",
-        "watermark": f"data.clean={tmp_path / 'image.png'}",
-        "video": f"data.gt_mask={tmp_path / 'masks'}",
+        "seg": f"data.truth={{mask:{tmp_path / 'mask.png'}}}",
+        "dehaze": f"data.truth={{clean:{tmp_path / 'image.png'}}}",
+        "denoise": f"data.truth={{clean:{tmp_path / 'image.png'}}}",
+        "separate": f"data.truth={{layer1:{tmp_path / 'image.png'},layer2:{tmp_path / 'flat.png'}}}",
+        "separate_pair": f"data.truth={{layer1:{tmp_path / 'image.png'},layer2:{tmp_path / 'flat.png'}}}",
+        "inpaint": f"data.truth={{clean:{tmp_path / 'image.png'}}}",
+        "sr": f"data.truth={{clean:{tmp_path / 'large.png'}}}",
+        "watermark": f"data.truth={{clean:{tmp_path / 'image.png'}}}",
+        "video": f"data.truth={{mask:{tmp_path / 'masks'}}}",
         "known": f"data.mask={tmp_path / 'mask.png'}",
         "hint": f"data.hint={tmp_path / 'mask.png'}",
     }
@@ -103,3 +104,13 @@ def test_a_short_run_keeps_the_output_contract(tmp_path, monkeypatch, task):
     assert any(key.startswith("oracle_") for key in metrics)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     assert metrics["steps_run"] == 3 and metrics["chosen_step"] <= 3
+
+
+@pytest.mark.parametrize("task", DECOMPOSITION_TASKS)
+def test_a_task_declares_the_ground_truth_it_accepts_and_the_case_gives_all_of_it(tmp_path, task):
+    """Every name of ``truth_kinds`` is read as one of the kinds the data module knows, and the case above gives
+    each of them (so the short run scores the task against all the ground truth it accepts)."""
+    kinds = get_class(compose_train([f"task={task}"]).task._target_).truth_kinds
+    assert kinds and set(kinds.values()) <= set(TRUTH_KINDS), kinds
+    given = compose_train([case(tmp_path)[task]]).data.truth
+    assert set(given) == set(kinds)

@@ -183,7 +183,7 @@ def test_finished_run_prints_what_it_did_and_where_the_results_are(tmp_path, com
     image, mask = composite
     run_dir = tmp_path / "run"
     command = [sys.executable, "train.py", "logger=none", "checkpoint=null", "steps=2", "trainer.enable_progress_bar=false"]
-    command += [f"data.image={image}", f"data.gt_mask={mask}", f"hydra.run.dir={run_dir}"]
+    command += [f"data.image={image}", f"data.truth={{mask:{mask}}}", f"hydra.run.dir={run_dir}"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("ddip: 2 steps in ") and "; iou_chosen 0." in last

@@ -28,8 +28,8 @@ def write_clip(folder: Path, size: int = SIZE) -> tuple[Path, Path, torch.Tensor
     case = video_cases("tune", size)[0]
     for stem, image in case.images.items():
         save_result(folder, stem, image)
-    masks = torch.stack([image[0] for stem, image in case.images.items() if stem.startswith("gt_mask/")])
-    return folder / "frames", folder / "gt_mask", masks
+    masks = torch.stack([image[0] for stem, image in case.images.items() if stem.startswith(f"{case.truth['mask']}/")])
+    return folder / "frames", folder / case.truth["mask"], masks
 
 
 def test_per_frame_inputs_change_by_small_increments():
@@ -58,7 +58,7 @@ def test_motion_hints_lie_on_the_right_sides(tmp_path):
 
 def test_a_tiny_run_writes_every_frame_and_a_preview(tmp_path):
     frames, gt, _ = write_clip(tmp_path / "clip")
-    overrides = ["task=video", f"data.images={frames}", f"data.gt_mask={gt}", "steps=12", "logger=none", "threads=1"]
+    overrides = ["task=video", f"data.images={frames}", f"data.truth={{mask:{gt}}}", "steps=12", "logger=none", "threads=1"]
     overrides += ["callbacks.evaluation.every=4", "trainer.enable_progress_bar=false"]
     metrics = run(compose_train(overrides), tmp_path / "run")
     assert metrics["frames"] == 8 and 0 <= metrics["iou_chosen_worst_frame"] <= metrics["iou_chosen"] <= 1
@@ -95,6 +95,6 @@ def test_bad_clips_are_one_line_errors(tmp_path, case, message):
         overrides.append(f"data.images=[{first},{first},{first}]")
     else:
         max(gt.iterdir()).unlink()
-        overrides += [f"data.images={frames}", f"data.gt_mask={gt}"]
+        overrides += [f"data.images={frames}", f"data.truth={{mask:{gt}}}"]
     with pytest.raises(DdipError, match=message):
         run(compose_train(overrides), tmp_path / "run")

@@ -93,7 +93,7 @@ def test_the_formula_output_takes_the_learnt_watermark_out_of_the_input():
 def test_a_tiny_run_removes_a_watermark_and_writes_the_outputs_at_the_input_size(tmp_path):
     case = watermark_case(tmp_path)
     overrides = ["task=watermark", "steps=60", "logger=none", "callbacks.evaluation.every=10", "threads=1", *SMALL_NET]
-    overrides += [f"data.image={case['image']}", f"data.hint={case['hint']}", f"data.clean={case['clean']}"]
+    overrides += [f"data.image={case['image']}", f"data.hint={case['hint']}", f"data.truth={{clean:{case['clean']}}}"]
     # on a smooth image the clean layer's fill of the box is right within a few steps (the formula output needs the
     # mask learnt: hundreds of steps, docs/results/watermark.md)
     overrides.append("task.output=hint")
@@ -143,7 +143,7 @@ def test_bad_hints_are_one_line_errors(tmp_path):
 
 def test_the_bundled_sample_runs_without_arguments():
     cfg = compose_train(["task=watermark"])
-    assert cfg.data.image is None and cfg.data.sample_hint and cfg.data.sample_clean == "zebra_crop.png"
+    assert cfg.data.image is None and cfg.data.sample.hint and cfg.data.sample.truth == {"clean": "zebra_crop.png"}
     from ddip.run import build_component
 
     data, task = build_component(cfg, "data"), build_component(cfg, "task")

@@ -10,6 +10,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -129,6 +130,10 @@ class Task(ABC):
     data_maps: tuple[str, ...] = ()
     """Maps the task reads from the data beside the image (``data.<name>``, e.g. inpainting's known-pixel ``mask``),
     passed with :meth:`prepare`'s maps; a run without one of them is a one-line error."""
+    truth_kinds: ClassVar[dict[str, str]] = {}
+    """The ground truth the task accepts (``data.truth={name: path}``; reporting only), name → how it is read, one of
+    :data:`ddip.data.TRUTH_KINDS` (``"image"``: an RGB image, ``"mask"``: a mask, white = foreground); the metrics
+    receive it as ``truth[name]``. A name given that is not here is a one-line error."""
 
     def __init__(self, reg_noise: RegNoise | dict | None = None, net_defaults: dict | None = None):
         self.reg_noise = reg_noise if isinstance(reg_noise, RegNoise) else RegNoise(**(reg_noise or {}))
@@ -138,6 +143,10 @@ class Task(ABC):
         """Maps of :attr:`data_maps` the task makes from its own settings, H×W at the input's ``size``, in place of the
         data's (watermark: the hint from ``task.box``); giving one both ways is a one-line error."""
         return {}
+
+    def check_truth(self, names: set[str]) -> None:
+        """A one-line :class:`DdipError` when the ground truth given (``names``, of :attr:`truth_kinds`) cannot be
+        scored as it is (separation: one layer without the other); by default any of them can."""
 
     def prepare(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Auxiliary maps (H×W, at the image's size) the task needs beside the image, e.g. hints."""

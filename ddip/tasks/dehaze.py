@@ -35,6 +35,7 @@ network's ``J``.
 from __future__ import annotations
 
 import itertools
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +92,7 @@ class Dehazing(Task):
     """
 
     primary_metric = "psnr"
+    truth_kinds: ClassVar[dict[str, str]] = {"clean": "image"}
 
     def __init__(
         self,

@@ -13,6 +13,8 @@ the same steps and returns the mean of their outputs: the paper's "averaged over
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
@@ -30,6 +32,7 @@ class Denoising(Task):
     """
 
     primary_metric = "psnr"
+    truth_kinds: ClassVar[dict[str, str]] = {"clean": "image"}
 
     def __init__(self, input_channels: int = 32, input_scale: float = 0.1, ensemble: int = 1, **common):
         super().__init__(**common)

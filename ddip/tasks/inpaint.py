@@ -9,6 +9,8 @@ the last iterate, which that fit favours), and by default the known pixels of th
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
@@ -27,6 +29,7 @@ class Inpainting(Task):
     """
 
     primary_metric = "psnr"
+    truth_kinds: ClassVar[dict[str, str]] = {"clean": "image"}
     data_maps = ("mask",)
 
     def __init__(self, input_channels: int = 32, input_scale: float = 0.1, paste_known: bool = True, **common):
@@ -63,7 +66,7 @@ class Inpainting(Task):
         return self.finalize(chosen, final, image, truth, maps["mask"])
 
     def finalize(self, chosen, final, image, truth, known: torch.Tensor | None = None):
-        """``inpainted.png`` and, with ``data.clean``, PSNR/SSIM of the chosen and the final output and of the input;
+        """``inpainted.png`` and, with ``data.truth.clean``, PSNR/SSIM of the chosen and the final output and of the input;
         ``known`` (H×W, the input's known pixels) is put back when pasting."""
         images = {"inpainted": self.output(chosen, image, known)[0]}
         metrics = {}

@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import lightning.pytorch as pl
 import torch
@@ -236,6 +237,7 @@ class InvDNDenoising(pl.LightningModule):
     """
 
     primary_metric = "psnr"
+    truth_kinds: ClassVar[dict[str, str]] = {"clean": "image"}
     trains = False
 
     def __init__(self, weights: str | None = None, samples: int = 1, gaussian_scale: float = 1.0, self_ensemble: bool = False):
@@ -256,7 +258,7 @@ class InvDNDenoising(pl.LightningModule):
         return denoised
 
     def result(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """``denoised`` at the input's size; PSNR/SSIM against ``data.clean`` when given."""
+        """``denoised`` at the input's size; PSNR/SSIM against the clean image when given (``data.truth.clean``)."""
         metrics = {"weights": str(self.weights), "samples": self.samples, "self_ensemble": self.self_ensemble, "seconds_per_image": self.fit_seconds}
         clean = self.trainer.datamodule.truth().get("clean")
         if clean is not None:

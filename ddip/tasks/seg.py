@@ -64,6 +64,7 @@ class Segmentation(Task):
     """
 
     primary_metric = "iou"
+    truth_kinds: ClassVar[dict[str, str]] = {"mask": "mask"}
     default_weights: ClassVar[dict[str, float]] = {"reconstruction": 0.5, "exclusion": 0.1, "binarization": 0.01, "hint": 1.0}
 
     generators: ClassVar[dict[str, GeneratorSpec]] = {
@@ -230,10 +231,10 @@ class Segmentation(Task):
         return (self.refine(layers["mask"][0], image) > self.threshold).float()
 
     def ground_truth_metrics(self, layers: Layers, truth: dict[str, torch.Tensor], image: torch.Tensor) -> dict[str, float]:
-        if "gt_mask" not in truth:
+        if "mask" not in truth:
             return {}
         raw = (self.orient(layers)[0]["mask"][0, 0] > self.threshold).float()
-        return {"iou_raw": iou(raw, truth["gt_mask"])}
+        return {"iou_raw": iou(raw, truth["mask"])}
 
     def finalize(self, chosen, final, image, truth):
         chosen, flipped = self.orient(chosen)
@@ -251,8 +252,8 @@ class Segmentation(Task):
             "mask_flipped": flipped,
             "mask_fraction": float(images["mask"].mean()),
         }
-        if "gt_mask" in truth:
-            gt = truth["gt_mask"]
+        if "mask" in truth:
+            gt = truth["mask"]
             metrics |= {
                 "iou_chosen": iou(images["mask"][0], gt),
                 "iou_chosen_raw": iou((chosen["mask"][0, 0] > self.threshold).float(), gt),
@@ -262,6 +263,6 @@ class Segmentation(Task):
         return images, metrics
 
 
-def iou(mask: torch.Tensor, gt_mask: torch.Tensor) -> float:
+def iou(mask: torch.Tensor, true_mask: torch.Tensor) -> float:
     """Intersection over union of two H×W masks in [0, 1] (ground truth thresholded at 0.5)."""
-    return float(binary_jaccard_index(mask.flatten(), (gt_mask.flatten() > 0.5).long(), threshold=0.5))
+    return float(binary_jaccard_index(mask.flatten(), (true_mask.flatten() > 0.5).long(), threshold=0.5))

@@ -5,15 +5,17 @@ The physics is Eq. 1 with a constant mask ``m = ½``: ``I = (y1 + y2) / 2`` — 
 equal parts. (The reference writes ``I = R + T`` with layers at half intensity and doubles them for display;
 ``y = 2R`` is the same model with layers in the image's own range.) Loss: ``L1((y1 + y2)/2, I)`` plus
 ``0.01 · Loss_Excl(y1, y2)`` (Eq. 1's exclusion term). Which layer is which is arbitrary, so with ground truth
-(``data.layers``) the two outputs are scored under the better of the two assignments.
+(``data.truth={layer1:…,layer2:…}``) the two outputs are scored under the better of the two assignments.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import ClassVar
 
 import torch
 
+from ddip.errors import DdipError
 from ddip.losses import exclusion_loss, reconstruction_loss
 from ddip.metrics import psnr, ssim
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, each_image, loss_weights
@@ -30,12 +32,18 @@ class Separation(Task):
     """
 
     primary_metric = "psnr_layers"
+    truth_kinds: ClassVar[dict[str, str]] = dict.fromkeys(LAYERS, "image")
 
     def __init__(self, input_channels: int = 3, input_scale: float = 0.01, weights: dict | None = None, **common):
         super().__init__(**common)
         self.inputs = {f"z_{name}": NoiseInput(input_channels, input_scale) for name in LAYERS}
         self.generators = {name: GeneratorSpec(3, f"z_{name}") for name in LAYERS}
         self.weights = loss_weights({"reconstruction": 1.0, "exclusion": 0.01}, weights)
+
+    def check_truth(self, names: set[str]) -> None:
+        """Both true layers or neither: the outputs are matched to the pair."""
+        if len(names & set(LAYERS)) == 1:
+            raise DdipError("data.truth gives one layer: give both, data.truth={layer1:a.png,layer2:b.png}")
 
     def compose(self, layers: Layers) -> torch.Tensor:
         """``I = (y1 + y2) / 2`` (Eq. 1 with ``m = ½``)."""

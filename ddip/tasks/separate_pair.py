@@ -8,7 +8,7 @@ scalars, :class:`ddip.nets.scalar.Scalar`, where the reference reads each off th
 Loss (the reference's): ``Σ_k MSE(α_k·R + (1 − α_k)·T, I_k) + 0.1·Loss_Excl(R, T)``, plus ``0.5·Σ_k (α_k − ½)²``
 over the first seventh of the run (its 1000 of 7000 steps), which holds the weights near the middle while the
 layers take shape. The two mixtures come as ``data.images=[i1.png,i2.png]``, stacked into one 6-channel image.
-Which layer is which is arbitrary: with ground truth (``data.layers``) the outputs are scored under the better
+Which layer is which is arbitrary: with ground truth (``data.truth={layer1:…,layer2:…}``) the outputs are scored under the better
 assignment, as in :class:`ddip.tasks.separate.Separation`.
 """
 

@@ -8,6 +8,8 @@ half-pixel phase, stride ``t``, replicated borders), so the physics is a pure fu
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
@@ -52,6 +54,7 @@ class SuperResolution(Task):
     """
 
     primary_metric = "psnr"
+    truth_kinds: ClassVar[dict[str, str]] = {"clean": "image"}
 
     def __init__(self, factor: int = 4, input_channels: int = 32, input_scale: float = 0.1, **common):
         super().__init__(**common)
@@ -76,7 +79,7 @@ class SuperResolution(Task):
         return {"psnr": psnr(layers["upscaled"].clamp(0.0, 1.0), truth["clean"])} if "clean" in truth else {}
 
     def finalize(self, chosen, final, image, truth):
-        """``upscaled.png`` and, with ``data.clean`` (the high-resolution image), PSNR/SSIM of the chosen and the final
+        """``upscaled.png`` and, with ``data.truth.clean`` (the high-resolution image), PSNR/SSIM of the chosen and the final
         output and of bicubic upscaling."""
         images = {"upscaled": chosen["upscaled"][0].clamp(0.0, 1.0)}
         metrics = {}

@@ -143,16 +143,16 @@ class VideoSegmentation(Segmentation):
         return torch.stack([self.refine(mask, frame) for mask, frame in zip(layers["mask"], frames_of(image))])
 
     @staticmethod
-    def mean_iou(masks: torch.Tensor, gt_masks: torch.Tensor) -> tuple[float, float]:
+    def mean_iou(masks: torch.Tensor, true_masks: torch.Tensor) -> tuple[float, float]:
         """(mean, worst) IoU over the frames of n×1×H×W binary masks against n×H×W ground truth."""
-        scores = [iou(mask[0], gt) for mask, gt in zip(masks, gt_masks)]
+        scores = [iou(mask[0], gt) for mask, gt in zip(masks, true_masks)]
         return sum(scores) / len(scores), min(scores)
 
     def ground_truth_metrics(self, layers: Layers, truth: dict[str, torch.Tensor], image: torch.Tensor) -> dict[str, float]:
-        if "gt_mask" not in truth:
+        if "mask" not in truth:
             return {}
         raw = (self.orient(layers)[0]["mask"] > self.threshold).float()
-        return {"iou_raw": self.mean_iou(raw, truth["gt_mask"])[0]}
+        return {"iou_raw": self.mean_iou(raw, truth["mask"])[0]}
 
     def finalize(self, chosen, final, image, truth):
         chosen, flipped = self.orient(chosen)
@@ -163,8 +163,8 @@ class VideoSegmentation(Segmentation):
             images |= {f"mask/{t:03d}": mask, f"foreground/{t:03d}": foreground, f"background/{t:03d}": background}
         metrics = {"frames": len(masks), "mask_flipped": flipped, "mask_fraction": float(masks.mean())}
         metrics["foreground_rule"] = "moving layer (motion hints)" if self.hints != "none" else "layer covering less border"
-        if "gt_mask" in truth:
-            gt = truth["gt_mask"]  # one mask per frame, n×H×W (the data module checks the count)
+        if "mask" in truth:
+            gt = truth["mask"]  # one mask per frame, n×H×W (the data module checks the count)
             final_masks = (self.frame_masks(final, image) > self.threshold).float()
             (metrics["iou_chosen"], metrics["iou_chosen_worst_frame"]) = self.mean_iou(masks, gt)
             metrics["iou_chosen_raw"] = self.mean_iou((chosen["mask"] > self.threshold).float(), gt)[0]

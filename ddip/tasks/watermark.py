@@ -32,6 +32,8 @@ reconstruction PSNR of the medians once the decomposition has started (the refer
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from ddip.errors import DdipError, check_flag, check_range, is_whole
@@ -82,6 +84,7 @@ class Watermark(Task):
     """
 
     primary_metric = "psnr"
+    truth_kinds: ClassVar[dict[str, str]] = {"clean": "image"}
     data_maps = ("hint",)
 
     def __init__(
@@ -217,7 +220,7 @@ class Watermark(Task):
 
     def finalize(self, chosen, final, image, truth, hint: torch.Tensor | None = None):
         """``clean.png`` (:meth:`cleaned`), ``watermark.png`` (the median ``m·w`` inside the hint) and ``mask.png``
-        (the median mask inside it); with ``data.clean``, PSNR/SSIM of the chosen and the final output and of the
+        (the median mask inside it); with ``data.truth.clean``, PSNR/SSIM of the chosen and the final output and of the
         input, over the image and (``psnr_hint_*``) over the hint."""
         region = torch.ones(image.shape[-2:]) if hint is None else hint
         _, inked, mask = self.medians(chosen)
