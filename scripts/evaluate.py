@@ -189,10 +189,16 @@ def selected_cases(cases: dict, args: argparse.Namespace) -> list[tuple[str, dic
         if (args.tasks is None or case["task"] in args.tasks) and (not args.only or name in args.only)
         and (args.split is None or case.get("split") in args.split)
     ]  # fmt: skip
+    return [(name, case) for name, case in chosen if known_and_evaluable(name, case, args)]
+
+
+def known_and_evaluable(name: str, case: dict, args: argparse.Namespace) -> bool:
+    """Whether the case's task can evaluate it (:func:`ddip.benchmark.evaluable`); a task ddip does not know is one
+    error line naming the case, and exit code 2."""
     try:
-        return [(name, case) for name, case in chosen if evaluable(case, args.override)]
+        return evaluable(case, args.override)
     except DdipError as error:
-        print(f"evaluate: error: {args.cases / 'cases.json'}: {error}", file=sys.stderr)
+        print(f"evaluate: error: {args.cases / 'cases.json'}: {name}: task {case['task']!r}: {error}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -46,8 +46,8 @@ def new_task_suite(root: Path) -> tuple[dict, list[str]]:
         (conf / group / f"{TASK}.yaml").write_text(text.replace("ddip.tasks.seg.Segmentation", f"{__name__}.WholeImageSegmentation"))
     folder = root / "suite" / "square"
     folder.mkdir(parents=True)
-    image = np.full((32, 32, 3), 40, np.uint8)
-    image[8:24, 8:24] = 220
+    image = np.random.default_rng(0).integers(0, 100, (32, 32, 3), dtype=np.uint8)
+    image[8:24, 8:24] += 150
     Image.fromarray(image).save(folder / "image.png")
     Image.fromarray(((image[..., 0] > 128) * 255).astype(np.uint8)).save(folder / "mask.png")
     cases = {"square": {"task": TASK, "image": "image.png", "truth": {"mask": "mask.png"}}}
@@ -86,3 +86,11 @@ def test_the_evaluation_script_names_no_task_and_no_metric():
     words = set(re.findall(r"[a-z_]+", (ROOT / "scripts" / "evaluate.py").read_text().lower()))
     assert not words & (names | classes)
     assert not [word for word in words if word.startswith(tuple(metrics))]
+
+
+def test_a_case_of_a_task_ddip_does_not_know_is_one_error_line(tmp_path):
+    (tmp_path / "cases.json").write_text(json.dumps({"odd": {"task": "no_such_task", "image": "image.png"}}))
+    command = [sys.executable, "scripts/evaluate.py", "--cases", str(tmp_path), "--out", str(tmp_path / "eval")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"evaluate: error: {tmp_path / 'cases.json'}: odd: task 'no_such_task': ")
