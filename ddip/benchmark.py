@@ -57,9 +57,9 @@ class BenchmarkCase:
         """The file (a clip's masks: the folder) of the case's ground truth ``name``."""
         return self.folder / self.spec["truth"][name]
 
-    def image(self, key: str = "image") -> torch.Tensor:
-        """The case's image ``key`` (C×H×W in [0, 1])."""
-        return load_image(self.path(key))
+    def image(self) -> torch.Tensor:
+        """The case's image (C×H×W in [0, 1])."""
+        return load_image(self.path("image"))
 
     def truth_image(self, name: str) -> torch.Tensor:
         """The case's ground-truth image ``name`` (C×H×W in [0, 1])."""
@@ -105,10 +105,10 @@ class BenchmarkCase:
         return overrides
 
 
-def timed(method: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    """What ``method`` returns for the arguments, and its wall-clock seconds."""
+def timed(method: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """What ``method`` returns for ``args``, and its wall-clock seconds."""
     started = time.perf_counter()
-    result = method(*args, **kwargs)
+    result = method(*args)
     return result, time.perf_counter() - started
 
 
