@@ -20,6 +20,8 @@ def ssim(estimate: torch.Tensor, reference: torch.Tensor) -> float:
     return float(structural_similarity_index_measure(_batched(estimate), _batched(reference), data_range=1.0))
 
 
-def quality(estimate: torch.Tensor, reference: torch.Tensor, suffix: str) -> dict[str, float]:
-    """``psnr_<suffix>`` and ``ssim_<suffix>`` of ``estimate`` against ``reference`` (a result's metrics.json keys)."""
-    return {f"psnr_{suffix}": psnr(estimate, reference), f"ssim_{suffix}": ssim(estimate, reference)}
+def quality(estimate: torch.Tensor, reference: torch.Tensor, suffix: str = "") -> dict[str, float]:
+    """``psnr_<suffix>`` and ``ssim_<suffix>`` of ``estimate`` against ``reference`` (a result's metrics.json keys);
+    without a suffix ``psnr`` and ``ssim`` (a benchmark's record, :mod:`ddip.benchmark`)."""
+    end = f"_{suffix}" if suffix else ""
+    return {f"psnr{end}": psnr(estimate, reference), f"ssim{end}": ssim(estimate, reference)}

@@ -161,7 +161,7 @@ def main() -> None:
         )
     args.out.mkdir(parents=True, exist_ok=True)
     columns = ["method", "airlight_error", "psnr", "psnr_median", "better_than_he", "worse_than_he", "cases", *(f"psnr_beta_{b:g}" for b in BETAS)]
-    write_results(rows, args.out, "airlight_study", columns=columns)
+    write_results(rows, args.out, "airlight_study", ("psnr",), columns=columns)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from evaluate import evaluate_seg, table, write_results
+from evaluate import evaluate_case, table, write_results
 
 from ddip.synthetic import texture_composite
 
@@ -49,11 +49,11 @@ def main() -> None:
     for inside, outside in itertools.permutations(TEXTURES, 2):
         folder = args.out / "cases" / f"{inside}_over_{outside}"
         case = make_case(inside, outside, args.size, folder)
-        rows += evaluate_seg(f"{inside} over {outside}", case, folder, args.out, args.steps, args.override)
+        rows += evaluate_case(f"{inside} over {outside}", case, folder, args.out, args.steps, args.override)
         print(table(rows[-2:]), flush=True)
     for method in dict.fromkeys(row["method"] for row in rows):
         rows.append({"case": "mean", "method": method, "iou": float(np.mean([r["iou"] for r in rows if r["method"] == method]))})
-    write_results(rows, args.out, "composites")
+    write_results(rows, args.out, "composites", ("iou",))
 
 if __name__ == "__main__":
     main()

@@ -10,13 +10,18 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from ddip.errors import DdipError, check_range, is_number
 from ddip.metrics import psnr
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from ddip.benchmark import BenchmarkCase
 
 Layers = dict[str, torch.Tensor]
 
@@ -134,6 +139,21 @@ class Task(ABC):
     """The ground truth the task accepts (``data.truth={name: path}``; reporting only), name → how it is read, one of
     :data:`ddip.data.TRUTH_KINDS` (``"image"``: an RGB image, ``"mask"``: a mask, white = foreground); the metrics
     receive it as ``truth[name]``. A name given that is not here is a one-line error."""
+    benchmark_facts: ClassVar[tuple[str, ...]] = ()
+    """Facts a benchmark case of the task gives beside its files (keys of its ``cases.json`` entry) that its
+    :meth:`benchmark` reads (denoise: the noise's ``sigma``); a case without one is not evaluated."""
+    case_settings: ClassVar[tuple[str, ...]] = ()
+    """Facts a benchmark case of the task gives that are task settings, passed to its fit as ``task.<key>`` (sr: its
+    ``factor``); a case without one is not evaluated."""
+    benchmark_options: ClassVar[dict[str, dict[str, Any]]] = {}
+    """Options of ``scripts/evaluate.py`` that concern the task's benchmark: flag → ``argparse`` keyword arguments
+    (``--invdn``: denoise's supervised baseline); their values reach :meth:`benchmark` as the case's ``options``, by
+    their ``dest``. A case evaluated without them (no such key) gets the task's default."""
+    fit_label: ClassVar[str | None] = None
+    """The method name of ddip's fit in the benchmark's records (:meth:`fit_record`); ``None``: ``ddip (<class name>)``."""
+    benchmark_metric: ClassVar[str | None] = None
+    """The value of :meth:`benchmark`'s records that says how good a method is (what the evaluation's summary ranks);
+    ``None``: :attr:`primary_metric`."""
 
     def __init__(self, reg_noise: RegNoise | dict | None = None, net_defaults: dict | None = None):
         self.reg_noise = reg_noise if isinstance(reg_noise, RegNoise) else RegNoise(**(reg_noise or {}))
@@ -214,3 +234,26 @@ class Task(ABC):
 
         Returns ``(images, metrics)``: ``images`` maps file stems (``"mask"``) to C×H×W tensors in [0, 1].
         """
+
+    @classmethod
+    def benchmark(cls, case: BenchmarkCase) -> list[dict]:
+        """The records of a benchmark case (:class:`ddip.benchmark.BenchmarkCase`, one per method, each led by its
+        :attr:`benchmark_metric`): ddip's fit (:meth:`fit_record`) unless the case's options leave it out, then the
+        classical baselines (:meth:`baseline_records`). A task whose baselines read the fit overrides this."""
+        rows = [cls.fit_record(case, *case.fit(cls.case_settings))] if case.fits else []
+        return rows + cls.baseline_records(case)
+
+    @classmethod
+    def fit_record(cls, case: BenchmarkCase, cfg: DictConfig, metrics: dict) -> dict:
+        """The record of ddip's fit of the case (``cfg``: its composed config, ``metrics``: its ``metrics.json``).
+        Default: the :attr:`primary_metric` of the chosen output, of the final one and the oracle's, and the timings."""
+        name = cls.primary_metric
+        quality = {name: metrics[f"{name}_chosen"], f"{name}_final": metrics[f"{name}_final"], f"oracle_{name}": metrics.get(f"oracle_{name}")}
+        timings = {"seconds": metrics["wall_seconds"], "seconds_per_step": metrics["seconds_per_step"], "steps": metrics["steps_run"]}
+        return case.record(case.method(cls.fit_label or f"ddip ({cls.__name__})"), **quality, **timings)
+
+    @classmethod
+    def baseline_records(cls, case: BenchmarkCase) -> list[dict]:
+        """The records of the classical methods (:mod:`ddip.baselines`) on the case's inputs, scored as
+        :meth:`fit_record` scores ddip. Default: none."""
+        return []

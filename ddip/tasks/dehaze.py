@@ -35,25 +35,34 @@ network's ``J``.
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from ddip.benchmark import timed
 from ddip.errors import DdipError, check_range
 from ddip.haze import (
     close_transmission,
     dcp_transmission,
+    dehaze_dcp,
     estimate_airlight,
     hazy_image,
+    mean_airlight,
     quadtree_airlight,
     raise_airlight_to_gamut,
     recover_clear,
     refine_transmission,
 )
+from ddip.io import load_image
 from ddip.losses import exclusion_loss, expectile_loss, smoothness_loss
-from ddip.metrics import psnr, ssim
+from ddip.metrics import psnr, quality, ssim
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from ddip.benchmark import BenchmarkCase
 
 AIRLIGHT_MODES = ("net", "constant")
 AIRLIGHT_RULES = {  # name → (B×3×H×W image, dark-channel window, share of its brightest pixels) → B×3 airlight
@@ -61,6 +70,9 @@ AIRLIGHT_RULES = {  # name → (B×3×H×W image, dark-channel window, share of 
     "quadtree": lambda image, patch, fraction: quadtree_airlight(image),
 }
 OUTPUT_RULES = ("formula", "network")
+DCP_MEAN_AIRLIGHT = "DCP, mean airlight"
+"""The benchmark's record of the dark channel prior with the mean of the haze-opaque pixels as airlight, the rule of
+many DCP implementations (better on some images, worse on average: docs/results/dehazing.md)."""
 
 
 class Dehazing(Task):
@@ -283,3 +295,51 @@ class Dehazing(Task):
             metrics["psnr_input"] = psnr(image[None], clean)
         return images, metrics
 
+    @classmethod
+    def benchmark(cls, case: BenchmarkCase) -> list[dict]:
+        """ddip's fit (always: baselines read its airlight and prior), by the PSNR/SSIM of each rule's ``J``
+        (:meth:`fit_records`), then the hazy input and the dark channel prior's variants (:meth:`dcp_records`)."""
+        cfg, metrics = case.fit(cls.case_settings)
+        return cls.fit_records(case, metrics) + cls.dcp_records(case, cfg, metrics)
+
+    @classmethod
+    def fit_records(cls, case: BenchmarkCase, metrics: dict) -> list[dict]:
+        """One record of the fit per output rule (the chosen output, the final one and the oracle), the rule a run
+        saves marked "(default)"."""
+        label = case.method("ddip (Double-DIP dehaze)")
+        return [
+            case.record(
+                f"{label}, {rule} J" + (" (default)" if rule == metrics["output_rule"] else ""),
+                psnr=metrics[f"psnr_chosen_{rule}"],
+                ssim=metrics[f"ssim_chosen_{rule}"],
+                psnr_final=metrics[f"psnr_final_{rule}"],
+                oracle_psnr=metrics[f"oracle_psnr_{rule}"],
+                seconds=metrics["wall_seconds"],
+                seconds_per_step=metrics["seconds_per_step"],
+                steps=metrics["steps"],
+            )
+            for rule in OUTPUT_RULES
+        ]
+
+    @classmethod
+    def dcp_records(cls, case: BenchmarkCase, cfg: DictConfig, metrics: dict) -> list[dict]:
+        """The hazy input; the dark channel prior (:func:`ddip.haze.dehaze_dcp`) with its own airlight, with the mean of
+        the haze-opaque pixels (:data:`DCP_MEAN_AIRLIGHT`) and with the fit's airlight and prior; as oracles, with the
+        case's true airlight and the recovery with its true transmission (``gt_transmission.png``), where it gives them."""
+        hazy, clean = case.image()[None], case.truth_image("clean")[None]
+        dcp, seconds = timed(dehaze_dcp, hazy)
+        rows = [case.record("hazy input", **quality(hazy, clean)), case.record("DCP (He et al.)", **quality(dcp["clear"], clean), seconds=seconds)]
+        common = dehaze_dcp(hazy, airlight=mean_airlight(hazy))["clear"]  # what many DCP codes do
+        rows.append(case.record(DCP_MEAN_AIRLIGHT, **quality(common, clean)))
+        airlight = torch.tensor([metrics["airlight_estimate"]])  # B×3: ddip's airlight
+        prior = {"patch": cfg.task.airlight_patch, "omega": cfg.task.omega, "closing": cfg.task.transmission_prior_closing}
+        same = dehaze_dcp(hazy, airlight=airlight, **prior)["clear"]
+        rows.append(case.record("DCP with ddip's airlight and prior", **quality(same, clean)))
+        if "airlight" in case.spec:
+            oracle = dehaze_dcp(hazy, airlight=torch.tensor([case.spec["airlight"]]))["clear"]
+            rows.append(case.record("DCP, true airlight (oracle)", **quality(oracle, clean)))
+        if (case.folder / "gt_transmission.png").exists():  # what a perfect t gives with ddip's airlight
+            true_t = load_image(case.folder / "gt_transmission.png")[:1][None]
+            oracle = recover_clear(hazy, true_t, airlight[..., None, None])
+            rows.append(case.record("true t, ddip's airlight (oracle)", **quality(oracle, clean)))
+        return rows

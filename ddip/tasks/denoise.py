@@ -13,14 +13,22 @@ the same steps and returns the mean of their outputs: the paper's "averaged over
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ddip.baselines import cbm3d, nl_means
+from ddip.benchmark import psnr_fit_record, timed
 from ddip.errors import DdipError
-from ddip.metrics import psnr, ssim
+from ddip.metrics import psnr, quality, ssim
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from ddip.benchmark import BenchmarkCase
 
 
 class Denoising(Task):
@@ -33,6 +41,10 @@ class Denoising(Task):
 
     primary_metric = "psnr"
     truth_kinds: ClassVar[dict[str, str]] = {"clean": "image"}
+    benchmark_facts = ("sigma",)
+    benchmark_options: ClassVar[dict[str, dict[str, Any]]] = {
+        "--invdn": {"metavar": "CKPT", "default": None, "help": "denoising: also InvDN with this trained checkpoint (invdn.ckpt)"}
+    }
 
     def __init__(self, input_channels: int = 32, input_scale: float = 0.1, ensemble: int = 1, **common):
         super().__init__(**common)
@@ -70,3 +82,34 @@ class Denoising(Task):
                 metrics |= {f"psnr_{end}": psnr(output, clean), f"ssim_{end}": ssim(output, clean)}
             metrics["psnr_input"] = psnr(image, clean)
         return images, metrics
+
+    @classmethod
+    def fit_record(cls, case: BenchmarkCase, cfg: DictConfig, metrics: dict) -> dict:
+        """The PSNR/SSIM of the fit (:func:`ddip.benchmark.psnr_fit_record`), named with the rule that chose its output."""
+        return psnr_fit_record(case, "ddip (DIP denoise, self-chosen by " + metrics["chosen_by"] + ")", metrics)
+
+    @classmethod
+    def baseline_records(cls, case: BenchmarkCase) -> list[dict]:
+        """InvDN given its checkpoint (the ``invdn`` option: :func:`invdn_record`), the noisy input, and NL-means and
+        CBM3D given the true σ (:mod:`ddip.baselines`; skipped, with a line, without the ``eval`` extra)."""
+        rows = [invdn_record(case, case.options["invdn"])] if case.options.get("invdn") else []
+        noisy, clean = case.image(), case.truth_image("clean")
+        rows.append(case.record("noisy input", **quality(noisy, clean)))
+        sigma = case.spec["sigma"]
+        for label, method in ((f"NL-means (true σ = {sigma})", nl_means), (f"CBM3D (true σ = {sigma})", cbm3d)):
+            try:
+                result, seconds = timed(method, noisy.permute(1, 2, 0).numpy().astype(np.float64), sigma / 255)
+            except ImportError as error:
+                print(f"skipping {label}: {error} (pip install \".[eval]\")")
+                continue
+            estimate = torch.from_numpy(result).permute(2, 0, 1).float()
+            rows.append(case.record(label, **quality(estimate, clean), seconds=seconds))
+        return rows
+
+
+def invdn_record(case: BenchmarkCase, checkpoint: str) -> dict:
+    """InvDN (Liu et al., CVPR 2021), the supervised baseline: ``task=invdn`` with a trained ``checkpoint`` on the case
+    (one latent draw; ``seconds`` is the network's time on the image); of the case's overrides only ``threads`` applies."""
+    threads = [override for override in case.overrides if override.startswith("threads=")]
+    _, metrics = case.run("invdn", [f"task.weights={checkpoint}", *threads], f"{case.name}_invdn")
+    return case.record(f"InvDN ({checkpoint})", psnr=metrics["psnr"], ssim=metrics["ssim"], seconds=metrics["seconds_per_image"])

@@ -9,14 +9,22 @@ the last iterate, which that fit favours), and by default the known pixels of th
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from ddip.baselines import opencv_inpaint
+from ddip.benchmark import psnr_fit_record, timed
 from ddip.errors import check_flag
+from ddip.io import load_map
 from ddip.metrics import psnr, quality
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from ddip.benchmark import BenchmarkCase
 
 
 class Inpainting(Task):
@@ -75,3 +83,19 @@ class Inpainting(Task):
                 metrics |= quality(self.output(layers, image, known), truth["clean"], end)
             metrics["psnr_input"] = psnr(image, truth["clean"])
         return images, metrics
+
+    @classmethod
+    def fit_record(cls, case: BenchmarkCase, cfg: DictConfig, metrics: dict) -> dict:
+        """The PSNR/SSIM of the fit (:func:`ddip.benchmark.psnr_fit_record`)."""
+        return psnr_fit_record(case, "ddip (DIP inpaint)", metrics)
+
+    @classmethod
+    def baseline_records(cls, case: BenchmarkCase) -> list[dict]:
+        """The input (its missing pixels as given), and OpenCV's Telea and Navier–Stokes inpainting
+        (:func:`ddip.baselines.opencv_inpaint`)."""
+        image, clean, known = case.image(), case.truth_image("clean"), load_map(case.path("mask"))
+        rows = [case.record("input (missing pixels as given)", **quality(image, clean))]
+        for label, method in (("OpenCV Telea", "telea"), ("OpenCV Navier–Stokes", "ns")):
+            filled, seconds = timed(opencv_inpaint, image, known, method)
+            rows.append(case.record(label, **quality(filled, clean), seconds=seconds))
+        return rows

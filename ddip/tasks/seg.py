@@ -25,17 +25,24 @@ thresholded.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torchmetrics.functional.classification import binary_jaccard_index
 
+from ddip.baselines import grabcut
+from ddip.benchmark import timed
 from ddip.errors import DdipError, check_choice, check_range
 from ddip.filters import guided_filter
 from ddip.io import load_map, reading
 from ddip.losses import binarization_loss, exclusion_loss, masked_l1_loss, reconstruction_loss
 from ddip.saliency import HINT_SPLITS, confident_regions, hints_from_saliency, saliency_map
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights, two_stage_start
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from ddip.benchmark import BenchmarkCase
 
 HINT_MODES = ("auto", "none", "files")
 
@@ -65,6 +72,7 @@ class Segmentation(Task):
 
     primary_metric = "iou"
     truth_kinds: ClassVar[dict[str, str]] = {"mask": "mask"}
+    fit_label = "ddip (Double-DIP seg)"
     default_weights: ClassVar[dict[str, float]] = {"reconstruction": 0.5, "exclusion": 0.1, "binarization": 0.01, "hint": 1.0}
 
     generators: ClassVar[dict[str, GeneratorSpec]] = {
@@ -261,6 +269,26 @@ class Segmentation(Task):
                 "iou_final_raw": iou((final["mask"][0, 0] > self.threshold).float(), gt),
             }
         return images, metrics
+
+    @classmethod
+    def fit_record(cls, case: BenchmarkCase, cfg: DictConfig, metrics: dict) -> dict:
+        """The IoU of the fit's chosen mask, of its final one and of the oracle's raw mask, and the timings."""
+        return case.record(
+            case.method(cls.fit_label),
+            iou=metrics["iou_chosen"],
+            iou_final=metrics["iou_final"],
+            oracle_iou_raw=metrics.get("oracle_iou_raw"),
+            seconds=metrics["wall_seconds"],
+            seconds_per_step=metrics["seconds_per_step"],
+            steps=metrics["steps"],
+        )
+
+    @classmethod
+    def baseline_records(cls, case: BenchmarkCase) -> list[dict]:
+        """GrabCut (:func:`ddip.baselines.grabcut`, the box = the image minus 4 px), by its IoU."""
+        mask, seconds = timed(grabcut, case.image())
+        truth = load_map(case.truth_path("mask"), mask.shape)
+        return [case.record("GrabCut (box − 4 px)", iou=iou(torch.from_numpy(mask).float(), truth), seconds=seconds)]
 
 
 def iou(mask: torch.Tensor, true_mask: torch.Tensor) -> float:

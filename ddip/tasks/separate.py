@@ -10,17 +10,33 @@ equal parts. (The reference writes ``I = R + T`` with layers at half intensity a
 
 from __future__ import annotations
 
+import argparse
 import itertools
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from ddip.benchmark import timed
 from ddip.errors import DdipError
 from ddip.losses import exclusion_loss, reconstruction_loss
 from ddip.metrics import psnr, ssim
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, each_image, loss_weights
+from ddip.unmix import TV_WEIGHT, structure_texture
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from ddip.benchmark import BenchmarkCase
 
 LAYERS = ("layer1", "layer2")
+
+
+def tv_weight(text: str) -> float:
+    """A ``--tv-weight`` of ``scripts/evaluate.py``: a number above 0 (else a usage error)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0")
+    return value
 
 
 class Separation(Task):
@@ -33,6 +49,11 @@ class Separation(Task):
 
     primary_metric = "psnr_layers"
     truth_kinds: ClassVar[dict[str, str]] = dict.fromkeys(LAYERS, "image")
+    benchmark_metric = "psnr"
+    benchmark_options: ClassVar[dict[str, dict[str, Any]]] = {
+        "--tv-weight": {"type": tv_weight, "nargs": "+", "default": [TV_WEIGHT], "help": "one mixture's separation: the structure–texture split's TV weights"}
+    }
+    fit_label = "ddip (Double-DIP separation)"
 
     def __init__(self, input_channels: int = 3, input_scale: float = 0.01, weights: dict | None = None, **common):
         super().__init__(**common)
@@ -93,3 +114,44 @@ class Separation(Task):
             given = dict(zip(LAYERS, itertools.cycle(part[None] for part in image.split(3))))
             metrics["psnr_layers_input"] = sum(self.matched(given, truth)[1]) / len(LAYERS)
         return metrics
+
+    @classmethod
+    def fit_record(cls, case: BenchmarkCase, cfg: DictConfig, metrics: dict) -> dict:
+        """The mean PSNR/SSIM of the fit's layers (better assignment) for the chosen output, the final one and the
+        oracle, and the timings."""
+        return case.record(
+            case.method(cls.fit_label),
+            psnr=metrics["psnr_layers_chosen"],
+            ssim=(metrics["ssim_layer1_chosen"] + metrics["ssim_layer2_chosen"]) / 2,
+            chosen_step=metrics["chosen_step"],
+            psnr_final=metrics["psnr_layers_final"],
+            oracle_psnr=metrics["oracle_psnr_layers"],
+            oracle_step=metrics["oracle_psnr_layers_step"],
+            seconds=metrics["wall_seconds"],
+            seconds_per_step=metrics["seconds_per_step"],
+            steps=metrics["steps"],
+        )
+
+    @classmethod
+    def baseline_records(cls, case: BenchmarkCase) -> list[dict]:
+        """The mixture taken as each layer; the mixture doubled about its mean colour ``μ`` with ``μ`` as the other
+        layer (``2I − μ`` and ``μ`` sum to ``2I`` as the layers do); the structure–texture split
+        (:func:`ddip.unmix.structure_texture`) at each of the ``tv_weight`` option's weights."""
+        mixture = case.image()
+        mean = mixture.mean(dim=(1, 2), keepdim=True).expand_as(mixture)
+        rows = [cls.layers_record(case, "mixture as each layer", [mixture, mixture])[0]]
+        rows.append(cls.layers_record(case, "mixture doubled about its mean, and the mean", [2 * mixture - mean, mean])[0])
+        for weight in case.options.get("tv_weight", [TV_WEIGHT]):
+            layers, seconds = timed(structure_texture, mixture, weight)
+            row, _ = cls.layers_record(case, f"TV structure–texture (weight {weight:g})", list(layers))
+            rows.append(row | {"seconds": seconds})
+        return rows
+
+    @classmethod
+    def layers_record(cls, case: BenchmarkCase, label: str, estimates: list[torch.Tensor]) -> tuple[dict, bool]:
+        """The record of two estimated layers (C×H×W): their mean PSNR/SSIM against the case's under the better
+        assignment (:meth:`matched`), and whether that assignment swaps them."""
+        truth = {name: case.truth_image(name) for name in LAYERS}
+        outputs, psnrs, swapped = cls.matched(dict(zip(LAYERS, (estimate[None] for estimate in estimates))), truth)
+        quality = {"psnr": sum(psnrs) / 2, "ssim": sum(ssim(output, truth[name]) for output, name in zip(outputs, LAYERS)) / 2}
+        return case.record(label, **quality), swapped

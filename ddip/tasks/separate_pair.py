@@ -15,15 +15,24 @@ assignment, as in :class:`ddip.tasks.separate.Separation`.
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
+from ddip.benchmark import timed
 from ddip.errors import DdipError, check_range
+from ddip.io import load_image
 from ddip.losses import exclusion_loss
 from ddip.nets.scalar import Scalar
 from ddip.tasks.base import GeneratorSpec, Layers, loss_weights
 from ddip.tasks.separate import Separation
+from ddip.unmix import ica_unmix
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from ddip.benchmark import BenchmarkCase
 
 
 class PairSeparation(Separation):
@@ -37,6 +46,7 @@ class PairSeparation(Separation):
     """
 
     image_count = (2, 2)
+    fit_label = "ddip (Double-DIP, two mixtures)"
 
     def __init__(
         self,
@@ -85,6 +95,31 @@ class PairSeparation(Separation):
         if "swapped_chosen" in metrics:
             metrics["alphas_matched"] = [1 - a for a in metrics["alphas"]] if metrics["swapped_chosen"] else metrics["alphas"]
         return images, metrics
+
+    @classmethod
+    def fit_record(cls, case: BenchmarkCase, cfg: DictConfig, metrics: dict) -> dict:
+        """The separation's record (:meth:`Separation.fit_record`) with the error of the learned weights where the case
+        gives the true ones (:func:`alpha_error`)."""
+        return super().fit_record(case, cfg, metrics) | alpha_error(metrics["alphas"], metrics["swapped_chosen"], case.spec.get("alphas"))
+
+    @classmethod
+    def baseline_records(cls, case: BenchmarkCase) -> list[dict]:
+        """The mixtures taken as the layers, and ICA of the mixtures' gradients (Farid & Adelson, CVPR 1999:
+        :func:`ddip.unmix.ica_unmix`) with the error of its weights (:func:`alpha_error`)."""
+        mixtures = [load_image(case.folder / path) for path in case.spec["images"]]
+        rows = [cls.layers_record(case, "mixtures as the layers", mixtures)[0]]
+        (first, second, weights), seconds = timed(ica_unmix, *mixtures)
+        ica, swapped = cls.layers_record(case, "ICA of gradients (Farid & Adelson)", [first, second])
+        return rows + [ica | {"seconds": seconds} | alpha_error(weights, swapped, case.spec.get("alphas"))]
+
+
+def alpha_error(weights: list[float], swapped: bool, true: list[float] | None) -> dict[str, float]:
+    """``alpha_error``: the mean absolute error of the weights of the first output layer in each mixture against the
+    case's weights of its first layer (``1 − α`` when the outputs match the layers swapped); empty without them."""
+    if not true:
+        return {}
+    matched = [1 - value for value in weights] if swapped else weights
+    return {"alpha_error": sum(abs(a - b) for a, b in zip(matched, true)) / len(true)}
 
 
 def alphas(layers: Layers) -> list[float]:

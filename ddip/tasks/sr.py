@@ -8,14 +8,20 @@ half-pixel phase, stride ``t``, replicated borders), so the physics is a pure fu
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from ddip.benchmark import psnr_fit_record, timed
 from ddip.errors import check_range
 from ddip.metrics import psnr, quality
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from ddip.benchmark import BenchmarkCase
 
 
 def lanczos_taps(factor: int) -> torch.Tensor:
@@ -55,6 +61,7 @@ class SuperResolution(Task):
 
     primary_metric = "psnr"
     truth_kinds: ClassVar[dict[str, str]] = {"clean": "image"}
+    case_settings = ("factor",)
 
     def __init__(self, factor: int = 4, input_channels: int = 32, input_scale: float = 0.1, **common):
         super().__init__(**common)
@@ -88,3 +95,15 @@ class SuperResolution(Task):
                 metrics |= quality(layers["upscaled"].clamp(0.0, 1.0), truth["clean"], end)
             metrics |= quality(bicubic(image, self.scale), truth["clean"], "bicubic")
         return images, metrics
+
+    @classmethod
+    def fit_record(cls, case: BenchmarkCase, cfg: DictConfig, metrics: dict) -> dict:
+        """The PSNR/SSIM of the fit (:func:`ddip.benchmark.psnr_fit_record`) at the case's factor."""
+        return psnr_fit_record(case, f"ddip (DIP sr ×{case.spec['factor']})", metrics)
+
+    @classmethod
+    def baseline_records(cls, case: BenchmarkCase) -> list[dict]:
+        """Bicubic upscaling (:func:`bicubic`) by the case's factor."""
+        small, clean, factor = case.image(), case.truth_image("clean"), case.spec["factor"]
+        upscaled, seconds = timed(bicubic, small, factor)
+        return [case.record(f"bicubic ×{factor}", **quality(upscaled, clean), seconds=seconds)]

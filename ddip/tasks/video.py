@@ -17,16 +17,21 @@ baseline (background subtraction).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from ddip.benchmark import timed
+from ddip.data import image_paths, load_masks, stacked_images
 from ddip.errors import DdipError, check_choice, check_range
 from ddip.losses import temporal_loss
 from ddip.saliency import confident_regions, otsu_threshold
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput
 from ddip.tasks.seg import Segmentation, iou
+
+if TYPE_CHECKING:
+    from ddip.benchmark import BenchmarkCase
 
 VIDEO_HINT_MODES = ("auto", "none")
 MIN_MOTION = 0.05
@@ -82,6 +87,7 @@ class VideoSegmentation(Segmentation):
     """
 
     image_count = (2, None)
+    fit_label = "ddip (Double-DIP video)"
     default_weights: ClassVar[dict[str, float]] = Segmentation.default_weights | {"temporal": 0.05}
     generators: ClassVar[dict[str, GeneratorSpec]] = Segmentation.generators | {"background": GeneratorSpec(3, "background")}
 
@@ -171,6 +177,16 @@ class VideoSegmentation(Segmentation):
             metrics["iou_final"] = self.mean_iou(final_masks, gt)[0]
             metrics["iou_final_raw"] = self.mean_iou((final["mask"] > self.threshold).float(), gt)[0]
         return images, metrics
+
+    @classmethod
+    def baseline_records(cls, case: BenchmarkCase) -> list[dict]:
+        """Background subtraction (:func:`motion_split`: the motion's Otsu split against the temporal median), by its
+        mean IoU over the clip's frames."""
+        frames = frames_of(stacked_images(image_paths(str(case.path("images")))))
+        (moving, _), seconds = timed(motion_split, frames, MIN_MOTION)
+        truth = load_masks(str(case.truth_path("mask")), "truth.mask", tuple(moving.shape[-2:]))
+        subtraction = sum(iou(mask.float(), true_mask) for mask, true_mask in zip(moving, truth)) / len(truth)
+        return [case.record("background subtraction (temporal median)", iou=subtraction, seconds=seconds)]
 
 
 def preview(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -32,15 +32,23 @@ reconstruction PSNR of the medians once the decomposition has started (the refer
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
+from ddip.baselines import opencv_inpaint
+from ddip.benchmark import psnr_fit_record, timed
 from ddip.errors import DdipError, check_flag, check_range, is_whole
+from ddip.io import load_map
 from ddip.losses import masked_l1_loss, reconstruction_loss
 from ddip.metrics import psnr, quality
 from ddip.synthetic import box_map
 from ddip.tasks.base import GeneratorSpec, Layers, NoiseInput, Task, loss_weights, two_stage_start
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from ddip.benchmark import BenchmarkCase
 
 LAYERS = ("clean", "watermark", "mask")
 OUTPUTS = ("formula", "hint", "mask", "clean")
@@ -235,6 +243,22 @@ class Watermark(Task):
                 metrics |= {f"psnr_chosen_{rule}": psnr(output, truth["clean"]), f"psnr_hint_chosen_{rule}": region_psnr(output, truth["clean"], region)}
             metrics |= quality(image, truth["clean"], "input") | {"psnr_hint_input": region_psnr(image, truth["clean"], region)}
         return images, metrics
+
+    @classmethod
+    def fit_record(cls, case: BenchmarkCase, cfg: DictConfig, metrics: dict) -> dict:
+        """The PSNR/SSIM of the fit (:func:`ddip.benchmark.psnr_fit_record`) and its PSNR inside the hint (``psnr_hint``)."""
+        return psnr_fit_record(case, "ddip (Double-DIP watermark)", metrics, psnr_hint=metrics["psnr_hint_chosen"])
+
+    @classmethod
+    def baseline_records(cls, case: BenchmarkCase) -> list[dict]:
+        """The watermarked input, and OpenCV's Telea inpainting of the hint box (:func:`ddip.baselines.opencv_inpaint`:
+        what a user without a better tool would do with the box); PSNR over the image and inside the hint."""
+        image, clean, hint = case.image(), case.truth_image("clean"), load_map(case.path("hint"))
+        filled, seconds = timed(opencv_inpaint, image, 1.0 - hint, "telea")
+        return [
+            case.record("watermarked input", **quality(image, clean), psnr_hint=region_psnr(image, clean, hint)),
+            case.record("OpenCV Telea (hint box)", **quality(filled, clean), psnr_hint=region_psnr(filled, clean, hint), seconds=seconds),
+        ]
 
 
 def check_box(box) -> tuple[int, int, int, int] | None:
