@@ -95,11 +95,12 @@ def stack_generators(cfg: DictConfig) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
-def build(cfg: DictConfig, data, task) -> pl.LightningModule:
+def build(cfg: DictConfig, data, task, **module_settings) -> pl.LightningModule:
     """The module for one fit of ``cfg.steps`` steps on ``data``'s image: backbone, curriculum, optimiser from the
     config, and the image, maps and ground truth the data module loaded (:meth:`ImageDataModule.inputs`). A task that
     is a LightningModule of its own (a supervised network: ``task=invdn_train``, ``task=invdn``) is its module: it owns
-    its networks and losses. The number of images given must be one the task takes
+    its networks and losses. ``module_settings`` replace the config's ``module.*`` (a batched member's:
+    :mod:`ddip.members`). The number of images given must be one the task takes
     (:attr:`ddip.tasks.base.Task.image_count`), and the ground truth given of names it accepts, read as it says
     (:attr:`ddip.tasks.base.Task.truth_kinds`)."""
     if isinstance(data, ImageDataModule):
@@ -116,7 +117,8 @@ def build(cfg: DictConfig, data, task) -> pl.LightningModule:
         curriculum=build_component(cfg, "scheduler", **({"steps": steps} if "steps" in cfg.scheduler else {})),
         optimizer=build_component(cfg, "optimizer"),
         steps=steps,
-        **{**cfg.module, "stack_generators": stack_generators(cfg)},
+        seed=cfg.seed,
+        **{**cfg.module, "stack_generators": stack_generators(cfg), **module_settings},
     )
 
 
