@@ -48,6 +48,7 @@ def main() -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def job(cfg: DictConfig) -> float | None:
     """One job: run it into Hydra's output dir and report it (a summary line, or one error line and its exit code)."""
+    from ddip.members import member_values, run_members
     from ddip.run import RunTerminated, objective, run, summary
     from ddip.rundir import RunDirInUse, finished_metrics, report_failure
     from ddip.sweep import in_sweep
@@ -62,6 +63,10 @@ def job(cfg: DictConfig) -> float | None:
     try:
         if skipped:
             print(f"ddip: {output_dir} is complete (metrics.json); skipped", file=sys.stderr)
+        elif member_values(cfg):  # batched members: one fit, a run dir per member (ddip.members)
+            for metrics in run_members(cfg, output_dir):
+                print(summary(metrics, output_dir / f"member_{metrics['member']}"))
+            return None
         metrics = finished if skipped else run(cfg, output_dir)
         value = objective(metrics, cfg.get("optimized_metric"))
     except RunTerminated as error:

@@ -69,6 +69,8 @@ class DecompositionModule(pl.LightningModule):
         channels_last: keep the networks' weights and activations in NHWC layout (faster CPU convolutions).
         cuda_graphs: on a GPU, replay each network's forward and backward pass from CUDA graphs (one launch
             instead of hundreds; same kernels, see :mod:`ddip.nets.graphed`); no effect on a CPU.
+        seed: seeds the run's own generator of the per-step jitter (the run's ``seed``), so that the jitter does not
+            depend on what else draws from torch's global RNG (a batched member's is its own: :mod:`ddip.members`).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class DecompositionModule(pl.LightningModule):
         stack_generators: bool = True,
         channels_last: bool = True,
         cuda_graphs: bool = False,
+        seed: int = 0,
     ):
         super().__init__()
         check_range("module.log_every", log_every, 1, whole=True)
@@ -96,7 +99,9 @@ class DecompositionModule(pl.LightningModule):
         self.last_layers: Layers = {}
         self.averaged: Layers | None = None
         self.selected: tuple[int, Layers] | None = None
+        self.seed, self.rng = seed, torch.Generator().manual_seed(seed)
         self._pending_rng: torch.Tensor | None = None
+        self.member_logger = None  # a batched member's own logger (ddip.members); else the trainer's
         self._resumed_seconds = 0.0
         try:
             networks = {
@@ -168,16 +173,26 @@ class DecompositionModule(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer
 
+    @property
+    def logger(self):
+        """The trainer's logger, or a batched member's own (:attr:`member_logger`)."""
+        return self.member_logger if self.member_logger is not None else super().logger
+
     # --- forward ----------------------------------------------------------------------------------------
     def forward(self, transform: int = 0, jitter: float = 0.0) -> Layers:
         """All generators' outputs for dihedral ``transform`` of the inputs, jittered by N(0, jitter²)."""
+        return self.generators(self.generator_inputs(transform, jitter))
+
+    def generator_inputs(self, transform: int = 0, jitter: float = 0.0) -> dict[str, torch.Tensor]:
+        """Each generator's input: dihedral ``transform`` of its noise input plus N(0, jitter²) drawn from the run's
+        own generator (:attr:`rng`)."""
         inputs = {}
         for name, spec in self.task.generators.items():
             z = dihedral(getattr(self, f"input_{spec.input}"), transform)
             if jitter > 0 and self.task.inputs[spec.input].perturb:
-                z = z + jitter * torch.randn_like(z)
+                z = z + jitter * torch.randn(z.shape, generator=self.rng, device=self.rng.device, dtype=z.dtype).to(z.device)
             inputs[name] = z.contiguous(memory_format=self.memory_format)
-        return self.generators(inputs)
+        return inputs
 
     def redraw_inputs(self) -> None:
         """Draw new fixed noise inputs (the faithful curriculum's reset at a stage start:
@@ -195,7 +210,7 @@ class DecompositionModule(pl.LightningModule):
             "selected": self.selected,
             "last_terms": self.last_terms,
             "fit_seconds": self._resumed_seconds + time.perf_counter() - self._fit_start,
-            "rng": torch.get_rng_state(),
+            "rng": self.rng.get_state(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -211,28 +226,36 @@ class DecompositionModule(pl.LightningModule):
         self.fit_seconds = self._resumed_seconds
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        if self._pending_rng is not None:  # restored here: creating the data iterator draws from the RNG
-            torch.set_rng_state(self._pending_rng)
+        if self._pending_rng is not None:  # restored at the first step, after on_fit_start has placed the generator
+            self.rng.set_state(self._pending_rng)
             self._pending_rng = None
         return self.step_loss(batch["step"], batch["transform"])
 
     def step_loss(self, step: int, transform: int = 0) -> torch.Tensor:
         """The loss of optimisation step ``step`` under dihedral ``transform`` of the inputs, the image and its maps
         (jitter, forward, curriculum target, the task's terms), with its terms logged every ``log_every`` steps."""
-        layers = self(transform, self.task.reg_noise_std(step, self.steps))
+        return self.layers_loss(self(transform, self.task.reg_noise_std(step, self.steps)), step, transform)
+
+    def layers_loss(self, layers: Layers, step: int, transform: int = 0) -> torch.Tensor:
+        """The loss of this step's generator outputs ``layers`` (remembered, against the curriculum's target under
+        ``transform``), with its terms logged every ``log_every`` steps."""
         self.remember(layers, transform)
         target = self.curriculum.target(dihedral(self.image, transform), step)
         maps = {name: dihedral(value, transform) for name, value in self.padded_maps.items()}
         terms = self.task.loss_terms(layers, target, maps, step, self.steps)
         loss = torch.stack(list(terms.values())).sum()
-        if step % self.log_every == 0 and self._trainer is not None:
-            self.log("train/loss", loss.detach(), on_step=True, prog_bar=True, logger=False)
-            if self.logger:  # one device-to-host copy for all terms
-                values = torch.stack([*terms.values(), loss]).detach().tolist()
-                scalars = dict(zip([f"train/{name}" for name in terms] + ["train/loss"], values))
-                self.logger.log_metrics(scalars, step=step)
         self.last_terms = {name: value.detach() for name, value in terms.items()} | {"loss": loss.detach()}
+        if step % self.log_every == 0:
+            self.log_terms(step)
         return loss
+
+    def log_terms(self, step: int) -> None:
+        """The last loss to the progress bar (under a trainer) and all terms to the logger."""
+        if self._trainer is not None:
+            self.log("train/loss", self.last_terms["loss"], on_step=True, prog_bar=True, logger=False)
+        if self.logger:  # one device-to-host copy for all terms
+            values = torch.stack(list(self.last_terms.values())).tolist()
+            self.logger.log_metrics({f"train/{name}": value for name, value in zip(self.last_terms, values)}, step=step)
 
     @torch.no_grad()
     def remember(self, layers: Layers, transform: int) -> None:
@@ -263,11 +286,19 @@ class DecompositionModule(pl.LightningModule):
     def current_output(self) -> Layers:
         """The output as evaluated and returned now (cropped): the running average when averaging, else a
         noise-free forward."""
-        return self.averaged if self.averaged is not None else self.cropped(self(0, 0.0))
+        return self.averaged if self.averaged is not None else self.cropped(self.noise_free())
+
+    def noise_free(self) -> Layers:
+        """The generators' outputs for the untransformed inputs without jitter (a batched member's come from its
+        batch: :class:`ddip.members.MemberBatch`)."""
+        return self(0, 0.0)
 
     def on_fit_start(self) -> None:
-        """Bring the ground truth to the module's device, for the evaluations (:class:`ddip.callbacks.Evaluations`)."""
+        """Bring the ground truth to the module's device, for the evaluations (:class:`ddip.callbacks.Evaluations`),
+        and the jitter's generator (seeded afresh: no step has drawn from it yet)."""
         self.truth = {name: value.to(self.device) for name, value in self.truth.items()}
+        if self.rng.device != self.device:
+            self.rng = torch.Generator(self.device).manual_seed(self.seed)
 
     def on_train_start(self) -> None:
         self._fit_start = time.perf_counter()

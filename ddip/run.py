@@ -11,8 +11,9 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import lightning.pytorch as pl
 import torch
@@ -62,14 +63,17 @@ def configure_wandb_environment(output_dir: Path) -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
 
 
-def build_logger(cfg: DictConfig, output_dir: Path):
-    """The configured Lightning logger (``False`` for ``logger=none``); W&B is imported only when chosen."""
+def build_logger(cfg: DictConfig, output_dir: Path, identity: dict | None = None):
+    """The configured Lightning logger (``False`` for ``logger=none``); W&B is imported only when chosen, its run named
+    by ``identity`` (W&B ``group``, ``name``, ``tags``; by default a sweep job's, :func:`ddip.sweep.job_identity`)
+    where the config leaves them null."""
     if cfg.get("logger") is None:
         return False
+    given = identity if identity is not None else job_identity(cfg)
     identity = {}
     if cfg.logger._target_.endswith("WandbLogger"):
         configure_wandb_environment(output_dir)
-        identity = {key: value for key, value in job_identity(cfg).items() if cfg.logger.get(key) is None}
+        identity = {key: value for key, value in given.items() if cfg.logger.get(key) is None}
     logger = build_component(cfg, "logger", **identity)
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return logger
@@ -81,6 +85,17 @@ def finish_logger(logger) -> None:
         import wandb
 
         wandb.finish()
+
+
+@contextlib.contextmanager
+def run_logger(cfg: DictConfig, output_dir: Path, identity: dict | None = None) -> Iterator:
+    """The run's logger (:func:`build_logger`), finished (:func:`finish_logger`) however the block ends."""
+    logger = build_logger(cfg, output_dir, identity)
+    try:
+        yield logger
+    finally:
+        if logger:
+            finish_logger(logger)
 
 
 def stack_generators(cfg: DictConfig) -> bool:
@@ -95,11 +110,12 @@ def stack_generators(cfg: DictConfig) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
-def build(cfg: DictConfig, data, task) -> pl.LightningModule:
+def build(cfg: DictConfig, data, task, **module_settings) -> pl.LightningModule:
     """The module for one fit of ``cfg.steps`` steps on ``data``'s image: backbone, curriculum, optimiser from the
     config, and the image, maps and ground truth the data module loaded (:meth:`ImageDataModule.inputs`). A task that
     is a LightningModule of its own (a supervised network: ``task=invdn_train``, ``task=invdn``) is its module: it owns
-    its networks and losses. The number of images given must be one the task takes
+    its networks and losses. ``module_settings`` replace the config's ``module.*`` (a batched member's:
+    :mod:`ddip.members`). The number of images given must be one the task takes
     (:attr:`ddip.tasks.base.Task.image_count`), and the ground truth given of names it accepts, read as it says
     (:attr:`ddip.tasks.base.Task.truth_kinds`)."""
     if isinstance(data, ImageDataModule):
@@ -116,7 +132,8 @@ def build(cfg: DictConfig, data, task) -> pl.LightningModule:
         curriculum=build_component(cfg, "scheduler", **({"steps": steps} if "steps" in cfg.scheduler else {})),
         optimizer=build_component(cfg, "optimizer"),
         steps=steps,
-        **{**cfg.module, "stack_generators": stack_generators(cfg)},
+        seed=cfg.seed,
+        **{**cfg.module, "stack_generators": stack_generators(cfg), **module_settings},
     )
 
 
@@ -267,43 +284,68 @@ def remove_checkpoint(folder: Path) -> None:
         folder.rmdir()
 
 
-def fit_and_save(cfg: DictConfig, output_dir: Path, started: float) -> dict:
-    """The fit of :func:`run` and its results written into ``output_dir``, ``metrics.json`` last."""
-    OmegaConf.update(cfg, "paths.output_dir", str(output_dir), force_add=True)
+def set_threads(cfg: DictConfig) -> None:
+    """torch's CPU threads: ``threads``, or a parallel sweep job's share of the cores (:func:`ddip.sweep.threads_per_job`)."""
     threads = cfg.get("threads") or threads_per_job()
     if threads:
         torch.set_num_threads(threads)
+
+
+def seeded_parts(cfg: DictConfig) -> tuple:
+    """The task and the data module of a run, built after seeding every RNG with ``seed`` (the task first: its settings,
+    e.g. ``task.factor``, decide ``data.*``)."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    task, data = build_component(cfg, "task"), build_component(cfg, "data")  # the task first: its settings (task.factor) decide data.*
+    return build_component(cfg, "task"), build_component(cfg, "data")
+
+
+def fit_and_save(cfg: DictConfig, output_dir: Path, started: float) -> dict:
+    """The fit of :func:`run` and its results written into ``output_dir``, ``metrics.json`` last."""
+    OmegaConf.update(cfg, "paths.output_dir", str(output_dir), force_add=True)
+    set_threads(cfg)
+    task, data = seeded_parts(cfg)
     ckpt_path = resume_path(cfg, output_dir)
-    logger = build_logger(cfg, output_dir)
-    try:
+    with run_logger(cfg, output_dir) as logger:
         module, steps_run, reporter = fit(cfg, data, task, logger, ckpt_path)
-        images, metrics = reporter.result()
-        for name, image in images.items():
-            save_result(output_dir, name, image)
-        if reporter.history:
-            save_progress(output_dir / "progress.png", reporter.history, reporter.snapshots, reporter.quality_keys)
-        metrics |= {
-            "steps": int(cfg.steps) if trains(module) else 0,
-            "steps_run": steps_run,
-            "wall_seconds": time.perf_counter() - started,
-            "fit_seconds": module.fit_seconds,
-            "seconds_per_step": module.fit_seconds / max(1, steps_run),
-            **data.facts,
-            "device": str(module.device),
-            "torch_threads": torch.get_num_threads(),
-            "overrides": list(cfg.get("overrides") or []),
-            "primary_metric": next((key for key in (f"{task.primary_metric}_chosen", task.primary_metric) if key in metrics), None),
-        }
-        if logger:
-            log_panel(logger, cfg.steps, images)
-            numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            logger.log_metrics({f"result/{k}": v for k, v in numbers.items()}, step=cfg.steps)
-    finally:
-        if logger:
-            finish_logger(logger)
-    write_json(output_dir / "metrics.json", metrics)
+        metrics = save_fit(cfg, output_dir, started, Fitted(module, steps_run, reporter, data, task), logger)
+    write_json(output_dir / "metrics.json", metrics)  # last, after the logger has finished
+    return metrics
+
+
+class Fitted(NamedTuple):
+    """A finished fit: its module, the steps it ran, what reports it (:func:`report`), its data module and task."""
+
+    module: pl.LightningModule
+    steps_run: int
+    reporter: Report
+    data: pl.LightningDataModule
+    task: object
+
+
+def save_fit(cfg: DictConfig, output_dir: Path, started: float, fitted: Fitted, logger) -> dict:
+    """Write a fit's result images and ``progress.png`` into ``output_dir`` and send the final panel and metrics to
+    ``logger``; returns the metrics (for ``metrics.json``, which the caller writes last)."""
+    module, steps_run, reporter, data, task = fitted
+    images, metrics = reporter.result()
+    for name, image in images.items():
+        save_result(output_dir, name, image)
+    if reporter.history:
+        save_progress(output_dir / "progress.png", reporter.history, reporter.snapshots, reporter.quality_keys)
+    metrics |= {
+        "steps": int(cfg.steps) if trains(module) else 0,
+        "steps_run": steps_run,
+        "wall_seconds": time.perf_counter() - started,
+        "fit_seconds": module.fit_seconds,
+        "seconds_per_step": module.fit_seconds / max(1, steps_run),
+        **data.facts,
+        "device": str(module.device),
+        "torch_threads": torch.get_num_threads(),
+        "overrides": list(cfg.get("overrides") or []),
+        "primary_metric": next((key for key in (f"{task.primary_metric}_chosen", task.primary_metric) if key in metrics), None),
+    }
+    if logger:
+        log_panel(logger, cfg.steps, images)
+        numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        logger.log_metrics({f"result/{k}": v for k, v in numbers.items()}, step=cfg.steps)
     return metrics
 
 

@@ -186,6 +186,17 @@ class GeneratorBank(nn.Module):
         # a plain list: not part of the module tree or its state dict
         self.runners = [GraphedNetwork(net, _run) if cuda_graphs else partial(_run, net) for net in self.networks]
 
+    def named_networks(self) -> dict[str, nn.Module]:
+        """Each generator by name, as given (a bank built with ``stack=False`` and ``cuda_graphs=False``)."""
+        if any(len(group) > 1 for group in self.members):
+            raise ValueError("a stacked bank's generators are copies inside its grouped networks")
+        return {group[0]: network for group, network in zip(self.members, self.networks)}
+
+    def parameter_owners(self) -> list[tuple[nn.Parameter, list[str]]]:
+        """Every parameter with the generators that own it: the names of a grouped network's members own
+        equal consecutive blocks of its first dimension, in order (the stacking of :func:`_stack_layer`)."""
+        return [(parameter, group) for group, network in zip(self.members, self.networks) for parameter in network.parameters()]
+
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         outputs: dict[str, torch.Tensor] = {}
         for group, run in zip(self.members, self.runners):
