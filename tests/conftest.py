@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra.utils import get_class
 from PIL import Image
 
@@ -20,6 +21,14 @@ os.environ.setdefault("WANDB_SILENT", "true")
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "ddip" / "conf"
 DATA = ROOT / "tests" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A run sets torch's process-wide thread count (``threads=1``); restore it so no test inherits another's."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def options(group: str) -> list[str]:
