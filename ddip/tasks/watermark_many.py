@@ -82,7 +82,7 @@ class WatermarkMany(Task):
     def __init__(
         self,
         weights: dict | None = None,
-        output: str = "mask",
+        output: str = "formula",
         mask_threshold: float = 0.1,
         formula_floor: float = 0.2,
         flat_watermark: bool = False,
