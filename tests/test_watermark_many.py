@@ -154,3 +154,20 @@ def test_bad_input_is_a_one_line_error(tmp_path):
         with pytest.raises(DdipError, match=message) as error:
             run(compose_train([*common, *given.split(" ")]), tmp_path / "run")
         assert "\n" not in str(error.value)
+
+
+def test_a_suite_case_is_scored_for_the_input_and_the_baseline(tmp_path):
+    """A case of the watermark_many suite, written as make_suite.py writes it, gives what the task needs and its
+    baselines' records (the watermarked input, the median gradient with Telea), each led by its mean PSNR."""
+    from ddip.benchmark import BenchmarkCase, evaluable
+    from ddip.cases import suite
+    from ddip.io import save_result
+
+    case = suite("watermark_many", "test", 32)[0]
+    for stem, image in case.images.items():
+        save_result(tmp_path, stem, image)
+    spec = case.manifest()
+    assert spec["images"] == "images" and spec["truth"] == {"clean": "clean"} and evaluable(spec, [])
+    records = WatermarkMany.baseline_records(BenchmarkCase(case.name, spec, tmp_path, tmp_path / "out"))
+    assert [record["method"] for record in records] == ["watermarked input", "median gradient + OpenCV Telea"]
+    assert all(list(record)[2:4] == ["psnr", "ssim"] and 5 < record["psnr"] < 60 for record in records)

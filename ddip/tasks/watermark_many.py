@@ -185,8 +185,8 @@ class WatermarkMany(Task):
         (filled, found), seconds = timed(median_gradient_inpaint, images)
         scores = [image_scores(output, truth) for output in (images, filled)]
         return [
-            case.record("watermarked input", psnr=scores[0]["psnr"], ssim=scores[0]["ssim_"]),
-            case.record("median gradient + OpenCV Telea", psnr=scores[1]["psnr"], ssim=scores[1]["ssim_"], mask_fraction=float(found.mean()), seconds=seconds),
+            case.record("watermarked input", psnr=scores[0]["psnr"], ssim=scores[0]["ssim"]),
+            case.record("median gradient + OpenCV Telea", psnr=scores[1]["psnr"], ssim=scores[1]["ssim"], mask_fraction=float(found.mean()), seconds=seconds),
         ]
 
 
