@@ -26,6 +26,8 @@ structure, each in a fixed ``tune`` or ``test`` split (a photo belongs to one sp
 - **watermark**: every photo with two semi-transparent text watermarks, one at a time (Double-DIP Sec. 4.4:
   ``I = m·w + (1 − m)·c``), of varied text, size, stroke, colour (white, black or a hue), opacity and position; the
   hint is the box around the text grown by a margin (white = watermark).
+- **watermark_many**: five photos of a split under one such watermark (Double-DIP Sec. 4.4, several images sharing a
+  watermark, no hint); the ground truth is the photos.
 
 Every case is drawn from a generator seeded by (task, split, index): the same command makes the same suite.
 """
@@ -61,6 +63,8 @@ LAYER_PAIRS = ("photo_texture", "photo_photo", "texture_texture")
 SEPARATION_WEIGHTS = (0.5, 0.3, 0.5, 0.7)  # the weight α of the first layer in the one mixture of a "separation" case
 WATERMARKS_PER_PHOTO = 2
 WATERMARK_TEXTS = ("SAMPLE", "© ddip", "PROOF", "DRAFT", "stock", "© 2026", "preview")
+WATERMARK_MANY_CASES = 3  # cases a split of the watermark_many suite
+WATERMARK_MANY_IMAGES = 5  # photos a case, under one watermark
 WATERMARK_COLOURS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "red": (0.9, 0.15, 0.1), "blue": (0.15, 0.3, 0.95), "yellow": (1.0, 0.85, 0.1)}
 TASK_OF = {
     "seg": "seg",
@@ -71,6 +75,7 @@ TASK_OF = {
     "mixtures": "separate_pair",
     "separation": "separate",
     "watermark": "watermark",
+    "watermark_many": "watermark_many",
     "video": "video",
 }
 VIDEO_FRAMES = 8
@@ -375,11 +380,10 @@ def separation_cases(split: str, size: int) -> list[Case]:
     return cases
 
 
-def watermark_case(rng: np.random.Generator, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """A random text watermark over ``clean`` (3×size×size): (watermarked image, 1×size×size hint box map, facts).
-    The text is 10–22 % of the side high (smaller if it would not fit), its stroke 1 px per 14 px of height, its
-    opacity 0.3–0.7, its place anywhere it fits; the hint box is the text's bounding box grown by 3 % of the side."""
-    size = clean.shape[-1]
+def random_watermark(rng: np.random.Generator, size: int) -> dict:
+    """A random text watermark for a size×size image, the arguments of :func:`ddip.synthetic.watermark` but the image
+    (its colour by name): the text is 10–22 % of the side high (smaller if it would not fit), its stroke 1 px per 14 px
+    of height, its opacity 0.3–0.7, its place anywhere it fits."""
     text = str(rng.choice(WATERMARK_TEXTS))
     height = max(8, round(size * rng.uniform(0.10, 0.22)))
     while True:
@@ -392,9 +396,22 @@ def watermark_case(rng: np.random.Generator, clean: torch.Tensor) -> tuple[torch
     opacity = round(float(rng.uniform(0.3, 0.7)), 3)
     top = int(rng.integers(2, max(3, size - text_height - 1)))
     left = int(rng.integers(2, max(3, size - text_width - 1)))
-    image, alpha = watermark(clean, text, top, left, height, WATERMARK_COLOURS[colour_name], opacity, bold)
+    return {"text": text, "top": top, "left": left, "height": height, "colour": colour_name, "opacity": opacity, "bold": bold}
+
+
+def watermarked(clean: torch.Tensor, spec: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """``clean`` with the watermark of :func:`random_watermark`'s ``spec``: (image, 1×H×W alpha map)."""
+    return watermark(clean, **(spec | {"colour": WATERMARK_COLOURS[spec["colour"]]}))
+
+
+def watermark_case(rng: np.random.Generator, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """A random text watermark (:func:`random_watermark`) over ``clean`` (3×size×size): (watermarked image,
+    1×size×size hint box map, facts); the hint box is the text's bounding box grown by 3 % of the side."""
+    size = clean.shape[-1]
+    spec = random_watermark(rng, size)
+    image, alpha = watermarked(clean, spec)
     box = bounding_box(alpha, margin=max(1, round(0.03 * size)))
-    facts = {"text": text, "height": height, "colour": colour_name, "opacity": opacity, "box": list(box)}
+    facts = {name: spec[name] for name in ("text", "height", "colour", "opacity")} | {"box": list(box)}
     return image, box_map((size, size), box)[None], facts
 
 
@@ -406,6 +423,26 @@ def watermark_cases(split: str, size: int) -> list[Case]:
             image, hint, facts = watermark_case(seeded("watermark", split, scene, index), clean)
             images = {"image": image, "hint": hint, "clean": clean}
             cases.append(Case(f"watermark_{index}_{scene}", "watermark", images, facts | {"photos": [scene]}, {"clean": "clean"}))
+    return cases
+
+
+def watermark_many_cases(split: str, size: int) -> list[Case]:
+    """:data:`WATERMARK_MANY_CASES` cases a split, each :data:`WATERMARK_MANY_IMAGES` of its photos (in a seeded
+    order, the next ones for the next case) under one random text watermark (:func:`random_watermark`); the ground
+    truth is the photos, one per image (a folder, as the images are)."""
+    cases, names = [], PHOTOS[split]
+    for index in range(WATERMARK_MANY_CASES):
+        rng = seeded("watermark_many", split, index)
+        order = [str(name) for name in rng.permutation(names)]
+        chosen = order[:WATERMARK_MANY_IMAGES]
+        spec = random_watermark(rng, size)
+        images = {}
+        for number, scene in enumerate(chosen):
+            clean = photo(scene, size)
+            images[f"images/{number:03d}"], _ = watermarked(clean, spec)
+            images[f"clean/{number:03d}"] = clean
+        facts = {name: spec[name] for name in ("text", "height", "colour", "opacity")} | {"photos": chosen, "images": "images"}
+        cases.append(Case(f"watermark_many_{split}{index}_{spec['colour']}", "watermark_many", images, facts, {"clean": "clean"}))
     return cases
 
 
@@ -439,7 +476,7 @@ def video_cases(split: str, size: int) -> list[Case]:
 
 def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure: int = 3) -> list[Case]:
     """The cases of the ``kind`` suite (``seg``, ``haze``, ``noise``, ``inpaint``, ``sr``, ``mixtures``, ``separation``,
-    ``watermark``, ``video``) in ``split``; ``sr`` needs a ``size`` divisible by 8."""
+    ``watermark``, ``watermark_many``, ``video``) in ``split``; ``sr`` needs a ``size`` divisible by 8."""
     if split not in PHOTOS:
         raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
     if kind == "seg":
@@ -458,6 +495,8 @@ def suite(kind: str, split: str, size: int = 128, count: int = 15, per_structure
         return separation_cases(split, size)
     if kind == "watermark":
         return watermark_cases(split, size)
+    if kind == "watermark_many":
+        return watermark_many_cases(split, size)
     if kind == "video":
         return video_cases(split, size)
     raise ValueError(f"unknown suite {kind!r}; one of {', '.join(TASK_OF)}")

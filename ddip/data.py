@@ -14,7 +14,7 @@ applies that transform to its image, its maps and its fixed noise inputs, an aug
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,9 +54,11 @@ DATA_MAPS = {
 }
 """The maps a task may read from the data (:meth:`ImageDataModule.maps`), with what each is."""
 
-TRUTH_KINDS = ("image", "mask")
-"""How a ground truth a task accepts is read (:attr:`ddip.tasks.base.Task.truth_kinds`): an RGB ``image``, or a
-``mask`` (white = foreground; for several images, a clip's frames, a folder of masks, one per image)."""
+TRUTH_KINDS = ("image", "mask", "images")
+"""How a ground truth a task accepts is read (:attr:`ddip.tasks.base.Task.truth_kinds`): an RGB ``image``, a
+``mask`` (white = foreground; for several images, a clip's frames, a folder of masks, one per image), or ``images``:
+one RGB image per image given (a folder, sorted by name, or a list), stacked along the channel axis as the images
+are (3n×H×W)."""
 DEFAULT_SAMPLE = {"image": "zebra_crop.png"}
 """The bundled sample of ``data.sample`` when none is configured."""
 
@@ -342,11 +344,16 @@ class ImageDataModule(pl.LightningDataModule):
                 self.given_truth[name] = self.read_one_truth(name, kind)
 
     def read_one_truth(self, name: str, kind: str) -> torch.Tensor:
-        """The ground truth ``name`` read as ``kind``: an RGB image (C×H×W), or a mask (H×W) or a folder of masks
-        (n×H×W), one per image given."""
+        """The ground truth ``name`` read as ``kind``: an RGB image (C×H×W), a mask (H×W) or a folder of masks
+        (n×H×W), one per image given, or one RGB image per image given (a folder or a list; 3n×H×W)."""
         path, key = self.truth_paths[name], self.truth_key(name)
         if kind == "image":
             return load_truth(path, key, self.size, scale=self.truth_scale)
+        if kind == "images":
+            files = image_paths(path, key)
+            if len(files) != self.count:
+                raise DdipError(f"{key} holds {len(files)} images for {self.count} images given: give one per image")
+            return torch.cat([load_truth(file, key, self.size, scale=self.truth_scale) for file in files])
         masks = load_masks(path, key, self.size, self.truth_scale)
         count = len(masks) if masks.dim() == 3 else 1
         if count != self.count:
@@ -420,21 +427,23 @@ def load_truth(
     return truth
 
 
-def image_paths(images: list[str] | str) -> list[str]:
-    """The files of ``data.images``: the list as given, or a folder's image files (:data:`IMAGE_SUFFIXES`) sorted by
-    name; an empty list or folder, or a string that is no folder, is a one-line error."""
-    if isinstance(images, str) and Path(images).suffix.lower() in VIDEO_SUFFIXES:
+def image_paths(images: list[str] | str, key: str = "data.images") -> list[str]:
+    """The files of ``data.images`` (or of another config ``key`` that takes several images): the list as given, or a
+    folder's image files (:data:`IMAGE_SUFFIXES`) sorted by name; an empty list or folder, or a string that is no
+    folder, is a one-line error."""
+    if isinstance(images, str) and Path(images).suffix.lower() in VIDEO_SUFFIXES and key == "data.images":
         return [images]
     if isinstance(images, str):
         folder = Path(images)
         if not folder.is_dir():
-            raise DdipError(f"data.images={images!r}: give a list [a.png,b.png], a folder of images or a video file")
+            video = ", a folder of images or a video file" if key == "data.images" else " or a folder of images"
+            raise DdipError(f"{key}={images!r}: give a list [a.png,b.png]{video}")
         paths = sorted(str(path) for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
-            raise DdipError(f"data.images: no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+            raise DdipError(f"{key}: no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
         return paths
     if not images:
-        raise DdipError("data.images is empty: give a list [a.png,b.png] or a folder of images")
+        raise DdipError(f"{key} is empty: give a list [a.png,b.png] or a folder of images")
     return [str(path) for path in images]
 
 
@@ -470,9 +479,10 @@ def named_paths(key: str, given: Mapping | None) -> dict[str, str]:
     if not isinstance(given, Mapping):
         raise DdipError(f"{key}={given!r}: give the ground truth by name, {key}={{clean:gt.png}}")
     for name, path in given.items():
-        if path is not None and not isinstance(path, str):
-            raise DdipError(f"{key}.{name}={path!r}: give one path (a folder of masks for a clip)")
-    return {str(name): path for name, path in given.items() if path is not None}
+        several = isinstance(path, Sequence) and not isinstance(path, str) and all(isinstance(item, str) for item in path)
+        if path is not None and not isinstance(path, str) and not several:
+            raise DdipError(f"{key}.{name}={path!r}: give one path (a folder of masks for a clip), or a list of images")
+    return {str(name): path if isinstance(path, str) else [str(item) for item in path] for name, path in given.items() if path is not None}
 
 
 def load_data_map(name: str, path: str, size: tuple[int, int]) -> torch.Tensor:
@@ -494,13 +504,14 @@ def check_data_map(name: str, value: torch.Tensor, source: str) -> torch.Tensor:
 
 def sample_image_path(name: str = "zebra_crop.png", key: str = "data.sample.image"):
     """A bundled sample in ``ddip/assets``: ``zebra_crop.png``, the zebra crop of the DIP repository (the classic
-    Double-DIP example), and ``hazy_zebra.png`` / ``noisy_zebra.png`` made from it by ``scripts/make_samples.py``.
-    An unknown ``name`` is a one-line error naming the config ``key`` and the bundled samples."""
+    Double-DIP example), and ``hazy_zebra.png`` / ``noisy_zebra.png`` made from it by ``scripts/make_samples.py``;
+    or a folder of them (a ground truth of one image per image). An unknown ``name`` is a one-line error naming the
+    config ``key`` and the bundled samples."""
     from importlib.resources import files
 
     folder = files("ddip") / "assets"
     path = folder / name
-    if not path.is_file():
+    if not (path.is_file() or path.is_dir()):
         samples = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".png"))
         raise DdipError(f"{key}={name!r} is not a bundled sample; one of {', '.join(samples)}")
     return path

@@ -116,13 +116,14 @@ def build(cfg: DictConfig, data, task, **module_settings) -> pl.LightningModule:
     is a LightningModule of its own (a supervised network: ``task=invdn_train``, ``task=invdn``) is its module: it owns
     its networks and losses. ``module_settings`` replace the config's ``module.*`` (a batched member's:
     :mod:`ddip.members`). The number of images given must be one the task takes
-    (:attr:`ddip.tasks.base.Task.image_count`), and the ground truth given of names it accepts, read as it says
-    (:attr:`ddip.tasks.base.Task.truth_kinds`)."""
+    (:attr:`ddip.tasks.base.Task.image_count`; the task is told how many, :meth:`ddip.tasks.base.Task.given_images`),
+    and the ground truth given of names it accepts, read as it says (:attr:`ddip.tasks.base.Task.truth_kinds`)."""
     if isinstance(data, ImageDataModule):
         data.check_count(getattr(task, "image_count", (1, 1)))
         data.read_truth(getattr(task, "truth_kinds", {}))
     if isinstance(task, pl.LightningModule):
         return task
+    task.given_images(data.count)
     task.check_truth(set(data.truth()))
     steps = cfg.steps
     return DecompositionModule(

@@ -17,7 +17,10 @@ PSNR/SSIM against ``zebra_crop.png``. ``mixed_zebra1.png`` and ``mixed_zebra2.pn
 ``task=separate_pair`` fits without ``data.images``: ``α·zebra + (1 − α)·grating`` with α = 0.3 and 0.7, the grating
 a seeded texture of :func:`ddip.cases.texture` cropped to the zebra's size. ``clip/000.png`` … ``clip/007.png``,
 the clip ``task=video`` fits without ``data.images``: the first ``tune`` case of the video suite at 64 px
-(:func:`ddip.cases.video_cases`: a vase's ellipse moving over a snail photo).
+(:func:`ddip.cases.video_cases`: a vase's ellipse moving over a snail photo). ``watermark_many/000.png`` …
+``004.png``, the images ``task=watermark_many`` fits without ``data.images``, and ``watermark_many/clean/``, their
+ground truth: the second ``tune`` case of the watermark_many suite at 96 px (:func:`ddip.cases.watermark_many_cases`:
+five photos under one blue "stock" at opacity 0.57).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip.cases import texture, video_cases
+from ddip.cases import texture, video_cases, watermark_many_cases
 from ddip.data import sample_image_path
 from ddip.io import load_image, save_image, save_result
 from ddip.synthetic import (
@@ -53,6 +56,7 @@ MIXTURE_ALPHAS = (0.3, 0.7)
 
 
 CLIP_SIZE = 64
+MANY_SIZE = 96
 
 
 def main() -> None:
@@ -79,7 +83,10 @@ def main() -> None:
     for stem, frame in clip.images.items():
         if stem.startswith("frames/"):
             save_result(args.out / "clip", stem.removeprefix("frames/"), frame)
-    made = "clip/000–007.png, mixed_zebra{1,2}.png, hazy_zebra.png, noisy_zebra.png, zebra_known.png, zebra_holes.png, zebra_x{2,4,8}.png, watermarked_zebra.png"
+    many = watermark_many_cases("tune", MANY_SIZE)[1]
+    for stem, image in many.images.items():
+        save_result(args.out / "watermark_many", stem.removeprefix("images/"), image)
+    made = "watermark_many/000–004.png, watermark_many/clean/000–004.png, clip/000–007.png, mixed_zebra{1,2}.png, hazy_zebra.png, noisy_zebra.png, zebra_known.png, zebra_holes.png, zebra_x{2,4,8}.png, watermarked_zebra.png"
     print(f"{made}, zebra_watermark_hint.png in {args.out}")
 
 

@@ -9,6 +9,7 @@ of ``scripts/evaluate.py``, each case marked with its split (``tune`` or ``test`
     python scripts/make_suite.py mixtures --out suites/mixtures  # two mixtures of photos/textures: 12 cases
     python scripts/make_suite.py separation --out suites/separation  # one mixture of photos/textures: 24 cases
     python scripts/make_suite.py watermark --out suites/watermark  # every photo with two text watermarks: 26 cases
+    python scripts/make_suite.py watermark_many --out suites/watermark_many --size 96  # five photos under one watermark: 6 cases
     python scripts/make_suite.py video --out suites/video --size 64  # a photo's region moving over another: 12 clips
     python scripts/evaluate.py --cases suites/seg --split test --out eval/seg_test
 

@@ -48,6 +48,7 @@ def case(tmp_path) -> dict[str, str]:
         "inpaint": f"data.truth={{clean:{tmp_path / 'image.png'}}}",
         "sr": f"data.truth={{clean:{tmp_path / 'large.png'}}}",
         "watermark": f"data.truth={{clean:{tmp_path / 'image.png'}}}",
+        "watermark_many": f"data.truth={{clean:[{tmp_path / 'image.png'},{tmp_path / 'image2.png'}]}}",  # one per image
         "video": f"data.truth={{mask:{tmp_path / 'masks'}}}",
         "known": f"data.mask={tmp_path / 'mask.png'}",
         "hint": f"data.hint={tmp_path / 'mask.png'}",

@@ -159,6 +159,11 @@ class Task(ABC):
         self.reg_noise = reg_noise if isinstance(reg_noise, RegNoise) else RegNoise(**(reg_noise or {}))
         self.net_defaults = net_defaults or {}
 
+    def given_images(self, count: int) -> None:
+        """Told how many images were given (within :attr:`image_count`) once they are loaded, before the generators
+        are built: a task whose generators depend on it (``watermark_many``: one clean generator per image) declares
+        them here; most need not know."""
+
     def own_maps(self, size: tuple[int, int]) -> dict[str, torch.Tensor]:
         """Maps of :attr:`data_maps` the task makes from its own settings, H×W at the input's ``size``, in place of the
         data's (watermark: the hint from ``task.box``); giving one both ways is a one-line error."""

@@ -61,6 +61,24 @@ def composite(clean: torch.Tensor, watermark: torch.Tensor, mask: torch.Tensor, 
     return alpha * watermark + (1.0 - alpha) * clean
 
 
+def flat_ink(watermark: torch.Tensor, weight: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """The watermark as one colour (a text or logo in one ink): its mean over the ``weight`` (an H×W or N×1×H×W map,
+    e.g. the hint; 1 = the whole image), at every pixel."""
+    weight = torch.as_tensor(weight, dtype=watermark.dtype, device=watermark.device).expand_as(watermark[:, :1])
+    colour = (weight * watermark).sum(dim=(-2, -1), keepdim=True) / weight.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
+    return colour.expand_as(watermark)
+
+
+def solved_clean(
+    image: torch.Tensor, clean: torch.Tensor, watermark: torch.Tensor, mask: torch.Tensor, floor: float, hint: torch.Tensor | float = 1.0
+) -> torch.Tensor:
+    """The physics solved for the clean image with the learnt watermark and mask, ``c = (I − h·m·w)/(1 − h·m)`` (as
+    dehazing's ``J = (I − (1 − t)·A)/t``): the clean layer plus the composite's residual divided by
+    ``max(1 − h·m, floor)`` (the formula itself wherever ``1 − h·m`` is above the floor)."""
+    residual = image - composite(clean, watermark, mask, hint)
+    return clean + residual / (1.0 - hint * mask).clamp_min(floor)
+
+
 def region_psnr(estimate: torch.Tensor, reference: torch.Tensor, region: torch.Tensor) -> float:
     """PSNR of two C×H×W (or 1×C×H×W) images over the pixels where the H×W ``region`` is 1."""
     inside = region.bool()
@@ -153,11 +171,7 @@ class Watermark(Task):
         """(clean, watermark, mask) of one run; with :attr:`flat_watermark` the watermark is its generator's mean
         colour over the ``hint`` (a 1×1×H×W or H×W map; 1 = the whole image)."""
         clean, watermark, mask = (layers[f"{layer}_{run}"] for layer in LAYERS)
-        if self.flat_watermark:
-            weight = torch.as_tensor(hint, dtype=watermark.dtype, device=watermark.device).expand_as(mask)
-            colour = (weight * watermark).sum(dim=(-2, -1), keepdim=True) / weight.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
-            watermark = colour.expand_as(watermark)
-        return clean, watermark, mask
+        return clean, flat_ink(watermark, hint) if self.flat_watermark else watermark, mask
 
     def medians(self, layers: Layers) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The pixel-wise medians over the runs of the clean layer, the watermark ``m·w`` and the mask (the
@@ -196,12 +210,7 @@ class Watermark(Task):
         output = output or self.output
         if output == "formula":
             region = 1.0 if hint is None else hint
-            solved = []
-            for run in range(self.runs):
-                clean, watermark, mask = self.run_layers(layers, run, region)
-                alpha = region * mask
-                residual = image - composite(clean, watermark, mask, region)
-                solved.append(clean + residual / (1.0 - alpha).clamp_min(self.formula_floor))
+            solved = [solved_clean(image, *self.run_layers(layers, run, region), self.formula_floor, region) for run in range(self.runs)]
             return torch.stack(solved).median(dim=0).values.clamp(0.0, 1.0)
         clean, _, mask = self.medians(layers)
         clean = clean.clamp(0.0, 1.0)
