@@ -60,8 +60,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for frames in args.frames:
             clip = write_clip(Path(folder) / f"clip{frames}", frames, args.size)
-            for per_step in args.per_step:
-                run_dir = Path(folder) / f"run_{frames}_{per_step}"
+            for index, per_step in enumerate(args.per_step):
+                run_dir = Path(folder) / f"run_{frames}_{index}"
                 command = [sys.executable, "train.py", "task=video", f"data.images={clip}", f"steps={args.steps}", "threads=1"]
                 command += ["logger=none", "checkpoint=null", "trainer.enable_progress_bar=false", "callbacks.evaluation.every=5"]
                 command += [f"task.frames_per_step={per_step}", f"hydra.run.dir={run_dir}", *args.override]
