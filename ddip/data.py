@@ -9,7 +9,9 @@ them to the module once (:class:`FitInputs`); the module pads them and keeps the
 (``data.truth={clean:gt.png}``), each name one the task accepts (:attr:`ddip.tasks.base.Task.truth_kinds`), and read
 as its kind says (:data:`TRUTH_KINDS`). At every optimisation step the data
 module yields only the step and which of the 8 flips/rotations it applies (:class:`StepTransforms`): the module
-applies that transform to its image, its maps and its fixed noise inputs, an augmented (noise, image) pair.
+applies that transform to its image, its maps and its fixed noise inputs, an augmented (noise, image) pair. A task
+that fits a window of its stacked images per step (a clip's frames: :attr:`ddip.tasks.base.Task.images_per_step`)
+also gets the step's window from it.
 """
 
 from __future__ import annotations
@@ -162,26 +164,48 @@ class FitInputs:
 
 
 class StepTransforms(Dataset):
-    """One item per optimisation step: ``{"step": i, "transform": k}``, k the dihedral transform of step i.
+    """One item per optimisation step: ``{"step": i, "transform": k}``, k the dihedral transform of step i; with
+    :meth:`fit_windows` set, also ``"images": (start, stop)``, the window of consecutive stacked images (a clip's
+    frames) that step i fits.
 
     With ``augment`` k is drawn from a generator seeded by (seed, i), so a run is reproducible and independent of
-    how items are fetched; without it every k is the identity, 0.
+    how items are fetched; without it every k is the identity, 0. The window is drawn next from the same generator:
+    its start uniform over ``1 − per_step … count − 1``, then moved inside the clip. So every image is in at least
+    ``per_step / (count + per_step − 1)`` of the steps' windows (the mean is ``per_step / count``); with a start
+    uniform over the windows that fit, the first and the last would be in only ``1 / (count − per_step + 1)``.
     """
 
     def __init__(self, length: int, augment: bool, seed: int):
         self.length, self.augment, self.seed = length, augment, seed
+        self.count, self.per_step = 0, 0
 
     def __len__(self) -> int:
         return self.length
 
-    def transform_index(self, index: int) -> int:
+    def fit_windows(self, count: int, per_step: int | None) -> None:
+        """Give each step a window of ``per_step`` of the ``count`` stacked images (``None``: every step fits all)."""
+        self.count, self.per_step = count, per_step or 0
+
+    def generator(self, index: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+
+    def transform_index(self, index: int, generator: torch.Generator | None = None) -> int:
         if not self.augment:
             return 0
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        return int(torch.randint(NUM_DIHEDRAL, (1,), generator=generator))
+        return int(torch.randint(NUM_DIHEDRAL, (1,), generator=generator or self.generator(index)))
 
-    def __getitem__(self, index: int) -> dict[str, int]:
-        return {"step": index, "transform": self.transform_index(index)}
+    def window(self, generator: torch.Generator) -> tuple[int, int]:
+        """A window of ``per_step`` consecutive images, (start, stop), drawn from ``generator``."""
+        start = int(torch.randint(1 - self.per_step, self.count, (1,), generator=generator))
+        start = min(max(start, 0), self.count - self.per_step)
+        return start, start + self.per_step
+
+    def __getitem__(self, index: int) -> dict:
+        generator = self.generator(index)
+        item = {"step": index, "transform": self.transform_index(index, generator)}
+        if self.per_step:
+            item["images"] = self.window(generator)
+        return item
 
 
 class StepSampler(Sampler[int]):
@@ -198,7 +222,7 @@ class StepSampler(Sampler[int]):
         return self.length
 
 
-def one_item_batch(items: list[dict[str, int]]) -> dict[str, int]:
+def one_item_batch(items: list[dict]) -> dict:
     """Collate a batch of one item as it is: Python ints, so that reading them never waits for an accelerator."""
     (item,) = items
     return item
@@ -324,6 +348,14 @@ class ImageDataModule(pl.LightningDataModule):
             wanted = f"{low}" if low == high else f"{low} to {high}" if high else f"{low} or more"
             how = "data.image=photo.png" if high == 1 else "data.images=[a.png,b.png,...] or data.images=FOLDER"
             raise DdipError(f"this task takes {wanted} image{'s' if high != 1 else ''} ({how}); {self.count} given")
+
+    def fit_windows(self, per_step: int | None) -> None:
+        """Each step fits a window of ``per_step`` consecutive images of the ones given (a task's
+        :attr:`~ddip.tasks.base.Task.images_per_step`; ``None``: all of them, every step); more than are given is a
+        one-line error."""
+        if per_step and per_step > self.count:
+            raise DdipError(f"{per_step} images a step, but {self.count} given: fit at most {self.count} a step")
+        self.dataset.fit_windows(self.count, per_step)
 
     def truth_key(self, name: str) -> str:
         """The config key that gave the ground truth ``name``: ``data.truth.<name>``, or the sample's."""

@@ -16,7 +16,8 @@ frozen (no loss, no update) while the others go on. Each is written to its own r
 after it (:class:`MemberLog`; W&B keeps one run open per process), grouped by the run dir.
 
 Not supported in this first increment (a one-line error, :func:`check_supported`): augmentation, a curriculum,
-resuming, supervised tasks. Members write no checkpoints.
+resuming, supervised tasks, a task that fits a window of its images a step (``task.frames_per_step``: each member's
+windows would follow its seed). Members write no checkpoints.
 """
 
 from __future__ import annotations
@@ -278,6 +279,11 @@ def fit_members(cfg: DictConfig, configs: list[DictConfig], started: float) -> l
         task, data = seeded_parts(member)
         parts.append((task, data))
         modules.append(build(member, data, task, stack_generators=False, cuda_graphs=False))
+    if modules[0].images_per_step:  # each member's windows would follow its seed, as its augmentation would
+        raise DdipError(
+            "members: a task that fits a window of its images a step (task.frames_per_step) is not supported with batched "
+            "members yet; run the members as a sweep (-m seed=...)"
+        )
     batch = MemberBatch(
         modules,
         build_component(cfg, "optimizer"),

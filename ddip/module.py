@@ -1,10 +1,12 @@
 """``DecompositionModule``: the image, the generators, their fixed noise inputs and the task's composite loss.
 
 The module receives the image, its maps and its ground truth once (:class:`ddip.data.FitInputs`), pads them to the
-generators' multiple and keeps them; the data module yields only each step's number and dihedral transform.
+generators' multiple and keeps them; the data module yields only each step's number and dihedral transform (and, for
+a task that fits a window of its stacked images a step, the window).
 
 One optimisation step: jitter the noise inputs (reg-noise), apply the step's dihedral transform to them and to the
-image and its maps, run the generators (on the fast path, those sharing an
+image and its maps (cut to the step's window of images, for a task that fits a few of its stacked images a step:
+:attr:`ddip.tasks.base.Task.images_per_step`), run the generators (on the fast path, those sharing an
 architecture as one grouped network: :mod:`ddip.nets.grouped`), let the task compose the
 layers and compute its loss terms against the curriculum's target, and take an Adam step.
 
@@ -31,6 +33,9 @@ from ddip.data import FitInputs, dihedral, dihedral_inverse, pad_to_multiple
 from ddip.errors import DdipError, check_flag, check_range
 from ddip.nets.grouped import GeneratorBank
 from ddip.tasks.base import Layers, NoiseInput, Task
+
+Window = tuple[int, int] | None
+"""A window of consecutive stacked images (a clip's frames), (start, stop); ``None``: all of them."""
 
 
 def make_input(spec: NoiseInput, height: int, width: int, count: int = 1) -> torch.Tensor:
@@ -122,6 +127,12 @@ class DecompositionModule(pl.LightningModule):
         self.fit_seconds = 0.0
         self.inputs, self.truth = inputs, inputs.truth
         self.place(inputs.image, inputs.maps | task.prepare(inputs.image))
+        self.images_per_step = task.images_per_step
+        if self.images_per_step and average:
+            raise DdipError(
+                f"module.average={average} averages every image's output at every step, but this task fits "
+                f"{self.images_per_step} of its {self.image_count} images a step: set module.average=0"
+            )
 
     # --- set-up ---------------------------------------------------------------------------------------
     @property
@@ -155,6 +166,7 @@ class DecompositionModule(pl.LightningModule):
             self.register_buffer(f"map_{name}", padded_map[None], persistent=False)
         height, width = padded.shape[-2:]
         count = len(padded) // 3 if len(padded) > 3 else 1  # several stacked images: a clip's frames
+        self.image_count = count
         for name, spec in self.task.inputs.items():
             shape = (height * self.task.scale, width * self.task.scale, count if spec.per_image else 1)
             self.register_buffer(f"input_{name}", make_input(spec, *shape))
@@ -179,16 +191,22 @@ class DecompositionModule(pl.LightningModule):
         return self.member_logger if self.member_logger is not None else super().logger
 
     # --- forward ----------------------------------------------------------------------------------------
-    def forward(self, transform: int = 0, jitter: float = 0.0) -> Layers:
-        """All generators' outputs for dihedral ``transform`` of the inputs, jittered by N(0, jitter²)."""
-        return self.generators(self.generator_inputs(transform, jitter))
+    def forward(self, transform: int = 0, jitter: float = 0.0, images: Window = None) -> Layers:
+        """All generators' outputs for dihedral ``transform`` of the inputs, jittered by N(0, jitter²); for the
+        stacked images of the window ``images`` = (start, stop) only, or all (``None``)."""
+        return self.generators(self.generator_inputs(transform, jitter, images))
 
-    def generator_inputs(self, transform: int = 0, jitter: float = 0.0) -> dict[str, torch.Tensor]:
-        """Each generator's input: dihedral ``transform`` of its noise input plus N(0, jitter²) drawn from the run's
-        own generator (:attr:`rng`)."""
+    def per_image(self, name: str) -> bool:
+        """Whether generator ``name`` has one input, and so one output, per stacked image (a clip's frames)."""
+        return self.task.inputs[self.task.generators[name].input].per_image
+
+    def generator_inputs(self, transform: int = 0, jitter: float = 0.0, images: Window = None) -> dict[str, torch.Tensor]:
+        """Each generator's input: dihedral ``transform`` of its noise input (a per-image one cut to the window
+        ``images``) plus N(0, jitter²) drawn from the run's own generator (:attr:`rng`)."""
         inputs = {}
         for name, spec in self.task.generators.items():
-            z = dihedral(getattr(self, f"input_{spec.input}"), transform)
+            z = getattr(self, f"input_{spec.input}")
+            z = dihedral(z[slice(*images)] if images and self.per_image(name) else z, transform)
             if jitter > 0 and self.task.inputs[spec.input].perturb:
                 z = z + jitter * torch.randn(z.shape, generator=self.rng, device=self.rng.device, dtype=z.dtype).to(z.device)
             inputs[name] = z.contiguous(memory_format=self.memory_format)
@@ -229,25 +247,37 @@ class DecompositionModule(pl.LightningModule):
         if self._pending_rng is not None:  # restored at the first step, after on_fit_start has placed the generator
             self.rng.set_state(self._pending_rng)
             self._pending_rng = None
-        return self.step_loss(batch["step"], batch["transform"])
+        return self.step_loss(batch["step"], batch["transform"], batch.get("images"))
 
-    def step_loss(self, step: int, transform: int = 0) -> torch.Tensor:
+    def step_loss(self, step: int, transform: int = 0, images: Window = None) -> torch.Tensor:
         """The loss of optimisation step ``step`` under dihedral ``transform`` of the inputs, the image and its maps
-        (jitter, forward, curriculum target, the task's terms), with its terms logged every ``log_every`` steps."""
-        return self.layers_loss(self(transform, self.task.reg_noise_std(step, self.steps)), step, transform)
+        (jitter, forward, curriculum target, the task's terms), on the stacked images of the window ``images`` (all:
+        ``None``), with its terms logged every ``log_every`` steps."""
+        layers = self(transform, self.task.reg_noise_std(step, self.steps), images)
+        return self.layers_loss(layers, step, transform, images)
 
-    def layers_loss(self, layers: Layers, step: int, transform: int = 0) -> torch.Tensor:
+    def layers_loss(self, layers: Layers, step: int, transform: int = 0, images: Window = None) -> torch.Tensor:
         """The loss of this step's generator outputs ``layers`` (remembered, against the curriculum's target under
-        ``transform``), with its terms logged every ``log_every`` steps."""
+        ``transform``; of the stacked images of the window ``images``, all if ``None``), with its terms logged every
+        ``log_every`` steps."""
         self.remember(layers, transform)
-        target = self.curriculum.target(dihedral(self.image, transform), step)
-        maps = {name: dihedral(value, transform) for name, value in self.padded_maps.items()}
+        target = self.window_of(self.curriculum.target(dihedral(self.image, transform), step), images)
+        maps = {name: dihedral(self.window_of(value, images), transform) for name, value in self.padded_maps.items()}
         terms = self.task.loss_terms(layers, target, maps, step, self.steps)
         loss = torch.stack(list(terms.values())).sum()
         self.last_terms = {name: value.detach() for name, value in terms.items()} | {"loss": loss.detach()}
         if step % self.log_every == 0:
             self.log_terms(step)
         return loss
+
+    def window_of(self, stacked: torch.Tensor, images: Window) -> torch.Tensor:
+        """The window ``images`` = (start, stop) of a 1×(n·C)×H×W tensor of the n stacked images (the image, C = 3; a
+        map of one entry per image, C = 1); a map of one entry for all, or any tensor when ``images`` is ``None``, as
+        it is."""
+        if not images or stacked.shape[1] % self.image_count or self.image_count == 1:
+            return stacked
+        channels = stacked.shape[1] // self.image_count
+        return stacked[:, images[0] * channels : images[1] * channels]
 
     def log_terms(self, step: int) -> None:
         """The last loss to the progress bar (under a trainer) and all terms to the logger."""
@@ -289,9 +319,34 @@ class DecompositionModule(pl.LightningModule):
         return self.averaged if self.averaged is not None else self.cropped(self.noise_free())
 
     def noise_free(self) -> Layers:
-        """The generators' outputs for the untransformed inputs without jitter (a batched member's come from its
-        batch: :class:`ddip.members.MemberBatch`)."""
-        return self(0, 0.0)
+        """The generators' outputs for the untransformed inputs without jitter, run over the :meth:`evaluation_windows`
+        (a batched member's come from its batch: :class:`ddip.members.MemberBatch`)."""
+        return self.joined([self(0, 0.0, window) for window in self.evaluation_windows()])
+
+    def evaluation_windows(self) -> list[Window]:
+        """The windows of stacked images the outputs are evaluated in: all at once (``[None]``), or, for a task that
+        fits :attr:`images_per_step` a step, consecutive windows of that many, the last one ending at the last image
+        (BatchNorm stays in training mode, so each forward normalises over as many images as a training step's)."""
+        per_step, count = self.images_per_step, self.image_count
+        if not per_step:
+            return [None]
+        starts = [min(start, count - per_step) for start in range(0, count, per_step)]
+        return [(start, start + per_step) for start in starts]
+
+    def joined(self, outputs: list[Layers]) -> Layers:
+        """The outputs of :meth:`evaluation_windows`' forwards as one output of every image: the per-image generators'
+        concatenated (an image in two windows taken from the first), the others' from the first forward."""
+        windows = self.evaluation_windows()
+        if len(outputs) == 1:
+            return outputs[0]
+        done, keep = 0, []
+        for start, stop in windows:
+            keep.append(done - start)
+            done = stop
+        return {
+            name: torch.cat([output[name][skip:] for output, skip in zip(outputs, keep)]) if self.per_image(name) else outputs[0][name]
+            for name in outputs[0]
+        }
 
     def on_fit_start(self) -> None:
         """Bring the ground truth to the module's device, for the evaluations (:class:`ddip.callbacks.Evaluations`),

@@ -117,7 +117,9 @@ def build(cfg: DictConfig, data, task, **module_settings) -> pl.LightningModule:
     its networks and losses. ``module_settings`` replace the config's ``module.*`` (a batched member's:
     :mod:`ddip.members`). The number of images given must be one the task takes
     (:attr:`ddip.tasks.base.Task.image_count`; the task is told how many, :meth:`ddip.tasks.base.Task.given_images`),
-    and the ground truth given of names it accepts, read as it says (:attr:`ddip.tasks.base.Task.truth_kinds`)."""
+    and the ground truth given of names it accepts, read as it says (:attr:`ddip.tasks.base.Task.truth_kinds`). A task
+    that fits a window of its images a step (:attr:`ddip.tasks.base.Task.images_per_step`) gets each step's window
+    from the data module."""
     if isinstance(data, ImageDataModule):
         data.check_count(getattr(task, "image_count", (1, 1)))
         data.read_truth(getattr(task, "truth_kinds", {}))
@@ -126,7 +128,7 @@ def build(cfg: DictConfig, data, task, **module_settings) -> pl.LightningModule:
     task.given_images(data.count)
     task.check_truth(set(data.truth()))
     steps = cfg.steps
-    return DecompositionModule(
+    module = DecompositionModule(
         task=task,
         inputs=data.inputs(task.data_maps, own=task.own_maps(data.size)),
         backbone=build_component(cfg, "backbone"),
@@ -136,6 +138,9 @@ def build(cfg: DictConfig, data, task, **module_settings) -> pl.LightningModule:
         seed=cfg.seed,
         **{**cfg.module, "stack_generators": stack_generators(cfg), **module_settings},
     )
+    if isinstance(data, ImageDataModule):
+        data.fit_windows(task.images_per_step)
+    return module
 
 
 CONF = Path(__file__).resolve().parent / "conf"

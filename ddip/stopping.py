@@ -23,7 +23,7 @@ from collections import deque
 import lightning.pytorch as pl
 import torch
 
-from ddip.errors import check_flag, check_range
+from ddip.errors import DdipError, check_flag, check_range
 from ddip.noise_level import noise_sigma
 
 
@@ -95,6 +95,11 @@ class ESWMV(pl.Callback):
         self.waited = 0
 
     def on_train_start(self, trainer: pl.Trainer, module) -> None:
+        if getattr(module, "images_per_step", None):  # the windows' outputs are no image's output step after step
+            raise DdipError(
+                f"stopping=es_wmv watches every image's output at every step, but this task fits {module.images_per_step} "
+                f"of its {module.image_count} images a step: use stopping=none"
+            )
         if self.noise_floor is not None:
             self.floor = self.noise_floor * noise_sigma(module.crop(module.image)[0].float().cpu())
 

@@ -132,6 +132,13 @@ class Task(ABC):
     """How many images the task decomposes together, (min, max) (``None``: no upper end): one (``data.image``) for
     most, two mixtures of the same layers for ``separate_pair`` (``data.images``). Several images reach the task
     stacked along the channel axis (3n×H×W), and :meth:`compose` returns them so."""
+    images_per_step: int | None = None
+    """How many of the stacked images (:attr:`image_count`: a clip's frames) one optimisation step fits, a window of
+    consecutive ones drawn per step by the data module (:meth:`ddip.data.ImageDataModule.fit_windows`); ``None``:
+    all of them. The step's per-image inputs (:class:`NoiseInput` ``per_image``), the image's channels and the maps
+    of one entry per image are cut to the window; the evaluations run over all images in consecutive windows of
+    this size (the last one ending at the last image), so that BatchNorm normalises over as many images as in
+    training. The loss terms see the window as the whole batch."""
     data_maps: tuple[str, ...] = ()
     """Maps the task reads from the data beside the image (``data.<name>``, e.g. inpainting's known-pixel ``mask``),
     passed with :meth:`prepare`'s maps; a run without one of them is a one-line error."""

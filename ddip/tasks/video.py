@@ -5,7 +5,9 @@ of :class:`ddip.tasks.seg.Segmentation` run on a batch of frames: their noise in
 t's input is frame t − 1's plus a small increment, :class:`ddip.tasks.base.NoiseInput` ``per_image``), so each
 layer and the mask change smoothly from frame to frame, and a temporal term ``mean|m_t − m_{t−1}|`` keeps the
 masks consistent. The frames reach the task stacked along the channel axis (``data.images``: a folder of frames, a
-list, or a video file), 3n×H×W; the losses see them as a batch of n.
+list, or a video file), 3n×H×W; the losses see them as a batch of n, or, with ``frames_per_step`` = K, each step
+a window of K consecutive frames (:attr:`ddip.tasks.base.Task.images_per_step`), so that a clip of any length fits in
+the memory of K frames.
 
 Hints come from motion instead of saliency (the segmentation recipe otherwise, warm-up and all): the clip's
 static background is estimated as the per-pixel temporal median, a pixel's motion is its largest channel
@@ -82,6 +84,9 @@ class VideoSegmentation(Segmentation):
         hint_band: the hints are the motion split's sides eroded by this fraction of the shorter side (≥ 1 px;
             smaller than seg's: a moving object is often small, and seg's 8 % erodes its hint away).
         hint_fraction: the hint terms' share of the run after the warm-up (to its end: the motion keeps the layers apart).
+        frames_per_step: each step fits a window of this many consecutive frames (drawn per step), so that memory
+            is bounded by the window, not the clip; the outputs are evaluated in windows of as many frames (BatchNorm
+            sees batches of one size). ``None`` or 0: every step fits all the frames.
         weights: the segmentation's terms and ``temporal``, the mask's change between neighbouring frames.
         The other arguments are :class:`~ddip.tasks.seg.Segmentation`'s.
     """
@@ -101,11 +106,14 @@ class VideoSegmentation(Segmentation):
         background_increment: float = 0.0,
         hint_band: float = 0.02,
         hint_fraction: float = 2 / 3,
+        frames_per_step: int | None = None,
         **segmentation,
     ):
         check_choice("task.hints", hints, VIDEO_HINT_MODES)
         check_range("task.min_motion", min_motion, 0, 1, open_low=True)
         check_range("task.input_increment", input_increment, 0)
+        if frames_per_step is not None:
+            check_range("task.frames_per_step", frames_per_step, 0, whole=True)
         super().__init__(
             hints=hints, input_channels=input_channels, input_scale=input_scale, hint_band=hint_band, hint_fraction=hint_fraction, **segmentation
         )
@@ -113,10 +121,17 @@ class VideoSegmentation(Segmentation):
         background = NoiseInput(input_channels, input_scale, per_image=True, increment=background_increment)
         self.inputs = {"layers": per_frame, "mask": per_frame, "background": background}
         self.min_motion = min_motion
+        self.images_per_step = frames_per_step or None
+
+    def check_frames_per_step(self, frames: int) -> None:
+        """A one-line error when a step's window (``task.frames_per_step``) is longer than the clip."""
+        if self.images_per_step and self.images_per_step > frames:
+            raise DdipError(f"task.frames_per_step={self.images_per_step} is more than the clip's {frames} frames: give at most {frames}, or null for all")
 
     def prepare(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each frame's hints from the clip's motion (n×H×W each): the foreground, the background, and the warm-up's
         trimap (1 on the foreground hint, 0 on the background hint, the motion over twice the threshold between)."""
+        self.check_frames_per_step(len(image) // 3)
         if self.hints == "none":
             return {}
         frames = frames_of(image)
