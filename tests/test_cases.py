@@ -150,6 +150,7 @@ def evaluate_module():
     return evaluate
 
 
+@pytest.mark.slow  # ~20 s: four tasks' fits through evaluate.py (test_benchmark covers the hooks); run with -m slow
 def test_evaluate_scores_inpainting_super_resolution_mixtures_and_watermarks_beside_their_baselines(tmp_path):
     evaluate = evaluate_module()
     small = ["logger=none", "threads=1", "backbone.channels=[8,8,8,8,8]", "backbone.skip_channels=[4,4,4,4,4]"]

@@ -267,6 +267,7 @@ def test_uniform_image_run_gives_a_finite_non_black_result(tmp_path, value):
     assert float(dehazed.mean()) == pytest.approx(value / 255, abs=0.05)
 
 
+@pytest.mark.slow  # ~20 s: an evaluate.py process with a dehazing fit (test_benchmark covers the script); run with -m slow
 def test_evaluate_script_reports_ddip_beside_dcp_and_the_oracles(tmp_path):
     """``make_haze_cases.py`` then ``evaluate.py`` on one tiny synthetic case: ddip, DCP and the oracle rows; with
     the true transmission the recovery is far better than the hazy input; ``haze_table.py`` tabulates it and
