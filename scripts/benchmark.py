@@ -3,7 +3,8 @@ measured in one run, and this CPU's convolution throughput.
 
     python scripts/benchmark.py [--tasks seg dehaze denoise] [--sizes 64 128 256] [--steps 20] [--warmup 5]
                                 [--repeats 3] [--out results/benchmark/benchmark.json] [--threads N ...]
-                                [--override KEY=VALUE ...]
+                                [--override KEY=VALUE ...] [--whole-run] [--whole-steps 300]
+                                [--sweep K] [--sweep-task seg] [--sweep-steps 300]
 
 Cases (``--tasks``): ``seg``, ``dehaze`` (the task defaults), ``denoise`` (one DIP network,
 ``task.ensemble=1``: the network the conv-throughput goal is about), ``denoise-ensemble`` (the denoise
@@ -35,16 +36,36 @@ step's time goes at that size (convolution, batch norm, optimiser, other operato
 per count, the records carry ``threads``), so the paths' use of the cores is compared in one run.
 ``--override KEY=VALUE ...`` sets Hydra overrides on every path alike (an A/B of one
 setting is two runs, e.g. ``--tasks dehaze --sizes 128 --override task.weights.exclusion=0``).
-Writes ``--out`` (records: task, size, path, s_per_step, gflop_per_step, gflops) and a markdown table beside it
-with the speed-ups. With a CUDA device
+
+Whole runs and sweeps (``train.py`` as a user runs it, a subprocess each, timed by wall clock):
+
+- ``--whole-run``: after the paths of each case and size, ``train.py`` with the case's defaults (evaluations, output
+  choice, stopping rule, progress bar, checkpoint) for ``--whole-steps`` steps on the same image, once with the
+  default logger (W&B, offline) and once with ``logger=none``. Its s/step is the fit's own (``fit_seconds /
+  steps_run`` of its ``metrics.json``: every callback included, start-up and result writing not), its overhead the
+  excess over the lightning and the fast path's s/step of the same run; the process's seconds (start-up included)
+  are recorded beside it.
+- ``--sweep K``: fits per hour of a K-seed ``--sweep-task`` sweep (default ``seg``) of ``--sweep-steps`` steps at the
+  first ``--sizes`` size, lean as the paths (no logger, no checkpoint, no progress bar, no stopping rule), start-up
+  included: ``joblib J×T``, ``-m hydra/launcher=joblib hydra.launcher.n_jobs=J seed=0,…,K-1`` for every divisor J of
+  the cores (T = cores // J threads a job); ``members J×T``, batched members ``members.seed=[...]`` in J batches of
+  about K / J seeds (J = 1: one process on all cores; J > 1: a joblib sweep of the batches). The ratio is the best
+  members' fits per hour over the best joblib split's.
+
+Writes ``--out`` (records: task, size, path, s_per_step, gflop_per_step, gflops; a whole run's adds steps_run,
+fit_seconds, process_seconds and its overheads in percent; a sweep's jobs, threads, fits, seconds and fits_per_hour)
+and markdown tables beside it. With a CUDA device
 (``--accelerator gpu``, the default when one is present) everything runs there (``trainer=gpu``).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +83,7 @@ from omegaconf import OmegaConf
 
 from ddip.errors import DdipError
 from ddip.run import build, build_component, compose_train
+from ddip.sweep import cpu_cores
 
 PLAIN = ["speed=plain"]
 LEAN = ["logger=none", "checkpoint=null", "trainer.enable_progress_bar=false", "stopping=none"]
@@ -171,6 +193,96 @@ def time_paths(task: str, image: Path, args, device: torch.device) -> tuple[dict
     return {name: statistics.median(values) for name, values in samples.items()}, loops["plain"].gflop
 
 
+def train_command(case: str, image: Path, args, extra: list[str]) -> list[str]:
+    """``python train.py`` with the case's config on ``image``, the run's ``--override`` settings and ``extra``."""
+    return [sys.executable, "train.py", *CASES[case], f"data.image={image}", f"trainer={args.accelerator}", *args.override, *extra]
+
+
+def timed(command: list[str]) -> float:
+    """Wall-clock seconds of ``command`` run from the checkout, W&B offline; a failure ends the benchmark with the
+    command and the end of its error output."""
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env=os.environ | {"WANDB_MODE": "offline"}, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"benchmark: {' '.join(command[1:])} failed:\n{done.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+WHOLE_RUNS = {"whole run": [], "whole run, no logger": ["logger=none"]}  # the default logger: W&B, offline
+
+
+def whole_runs(case: str, image: Path, args, threads: int, times: dict[str, float]) -> dict[str, dict]:
+    """Every :data:`WHOLE_RUNS` row of ``case`` on ``image``: ``train.py`` with the case's defaults for
+    ``--whole-steps`` steps; its s/step (``fit_seconds / steps_run`` of its ``metrics.json``), its overheads in
+    percent over the lightning and the fast path's ``times``, and the process's seconds, start-up included."""
+    rows = {}
+    for name, extra in WHOLE_RUNS.items():
+        folder = image.parent / f"{case}_{image.stem}_{threads}_{len(rows)}"
+        command = train_command(case, image, args, [f"steps={args.whole_steps}", f"threads={threads}", f"hydra.run.dir={folder}", *extra])
+        process = timed(command)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        seconds = metrics["fit_seconds"] / metrics["steps_run"]
+        rows[name] = {
+            "s_per_step": seconds,
+            "steps_run": metrics["steps_run"],
+            "fit_seconds": metrics["fit_seconds"],
+            "process_seconds": process,
+            "overhead_vs_lightning_pct": 100 * (seconds / times["lightning"] - 1),
+            "overhead_vs_fast_pct": 100 * (seconds / times["fast"] - 1),
+        }
+    return rows
+
+
+def divisors(n: int) -> list[int]:
+    """1, …, ``n``: the numbers that divide ``n``."""
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def batches(seeds: list[int], count: int) -> list[list[int]]:
+    """``seeds`` cut into ``count`` consecutive batches whose sizes differ by at most one."""
+    cuts = [round(b * len(seeds) / count) for b in range(count + 1)]
+    return [seeds[start:end] for start, end in itertools.pairwise(cuts)]
+
+
+def multirun(command: list[str], jobs: int, swept: str, folder: Path) -> list[str]:
+    """``command`` as a joblib sweep of ``jobs`` parallel jobs over ``swept`` into ``folder``."""
+    launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}", f"hydra.sweep.dir={folder}"]
+    return [*command[:2], "-m", *command[2:], *launcher, swept]
+
+
+def sweep_commands(image: Path, args) -> dict[str, tuple[int, list[str]]]:
+    """The sweeps of ``--sweep`` seeds by name (``joblib J×T``, ``members J×T``): each one's jobs J and command."""
+    cores, seeds = cpu_cores(), list(range(args.sweep))
+    base = train_command(args.sweep_task, image, args, [f"steps={args.sweep_steps}", *LEAN])
+    commands = {}
+    for jobs in divisors(cores):
+        commands[f"joblib {jobs}×{cores // jobs}"] = (jobs, multirun(base, jobs, f"seed={','.join(map(str, seeds))}", image.parent / f"joblib_{jobs}"))
+    for jobs in (j for j in divisors(cores) if j <= len(seeds)):
+        swept = "members.seed=" + ",".join(f"[{','.join(map(str, batch))}]" for batch in batches(seeds, jobs))
+        folder = image.parent / f"members_{jobs}"
+        command = [*base, swept, f"hydra.run.dir={folder}"] if jobs == 1 else multirun(base, jobs, swept, folder)
+        commands[f"members {jobs}×{cores // jobs}"] = (jobs, command)
+    return commands
+
+
+def time_sweeps(args) -> list[dict]:
+    """The records of ``--sweep``: fits per hour of every sweep of :func:`sweep_commands`, and the best members'
+    fits per hour over the best joblib split's."""
+    size, cores = args.sizes[0], cpu_cores()
+    records = []
+    with tempfile.TemporaryDirectory(prefix="ddip-sweep-") as folder:
+        for name, (jobs, command) in sweep_commands(texture(size, Path(folder)), args).items():
+            seconds = timed(command)
+            rate = 3600 * args.sweep / seconds
+            records.append({"task": args.sweep_task, "size": size, "path": name, "jobs": jobs, "threads": cores // jobs})
+            records[-1] |= {"fits": args.sweep, "steps": args.sweep_steps, "seconds": seconds, "fits_per_hour": rate}
+            print(f"sweep {name}: {args.sweep} fits in {seconds:.1f} s, {rate:.0f} fits/hour", flush=True)
+    best = {kind: max((r for r in records if r["path"].startswith(kind)), key=lambda r: r["fits_per_hour"]) for kind in ("members", "joblib")}
+    ratio = best["members"]["fits_per_hour"] / best["joblib"]["fits_per_hour"]
+    summary = {"members": best["members"]["path"], "joblib": best["joblib"]["path"], "ratio": ratio}
+    return [*records, {"task": args.sweep_task, "size": size, "path": "members / joblib", **summary}]
+
+
 PROFILE_CATEGORIES = {"convolution": ("conv",), "batch norm": ("batch_norm",), "optimiser": ("adam",)}
 
 
@@ -222,9 +334,16 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=None, metavar="SIZE", help="also profile the fast step at this size")
     parser.add_argument("--threads", nargs="*", type=int, default=[], metavar="N", help="time everything at each of these torch thread counts (default: torch's own), e.g. 1 2")
     parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE", help="Hydra overrides for every path, e.g. task.weights.exclusion=0")
+    parser.add_argument("--whole-run", action="store_true", help="also time train.py with the case's defaults (logger, evaluations, progress bar)")
+    parser.add_argument("--whole-steps", type=int, default=300, help="steps of each --whole-run fit")
+    parser.add_argument("--sweep", type=int, default=0, metavar="K", help="also time K-seed sweeps: joblib at each jobs × threads split, batched members")
+    parser.add_argument("--sweep-task", choices=list(CASES), default="seg", metavar="CASE", help="the case --sweep fits (default seg)")
+    parser.add_argument("--sweep-steps", type=int, default=300, help="steps of each --sweep fit")
     args = parser.parse_args()
     if any(n < 1 for n in args.threads):
         parser.error(f"--threads {' '.join(map(str, args.threads))}: thread counts must be 1 or more")
+    if args.sweep < 0 or (args.sweep and not args.sizes):
+        parser.error("--sweep K: K must be 1 or more (0: no sweep), and --sizes give its size")
     warnings.filterwarnings("ignore", message=".*self.log.*")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for task in args.tasks:  # an override Hydra refuses ends the run here, in one line, before any timing
@@ -238,9 +357,10 @@ def main() -> None:
     for threads in counts:
         torch.set_num_threads(threads)
         records += time_all(args, device, threads)
-    args.out.write_text(json.dumps(records, indent=2) + "\n")
+    sweeps = time_sweeps(args) if args.sweep else []
+    args.out.write_text(json.dumps(records + sweeps, indent=2) + "\n")
     command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
-    tables = markdown(records)
+    tables = markdown(records) + (f"\n{sweep_table(sweeps)}" if sweeps else "")
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU, " + " and ".join([*map(str, counts[:-1]), thread_count(counts[-1])])
     args.out.with_suffix(".md").write_text(f"`{command}`\n\n{where}, torch {torch.__version__}\n\n{tables}")
     print(tables)
@@ -254,10 +374,14 @@ def time_all(args, device: torch.device, threads: int) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="ddip-bench-") as images:
         for task in args.tasks:
             for size in args.sizes:
-                times, gflop = time_paths(task, texture(size, Path(images)), args, device)
-                for path, seconds in times.items():
-                    records.append({"task": task, "size": size, "path": path, "s_per_step": seconds, "gflop_per_step": gflop, "gflops": gflop / seconds})
-                print(f"{task} {size}px: " + ", ".join(f"{k} {v:.4f}" for k, v in times.items()) + " s/step", flush=True)
+                image = texture(size, Path(images))
+                times, gflop = time_paths(task, image, args, device)
+                rows = {path: {"s_per_step": seconds} for path, seconds in times.items()}
+                if args.whole_run:
+                    rows |= whole_runs(task, image, args, threads, times)
+                for path, row in rows.items():
+                    records.append({"task": task, "size": size, "path": path, **row, "gflop_per_step": gflop, "gflops": gflop / row["s_per_step"]})
+                print(f"{task} {size}px: " + ", ".join(f"{k} {v['s_per_step']:.4f}" for k, v in rows.items()) + " s/step", flush=True)
             if args.profile:
                 breakdown = profile_fast(task, texture(args.profile, Path(images)), args, device)
                 records.append({"task": task, "size": args.profile, "path": "fast profile", "ms_per_step": breakdown})
@@ -283,8 +407,9 @@ def table(records: list[dict]) -> str:
     peak = records[0]["gflops"]
     by_case: dict[tuple, dict] = {}
     profiles = [r for r in records if r["path"] == "fast profile"]
+    wholes = [r for r in records if r["path"] in WHOLE_RUNS]
     for r in records[1:]:
-        if r in profiles:
+        if r in profiles or r in wholes:
             continue
         by_case.setdefault((r["task"], r["size"]), {})[r["path"]] = r
     bf16 = any("bf16" in paths for paths in by_case.values())
@@ -311,6 +436,40 @@ def table(records: list[dict]) -> str:
         lines += ["", "Where a fast step's time goes (ms per step, self time of the ATen operators under the profiler):", ""]
         lines += ["| task | size | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
         lines += [f"| {r['task']} | {r['size']} | " + " | ".join(f"{r['ms_per_step'][n]:.1f}" for n in names) + " |" for r in profiles]
+    if wholes:
+        lines += ["", whole_table(wholes)]
+    return "\n".join(lines) + "\n"
+
+
+def whole_table(records: list[dict]) -> str:
+    """One row per ``--whole-run`` fit: its steps, the fit's seconds and s/step, its overheads over the lightning
+    and the fast path, and the process's seconds."""
+    heading = (
+        "Whole runs (`train.py` with the case's defaults: evaluations, output choice, stopping, progress bar, checkpoint; "
+        "W&B offline unless the run says no logger); overhead: the fit's s/step over the path's of the same run:"
+    )
+    lines = [
+        heading,
+        "",
+        "| task | size | run | steps run | fit s | s/step | overhead over lightning | overhead over fast | process s (start-up included) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['task']} | {r['size']} | {r['path']} | {r['steps_run']} | {r['fit_seconds']:.1f} | {r['s_per_step']:.4f} "
+        f"| {r['overhead_vs_lightning_pct']:+.1f} % | {r['overhead_vs_fast_pct']:+.1f} % | {r['process_seconds']:.1f} |"
+        for r in records
+    ]
+    return "\n".join(lines)
+
+
+def sweep_table(records: list[dict]) -> str:
+    """One row per ``--sweep`` sweep (seconds, fits per hour) and the line of the best members over the best joblib split."""
+    *sweeps, ratio = records
+    first = sweeps[0]
+    heading = f"Sweeps of {first['fits']} seeds of `{first['task']}`, {first['steps']} steps, {first['size']} px, {cpu_cores()} cores"
+    lines = [f"{heading} (wall clock, start-up included; jobs × threads a job):", "", "| sweep | seconds | fits per hour |", "|---|---|---|"]
+    lines += [f"| {r['path']} | {r['seconds']:.1f} | {r['fits_per_hour']:.0f} |" for r in sweeps]
+    lines += ["", f"Best members / best joblib, fits per hour: {ratio['ratio']:.2f}× ({ratio['members']} / {ratio['joblib']})"]
     return "\n".join(lines) + "\n"
 
 

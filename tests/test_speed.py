@@ -3,6 +3,7 @@ reference path (``speed=plain``) computes: same outputs, gradients and losses wi
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import subprocess
@@ -288,3 +289,51 @@ def test_benchmark_repeats_the_run_at_each_thread_count(tmp_path):
     assert table.index("**1 thread**") < table.index("**2 threads**") and table.count("| seg | 32 |") == 2
     refused = subprocess.run([*command, "--threads", "0"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and refused.stderr.strip().splitlines()[-1].endswith("thread counts must be 1 or more")
+
+
+def test_benchmark_sweeps_every_split_and_rates_them_by_their_times(tmp_path, monkeypatch):
+    """``--sweep K``: a joblib sweep of the K seeds at every jobs × threads split of the cores, the seeds as batched
+    members in 1 … cores batches; fits per hour from each command's seconds, and the best members over the best joblib
+    split (the commands' times stood in for: the whole script is the slow test below)."""
+    from scripts import benchmark
+
+    monkeypatch.setattr(benchmark, "cpu_cores", lambda: 2)
+    args = argparse.Namespace(sweep=3, sweep_task="seg", sweep_steps=2, sizes=[32], accelerator="cpu", override=[])
+    commands = benchmark.sweep_commands(tmp_path / "bench_32.png", args)
+    assert list(commands) == ["joblib 1×2", "joblib 2×1", "members 1×2", "members 2×1"]
+    assert commands["joblib 2×1"][1][2] == "-m" and commands["joblib 2×1"][1][-1] == "seed=0,1,2"
+    assert "-m" not in commands["members 1×2"][1] and "members.seed=[0,1,2]" in commands["members 1×2"][1]
+    assert commands["members 2×1"][1][-1] == "members.seed=[0,1],[2]" and "hydra.launcher.n_jobs=2" in commands["members 2×1"][1]
+    seconds = {"joblib 1×2": 40.0, "joblib 2×1": 30.0, "members 1×2": 20.0, "members 2×1": 24.0}
+    times = iter(seconds.values())  # the sweeps run in the order of their commands
+    monkeypatch.setattr(benchmark, "timed", lambda command: next(times))
+    *sweeps, ratio = benchmark.time_sweeps(args)
+    assert {r["path"]: r["fits_per_hour"] for r in sweeps} == {name: 3600 * 3 / s for name, s in seconds.items()}
+    assert ratio == {"task": "seg", "size": 32, "path": "members / joblib", "members": "members 1×2", "joblib": "joblib 2×1", "ratio": 1.5}
+    assert "| members 1×2 | 20.0 | 540 |" in benchmark.sweep_table([*sweeps, ratio])
+
+
+@pytest.mark.slow  # eight train.py processes (two whole runs, four sweeps) and the paths: two minutes on 2 cores
+def test_benchmark_whole_runs_and_sweeps_report_consistent_records(tmp_path):
+    """``--whole-run``: ``train.py`` with the defaults (W&B offline, and without a logger), its s/step the fit's own
+    and its overheads over the lightning and the fast path of the same run; ``--sweep 2``: every sweep's fits per
+    hour from its seconds, and the best members over the best joblib split."""
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "scripts/benchmark.py", "--tasks", "seg", "--sizes", "32", "--steps", "2", "--warmup", "1", "--repeats", "1", "--out", str(out)]
+    command += ["--whole-run", "--whole-steps", "2", "--sweep", "2", "--sweep-steps", "2"]
+    subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    records = {r["path"]: r for r in json.loads(out.read_text())[1:]}
+    for name in ("whole run", "whole run, no logger"):
+        whole = records[name]
+        assert whole["steps_run"] == 2 and whole["s_per_step"] == pytest.approx(whole["fit_seconds"] / 2)
+        assert whole["process_seconds"] > whole["fit_seconds"] > 0
+        for path in ("lightning", "fast"):
+            assert whole[f"overhead_vs_{path}_pct"] == pytest.approx(100 * (whole["s_per_step"] / records[path]["s_per_step"] - 1))
+    sweeps = [r for r in records.values() if "fits_per_hour" in r]
+    assert {r["path"].split()[0] for r in sweeps} == {"joblib", "members"}
+    assert all(r["fits_per_hour"] == pytest.approx(3600 * 2 / r["seconds"]) for r in sweeps)
+    ratio = records["members / joblib"]
+    assert ratio["ratio"] == pytest.approx(records[ratio["members"]]["fits_per_hour"] / records[ratio["joblib"]]["fits_per_hour"])
+    assert ratio["members"] == max((r for r in sweeps if r["path"].startswith("members")), key=lambda r: r["fits_per_hour"])["path"]
+    table = out.with_suffix(".md").read_text()
+    assert "| seg | 32 | whole run, no logger | 2 |" in table and "Best members / best joblib" in table
