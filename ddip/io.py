@@ -7,6 +7,7 @@ ground-truth mask, resized to the image), and leaves through :func:`save_image` 
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -173,6 +174,16 @@ def write_json(path: str | os.PathLike, data: dict) -> None:
     temporary = path.with_suffix(path.suffix + ".tmp")
     temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     temporary.replace(path)
+
+
+def write_history(path: str | os.PathLike, history: list[dict]) -> None:
+    """``history.csv``: one row an evaluation (its step, loss terms, selection score and any ground-truth metrics),
+    the numbers behind ``progress.png``; a key an evaluation lacks is left empty."""
+    columns = ["step", *sorted({key for record in history for key in record} - {"step"})]
+    with Path(path).open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(history)
 
 
 def save_progress(path: str | os.PathLike, history: list[dict], snapshots: list[tuple[int, dict]], quality: list[str]) -> None:

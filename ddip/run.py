@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ddip.callbacks import Evaluations, ImagePanels
 from ddip.data import ImageDataModule
 from ddip.errors import DdipError, check_range, check_replaced_settings, is_whole
-from ddip.io import save_progress, save_result, write_json
+from ddip.io import save_progress, save_result, write_history, write_json
 from ddip.loggers import log_panel, shows_images
 from ddip.module import DecompositionModule
 from ddip.rundir import check_writable, claimed, clear_results, finished_metrics, finished_notice
@@ -336,6 +336,7 @@ def save_fit(cfg: DictConfig, output_dir: Path, started: float, fitted: Fitted, 
         save_result(output_dir, name, image)
     if reporter.history:
         save_progress(output_dir / "progress.png", reporter.history, reporter.snapshots, reporter.quality_keys)
+        write_history(output_dir / "history.csv", reporter.history)
     metrics |= {
         "steps": int(cfg.steps) if trains(module) else 0,
         "steps_run": steps_run,

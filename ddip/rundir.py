@@ -83,13 +83,13 @@ def claimed(output_dir: Path) -> Iterator[None]:
 
 
 def clear_results(output_dir: Path, resuming: bool) -> None:
-    """Remove an earlier run's result from ``output_dir`` (``metrics.json``, ``FAILED.txt``, the PNGs) and, unless
+    """Remove an earlier run's result from ``output_dir`` (``metrics.json``, ``FAILED.txt``, ``history.csv``, the PNGs) and, unless
     ``resuming``, its checkpoints and logs, so that what the dir holds afterwards is the new run's alone. A dir
     without an earlier run's ``metrics.json`` or ``FAILED.txt`` is left as it is (it may be a folder of the user's
     own images)."""
     if not ((output_dir / "metrics.json").exists() or (output_dir / "FAILED.txt").exists()):
         return
-    for path in [output_dir / "metrics.json", output_dir / "FAILED.txt", *output_dir.glob("*.png")]:
+    for path in [output_dir / "metrics.json", output_dir / "FAILED.txt", output_dir / "history.csv", *output_dir.glob("*.png")]:
         path.unlink(missing_ok=True)
     for name in () if resuming else ("checkpoints", *LOGS):
         shutil.rmtree(output_dir / name, ignore_errors=True)
