@@ -1,4 +1,5 @@
-"""Choosing the output without ground truth: ES-WMV, a Lightning callback usable by every task.
+"""Ending a fit when it is done, without ground truth: ES-WMV (denoising) and :class:`Settled` (segmentation),
+Lightning callbacks.
 
 ES-WMV (Wang, Li, Zhuang, Chen, Liang, Sun, "Early Stopping for Deep Image Prior", TMLR 2023, Sec. 3): a DIP fit
 first reproduces the image's structure and later its noise; the reconstructions change least around the
@@ -18,6 +19,7 @@ residual RMS against the noisy image is below κ·σ̂, the noise level estimate
 
 from __future__ import annotations
 
+import inspect
 from collections import deque
 
 import lightning.pytorch as pl
@@ -79,7 +81,8 @@ class ESWMV(pl.Callback):
             (``None``: off, the paper's rule).
     """
 
-    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True, noise_floor: float | None = None):
+    def __init__(self, window: int = 100, patience: int = 1000, stop: bool = True, noise_floor: float | None = None, **other_rules):
+        check_other_rules("es_wmv", other_rules)
         check_range("stopping.window", window, 2, whole=True)
         check_range("stopping.patience", patience, 1, whole=True)
         check_flag("stopping.stop", stop)
@@ -165,3 +168,68 @@ class ESWMV(pl.Callback):
         self.select_at = state["select_at"]
         self.floor, self.floored = state.get("floor"), state.get("floored", False)
 
+
+
+class Settled(pl.Callback):
+    """Ends a fit once the task's answer has settled: every ``every`` steps from the first choosable iterate on
+    (:attr:`DecompositionModule.selectable_from`, after seg's hint stages), the task's :meth:`~ddip.tasks.base.Task.decision`
+    on the noise-free output (seg: the thresholded mask) is compared with the one ``patience`` steps before; the fit
+    stops once at most ``tolerance`` of the pixels changed over those steps (a slow drift adds up, so it is not taken
+    for a settled mask). The output is chosen as without the rule (the task's score over the evaluated iterates,
+    :class:`ddip.callbacks.Evaluations`): it only ends the fit, so ``steps`` is the cap. A DIP fit's reconstruction
+    keeps improving long after the decomposition is decided (seg: the layers take in detail while the mask no longer
+    moves), so the reconstruction is not what is watched.
+
+    Args:
+        every: steps between two checks.
+        tolerance: the share of pixels whose decision may change over ``patience`` steps for it to count as settled.
+        patience: the steps over which the decision is compared (rounded up to a multiple of ``every``).
+    """
+
+    def __init__(self, every: int = 50, tolerance: float = 0.005, patience: int = 200, **other_rules):
+        check_other_rules("settled", other_rules)
+        check_range("stopping.every", every, 1, whole=True)
+        check_range("stopping.tolerance", tolerance, 0, 1)
+        check_range("stopping.patience", patience, 1, whole=True)
+        self.every, self.tolerance, self.patience = every, tolerance, patience
+        self.decisions: deque[torch.Tensor] = deque(maxlen=-(-patience // every) + 1)
+        self.changes: list[tuple[int, float]] = []  # (step, share of pixels changed over the last patience steps)
+
+    def on_train_start(self, trainer: pl.Trainer, module) -> None:
+        if module.task.decision(module.current_output()) is None:
+            raise DdipError(f"stopping=settled waits for a task's decision (a mask), and task {type(module.task).__name__} has none: use stopping=none")
+
+    @torch.no_grad()
+    def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:
+        step = trainer.global_step
+        if step < module.selectable_from or step % self.every:
+            return
+        self.decisions.append(module.task.decision(module.current_output()).cpu())
+        if len(self.decisions) < self.decisions.maxlen:
+            return
+        changed = float((self.decisions[-1] != self.decisions[0]).float().mean())
+        self.changes.append((step, changed))
+        if module.logger:
+            module.logger.log_metrics({"stopping/changed": changed}, step=step)
+        if changed <= self.tolerance:
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict:
+        return {"decisions": list(self.decisions), "changes": self.changes}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.decisions.extend(state["decisions"])
+        self.changes = state["changes"]
+
+
+def rule_settings() -> set[str]:
+    """Every setting of every stopping rule."""
+    return {name for rule in (ESWMV, Settled) for name in inspect.signature(rule).parameters} - {"other_rules"}
+
+
+def check_other_rules(rule: str, given: dict) -> None:
+    """A rule chosen with ``stopping=NAME`` over a recipe's other rule (seg's ``Settled``, denoise's ES-WMV) also
+    receives that rule's settings, as Hydra merges the two: those are ignored; any other name is a one-line error."""
+    unknown = sorted(set(given) - rule_settings())
+    if unknown:
+        raise DdipError(f"stopping={rule} has no setting {', '.join(unknown)}")

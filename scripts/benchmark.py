@@ -44,7 +44,8 @@ Whole runs and sweeps (``train.py`` as a user runs it, a subprocess each, timed 
   default logger (W&B, offline) and once with ``logger=none``. Its s/step is the fit's own (``fit_seconds /
   steps_run`` of its ``metrics.json``: every callback included, start-up and result writing not), its overhead the
   excess over the lightning and the fast path's s/step of the same run; the process's seconds (start-up included)
-  are recorded beside it.
+  are recorded beside it. ``--whole-steps 0`` runs the task's own steps, its stopping rule ending the fit (seg: once
+  the mask has settled): the process's seconds are then the time to a result.
 - ``--sweep K``: fits per hour of a K-seed ``--sweep-task`` sweep (default ``seg``) of ``--sweep-steps`` steps at the
   first ``--sizes`` size, lean as the paths (no logger, no checkpoint, no progress bar, no stopping rule), start-up
   included: ``joblib J×T``, ``-m hydra/launcher=joblib hydra.launcher.n_jobs=J seed=0,…,K-1`` for every divisor J of
@@ -218,7 +219,8 @@ def whole_runs(case: str, image: Path, args, threads: int, times: dict[str, floa
     rows = {}
     for name, extra in WHOLE_RUNS.items():
         folder = image.parent / f"{case}_{image.stem}_{threads}_{len(rows)}"
-        command = train_command(case, image, args, [f"steps={args.whole_steps}", f"threads={threads}", f"hydra.run.dir={folder}", *extra])
+        steps = [f"steps={args.whole_steps}"] if args.whole_steps else []  # 0: the recipe's, its stopping rule ending the fit
+        command = train_command(case, image, args, [*steps, f"threads={threads}", f"hydra.run.dir={folder}", *extra])
         process = timed(command)
         metrics = json.loads((folder / "metrics.json").read_text())
         seconds = metrics["fit_seconds"] / metrics["steps_run"]
@@ -335,7 +337,7 @@ def main() -> None:
     parser.add_argument("--threads", nargs="*", type=int, default=[], metavar="N", help="time everything at each of these torch thread counts (default: torch's own), e.g. 1 2")
     parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE", help="Hydra overrides for every path, e.g. task.weights.exclusion=0")
     parser.add_argument("--whole-run", action="store_true", help="also time train.py with the case's defaults (logger, evaluations, progress bar)")
-    parser.add_argument("--whole-steps", type=int, default=300, help="steps of each --whole-run fit")
+    parser.add_argument("--whole-steps", type=int, default=300, help="steps of each --whole-run fit; 0: the task's default (its cap and stopping rule: the time to a result)")
     parser.add_argument("--sweep", type=int, default=0, metavar="K", help="also time K-seed sweeps: joblib at each jobs × threads split, batched members")
     parser.add_argument("--sweep-task", choices=list(CASES), default="seg", metavar="CASE", help="the case --sweep fits (default seg)")
     parser.add_argument("--sweep-steps", type=int, default=300, help="steps of each --sweep fit")

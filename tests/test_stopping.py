@@ -1,4 +1,4 @@
-"""ES-WMV: the windowed moving variance (Eq. 2) and where the stopping rule stops."""
+"""ES-WMV: the windowed moving variance (Eq. 2) and where the stopping rule stops; the settled-mask rule."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from conftest import ROOT, tiny_texture
 from ddip.errors import DdipError
 from ddip.noise_level import noise_sigma
 from ddip.run import build_component, compose_train, run
-from ddip.stopping import ESWMV, WindowedVariance
+from ddip.stopping import ESWMV, Settled, WindowedVariance
 
 
 def test_windowed_variance_matches_the_definition():
@@ -180,3 +180,78 @@ def test_without_a_noise_floor_the_output_fitting_the_noise_is_chosen():
     callback = ESWMV(window=150, patience=500)
     module, steps_run = drive_to_the_noisy_image(callback)
     assert steps_run == 200 and module.selected[0] > 150
+
+
+class DecidingTask:
+    def decision(self, layers):
+        return layers["mask"] > 0.5
+
+
+class DecidingModule:
+    """The surface of :class:`Settled`: the task's decision on the current output, the first choosable step, a logger."""
+
+    def __init__(self, selectable_from: int):
+        self.task, self.logger, self.selectable_from, self.output = DecidingTask(), None, selectable_from, None
+
+    def current_output(self):
+        return {"mask": self.output}
+
+
+def settle(callback: Settled, masks, selectable_from: int = 1) -> int:
+    """Run ``callback`` over one mask a step; returns the steps run."""
+    module, trainer = DecidingModule(selectable_from), Trainer()
+    module.output = masks[0]
+    callback.on_train_start(trainer, module)
+    for step, mask in enumerate(masks, start=1):
+        module.output, trainer.global_step = mask, step
+        callback.on_train_batch_end(trainer, module, None, None, step - 1)
+        if trainer.should_stop:
+            return step
+    return len(masks)
+
+
+def growing(steps: int, until: int) -> list[torch.Tensor]:
+    """A 20×20 mask that takes one more pixel a step until step ``until``, then stays."""
+    masks = []
+    for step in range(1, steps + 1):
+        mask = torch.zeros(400)
+        mask[: min(step, until)] = 1.0
+        masks.append(mask.view(1, 1, 20, 20))
+    return masks
+
+
+def test_settled_stops_patience_steps_after_the_mask_stops_changing():
+    # one of 400 pixels a step until step 300: 50 steps change 12.5 % of the mask, then none
+    assert settle(Settled(every=10, tolerance=0.005, patience=50), growing(1000, 300)) == 350
+    # a slow drift (1 pixel in 10 steps, 0.25 % a check) adds up over the patience: 1.25 % in 50 steps
+    slow = [mask for mask in growing(100, 100) for _ in range(10)]
+    assert settle(Settled(every=10, tolerance=0.005, patience=50), slow) == 1000
+    # a tolerance above what the patience's steps change counts the growing mask as settled
+    assert settle(Settled(every=10, tolerance=0.15, patience=50), growing(1000, 300)) == 60
+
+
+def test_settled_waits_for_the_first_choosable_iterate_and_never_stops_a_mask_that_keeps_moving():
+    still = [torch.ones(1, 1, 8, 8)] * 1000
+    assert settle(Settled(every=10, patience=50), still, selectable_from=200) == 250
+    flicker = [torch.full((1, 1, 8, 8), float((step // 10) % 2)) for step in range(1, 1001)]
+    assert settle(Settled(every=10, patience=50), flicker) == 1000
+
+
+def test_settled_needs_a_task_with_a_decision_and_knows_its_settings():
+    module = DecidingModule(1)
+    module.task = FakeTask()
+    module.task.decision = lambda layers: None
+    with pytest.raises(DdipError, match="has none: use stopping=none"):
+        Settled().on_train_start(Trainer(), module)
+    with pytest.raises(DdipError, match="stopping=settled has no setting patiense"):
+        Settled(patiense=3)
+    assert Settled(window=100, noise_floor=0.95).patience == 200  # ES-WMV's settings, merged in by Hydra, are ignored
+
+
+def test_a_segmentation_ends_once_its_mask_has_settled(tmp_path):
+    """The default rule of task=seg: on a small two-texture composite the mask settles well before the cap, after
+    the hint stages; the output is still the best-scored evaluated iterate."""
+    overrides = ["steps=600", "logger=none", "stopping.every=20", "stopping.patience=100", "callbacks.evaluation.every=20"]
+    metrics = run(compose_train([*overrides, f"data.image={tiny_texture(tmp_path)}"]), tmp_path / "run")
+    assert 400 <= metrics["steps_run"] < 600, metrics["steps_run"]
+    assert 300 <= metrics["chosen_step"] <= metrics["steps_run"] and metrics["chosen_by"] == "score"

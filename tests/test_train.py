@@ -3,6 +3,7 @@ and the W&B / CSV loggers write real files (W&B offline, never mocked)."""
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import subprocess
@@ -11,9 +12,13 @@ import sys
 import numpy as np
 import pytest
 from conftest import DECOMPOSITION_TASKS, ROOT, data_inputs, is_decomposition, options, two_texture_composite
+from hydra.utils import get_class
 from PIL import Image
 
+from ddip.errors import DdipError
 from ddip.run import build_component, compose_train, run
+from ddip.stopping import ESWMV
+from ddip.tasks.base import Task
 
 COMBINATIONS = list(itertools.product(DECOMPOSITION_TASKS, options("backbone"), options("scheduler")))
 # every task × backbone runs; every scheduler runs with each task on the small seg/dehaze nets or the unet
@@ -48,6 +53,9 @@ def test_combinations_run_two_steps(tmp_path, task, backbone, scheduler):
     assert metrics["steps"] == 2 and metrics["seconds_per_step"] > 0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 2
     assert (tmp_path / "run" / "progress.png").exists()
+    with (tmp_path / "run" / "history.csv").open() as file:
+        history = list(csv.DictReader(file))
+    assert [int(row["step"]) for row in history] == [1, 2] and all(float(row["loss"]) > 0 for row in history)
 
 
 def test_every_task_has_a_recipe_and_the_command_line_wins_over_it():
@@ -60,7 +68,8 @@ def test_every_task_has_a_recipe_and_the_command_line_wins_over_it():
     assert denoise.steps == 3000 and denoise.optimizer.lr == 0.01 and denoise.stopping.patience == 500
     assert compose_train(["task=denoise", "stopping=none"]).stopping is None
     assert compose_train(["task=denoise", "speed=plain"]).module.stack_generators is False
-    assert compose_train(["task=seg"]).stopping is None and compose_train(["task=seg", "stopping=es_wmv"]).stopping.patience == 1000
+    assert compose_train(["task=seg"]).stopping._target_.endswith("Settled") and compose_train(["task=seg", "stopping=none"]).stopping is None
+    assert isinstance(build_component(compose_train(["task=seg", "stopping=es_wmv"]), "stopping"), ESWMV)
     borrowed = compose_train(["task=seg", "recipe=denoise"])
     assert borrowed.task._target_.endswith("Segmentation") and borrowed.optimizer.lr == 0.01
 
@@ -77,6 +86,10 @@ def test_every_preset_and_task_runs_with_every_stopping_rule(tmp_path, preset, s
     overrides = [preset, f"stopping={stopping}", "steps=2", "logger=none"]
     image = tiny_image(tmp_path)
     cfg = compose_train(overrides + data_inputs(overrides, image))
+    if stopping == "settled" and get_class(cfg.task._target_).decision is Task.decision:
+        with pytest.raises(DdipError, match="stopping=settled waits for a task's decision"):
+            run(cfg, tmp_path / "run")
+        return
     assert run(cfg, tmp_path / "run")["steps_run"] == 2
 
 

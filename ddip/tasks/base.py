@@ -212,6 +212,11 @@ class Task(ABC):
         reconstruction = self.compose(layers).clamp(0.0, 1.0)
         return psnr(reconstruction, image)
 
+    def decision(self, layers: Layers) -> torch.Tensor | None:
+        """The task's discrete answer in ``layers`` (segmentation: which pixels are foreground), whose settling
+        :class:`ddip.stopping.Settled` waits for; ``None``: the task has none (its outputs are images)."""
+        return None
+
     def panel(self, layers: Layers) -> dict[str, torch.Tensor]:
         """The images shown in progress grids and W&B panels (C×H×W, first item of the batch); several images
         (:attr:`image_count`) as one panel each."""

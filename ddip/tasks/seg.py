@@ -235,6 +235,10 @@ class Segmentation(Task):
         flipped = {"foreground": layers["background"], "background": layers["foreground"], "mask": 1.0 - layers["mask"]}
         return flipped, True
 
+    def decision(self, layers: Layers) -> torch.Tensor:
+        """The raw mask thresholded: which pixels the fit gives to the foreground layer."""
+        return layers["mask"] > self.threshold
+
     def binary_mask(self, layers: Layers, image: torch.Tensor) -> torch.Tensor:
         return (self.refine(layers["mask"][0], image) > self.threshold).float()
 
