@@ -193,7 +193,6 @@ class Settled(pl.Callback):
         check_range("stopping.patience", patience, 1, whole=True)
         self.every, self.tolerance, self.patience = every, tolerance, patience
         self.decisions: deque[torch.Tensor] = deque(maxlen=-(-patience // every) + 1)
-        self.changes: list[tuple[int, float]] = []  # (step, share of pixels changed over the last patience steps)
 
     def on_train_start(self, trainer: pl.Trainer, module) -> None:
         if module.task.decision(module.current_output()) is None:
@@ -208,18 +207,16 @@ class Settled(pl.Callback):
         if len(self.decisions) < self.decisions.maxlen:
             return
         changed = float((self.decisions[-1] != self.decisions[0]).float().mean())
-        self.changes.append((step, changed))
         if module.logger:
             module.logger.log_metrics({"stopping/changed": changed}, step=step)
         if changed <= self.tolerance:
             trainer.should_stop = True
 
     def state_dict(self) -> dict:
-        return {"decisions": list(self.decisions), "changes": self.changes}
+        return {"decisions": list(self.decisions)}
 
     def load_state_dict(self, state: dict) -> None:
         self.decisions.extend(state["decisions"])
-        self.changes = state["changes"]
 
 
 def rule_settings() -> set[str]:

@@ -1,12 +1,13 @@
 """Where the settled-mask rule (``stopping=settled``) would end segmentation fits, for several tolerances, and the IoU
 there: the evidence behind seg's ``stopping.tolerance``.
 
-    python research/settled_stop.py EVAL_DIR [--tolerances 0.002 0.005 0.01] [--seconds-per-step 0.034]
+    python research/settled_stop.py EVAL_DIR [--tolerances 0.002 0.005 0.01] [--patience 200] [--seconds-per-step 0.034]
 
-``EVAL_DIR`` is a ``scripts/evaluate.py --out`` folder of seg runs made with ``logger=csv stopping.tolerance=0`` (the
-rule logs ``stopping/changed``, the share of mask pixels changed over its patience, at each check, and with
-tolerance 0 a fit runs to its cap unless its mask is frozen). For a tolerance τ the fit ends at the first check with
-a change ≤ τ; the output is the best-scored evaluation up to then (``history.csv``: ``score``, and ``iou_raw``, the
+``EVAL_DIR`` is a ``scripts/evaluate.py --out`` folder of seg runs made with ``logger=csv`` (the rule logs
+``stopping/changed``, the share of mask pixels changed over its patience, at each check): with the default rule,
+tolerances above the run's can be replayed; with ``stopping.tolerance=0`` a fit runs to its cap (unless its mask is
+frozen) and any tolerance can. For a tolerance τ the fit ends at the first check with a change ≤ τ; the output is the
+best-scored evaluation from the first choosable step (the first check's step − ``--patience``) up to then (``history.csv``: ``score``, and ``iou_raw``, the
 raw mask's IoU, as the fit's own choice would be scored before the guided filter). Reports per case and the mean,
 the worst, and the mean steps, beside the full run's.
 """
@@ -26,15 +27,15 @@ def read(path: Path, key: str) -> dict[int, float]:
         return {int(row["step"]): float(row[key]) for row in csv.DictReader(handle) if row.get(key)}
 
 
-def stop_and_iou(run: Path, tolerance: float | None) -> tuple[int, float]:
+def stop_and_iou(run: Path, tolerance: float | None, patience: int) -> tuple[int, float]:
     """(the step the fit ends at, the raw IoU of its best-scored evaluation up to then); ``None``: the full run."""
     scores, ious = read(run / "history.csv", "score"), read(run / "history.csv", "iou_raw")
     changes = read(run / "csv" / "metrics.csv", "stopping/changed")
     end = max(scores)
     if tolerance is not None:
         end = next((step for step, changed in sorted(changes.items()) if changed <= tolerance), end)
-    first = min(changes, default=end) - 1  # no check before the first choosable step: neither is any choice
-    candidates = [step for step in scores if step <= end and step >= min(first, end)]
+    first = min(min(changes, default=end) - patience, end)  # the first choosable step
+    candidates = [step for step in scores if first <= step <= end]
     chosen = max(candidates, key=lambda step: (scores[step], step))
     return end, ious[chosen]
 
@@ -43,11 +44,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("eval_dir", type=Path)
     parser.add_argument("--tolerances", type=float, nargs="+", default=[0.002, 0.005, 0.01, 0.02])
+    parser.add_argument("--patience", type=int, default=200, help="the runs' stopping.patience")
     parser.add_argument("--seconds-per-step", type=float, default=None, help="to also report seconds (e.g. a 128-px fit's)")
     args = parser.parse_args()
     runs = sorted(path.parent for path in args.eval_dir.glob("runs/*/history.csv"))
     settings: list[float | None] = [None, *args.tolerances]
-    results = {tolerance: [stop_and_iou(run, tolerance) for run in runs] for tolerance in settings}
+    results = {tolerance: [stop_and_iou(run, tolerance, args.patience) for run in runs] for tolerance in settings}
     names = ["full run" if t is None else f"τ = {t}" for t in settings]
     print("| case | " + " | ".join(names) + " |")
     print("|---" * (len(settings) + 1) + "|")
