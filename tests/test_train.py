@@ -69,7 +69,8 @@ def test_every_task_has_a_recipe_and_the_command_line_wins_over_it():
     assert compose_train(["task=denoise", "stopping=none"]).stopping is None
     assert compose_train(["task=denoise", "speed=plain"]).module.stack_generators is False
     assert compose_train(["task=seg"]).stopping._target_.endswith("Settled") and compose_train(["task=seg", "stopping=none"]).stopping is None
-    assert isinstance(build_component(compose_train(["task=seg", "stopping=es_wmv"]), "stopping"), ESWMV)
+    chosen = build_component(compose_train(["task=seg", "stopping=es_wmv"]), "stopping")
+    assert isinstance(chosen, ESWMV) and chosen.patience == 1000
     borrowed = compose_train(["task=seg", "recipe=denoise"])
     assert borrowed.task._target_.endswith("Segmentation") and borrowed.optimizer.lr == 0.01
 
