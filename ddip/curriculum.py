@@ -56,6 +56,7 @@ def alphas_cumprod(betas: torch.Tensor) -> torch.Tensor:
 
 # --- the curriculum -------------------------------------------------------------------------------------
 SCHEDULES = ("linear", "cosine")
+REDRAWS = ("stage", "step")  # how often a stage's ε is drawn
 DEFAULT_C = {"linear": 250.0, "cosine": 400.0}  # reference notebook, hard-coded per schedule
 REFERENCE_COSINE_CLIP = (1e-4, 0.999)  # the reference code's cosine clip, whatever beta_start/beta_end say
 
@@ -83,9 +84,10 @@ def remainder_to_last(weights: list[float], total: int) -> list[int]:
     return counts + [total - sum(counts)]
 
 
-def stage_seed(seed: int, stage: int) -> int:
-    """A well-mixed 64-bit generator seed from (run seed, stage), independent of the run's global torch stream."""
-    return int(np.random.SeedSequence([seed % 2**64, stage]).generate_state(1, dtype=np.uint64)[0])
+def stage_seed(seed: int, *keys: int) -> int:
+    """A well-mixed 64-bit generator seed from (run seed, stage[, step]), independent of the run's global torch
+    stream."""
+    return int(np.random.SeedSequence([seed % 2**64, *keys]).generate_state(1, dtype=np.uint64)[0])
 
 
 class DDPMCurriculum:
@@ -93,7 +95,10 @@ class DDPMCurriculum:
 
     The stage times t_i = int(linspace(t_start, t_end, count)) are trained most-noised first; the budgets are
     n_i ∝ exp(−c·β_{t_i}) and sum exactly to ``steps``. ε_i is drawn once per stage from a generator seeded by
-    (seed, i) and kept for the whole stage, as the reference draws one noisy target per stage. The last
+    (seed, i) and kept for the whole stage, as the reference draws one noisy target per stage; with
+    ``redraw="step"`` a new ε is drawn at every step (seeded by (seed, i, step)), as DDPM's own training draws it
+    (Ho et al. 2020, Algorithm 1): the generators then cannot memorise any one draw, and the stage's expected
+    target is √ᾱ_{t_i}·x_0. The last
     ``clean_fraction`` of the steps fits the image itself (ddip's default 1/3 in the scheduler configs): the
     output is chosen among iterates fitted to the image, never to a noised copy, and a stopping rule such as
     ES-WMV finds its minimum there; the DDPM stages share the other steps. With ``clean_fraction=0`` (the
@@ -122,6 +127,7 @@ class DDPMCurriculum:
         timesteps: T.
         faithful: replicate the reference code's deviations from its write-up.
         clean_fraction: share of ``steps`` at the end that fits the image itself (0 = none, the reference).
+        redraw: ``stage`` (one ε per stage, the reference) or ``step`` (a new ε at every step).
     """
 
     def __init__(
@@ -138,12 +144,15 @@ class DDPMCurriculum:
         timesteps: int = 1000,
         faithful: bool = False,
         clean_fraction: float = 0.0,
+        redraw: str = "stage",
     ):
         c = DEFAULT_C.get(schedule, 0.0) if c is None else c
         validate(schedule, count, t_start, t_end, c, beta_start, beta_end, timesteps, faithful)
         if not (is_number(clean_fraction) and 0 <= clean_fraction < 1):
             raise DdipError(f"scheduler.clean_fraction={clean_fraction!r} must be a number in [0, 1)")
-        self.steps, self.schedule, self.seed, self.faithful = steps, schedule, seed, faithful
+        if redraw not in REDRAWS:
+            raise DdipError(f"scheduler.redraw={redraw!r}: choose one of {', '.join(REDRAWS)}")
+        self.steps, self.schedule, self.seed, self.faithful, self.redraw = steps, schedule, seed, faithful, redraw
         self.betas = self.make_betas(schedule, beta_start, beta_end, timesteps, faithful)
         self.alpha_bars = alphas_cumprod(self.betas)
         self.times = stage_times(t_start, t_end, count)
@@ -197,12 +206,14 @@ class DDPMCurriculum:
         return step == self.stage_start(stage) and (stage < self.count or self.clean_steps > 0)
 
     # --- targets ----------------------------------------------------------------------------------------
-    def noise(self, stage: int, like: torch.Tensor) -> torch.Tensor:
-        """ε of ``stage`` at ``like``'s shape, drawn on the CPU and moved to ``like``'s device and dtype; cached."""
-        key = (stage, tuple(like.shape), like.device, like.dtype)
+    def noise(self, stage: int, like: torch.Tensor, step: int = 0) -> torch.Tensor:
+        """ε of ``stage`` (and of ``step`` with ``redraw="step"``) at ``like``'s shape, drawn on the CPU and moved to
+        ``like``'s device and dtype; cached while the draw is in use."""
+        draw = (stage, step) if self.redraw == "step" else (stage,)
+        key = (draw, tuple(like.shape), like.device, like.dtype)
         if key not in self._noise:
-            self._noise = {k: v for k, v in self._noise.items() if k[0] == stage}
-            generator = torch.Generator().manual_seed(stage_seed(self.seed, stage))
+            self._noise = {k: v for k, v in self._noise.items() if k[0] == draw}
+            generator = torch.Generator().manual_seed(stage_seed(self.seed, *draw))
             eps = torch.randn(like.shape, generator=generator)
             if self.faithful:
                 eps = 0.5 * eps + 0.5
@@ -215,7 +226,7 @@ class DDPMCurriculum:
         if stage == self.count:
             return image
         alpha_bar = self.stage_alpha_bars[stage]
-        return math.sqrt(alpha_bar) * image + math.sqrt(1 - alpha_bar) * self.noise(stage, image)
+        return math.sqrt(alpha_bar) * image + math.sqrt(1 - alpha_bar) * self.noise(stage, image, step)
 
 
 def validate(
