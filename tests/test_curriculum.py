@@ -131,6 +131,19 @@ def test_same_seed_same_target_other_stage_or_seed_other_noise():
     assert not torch.allclose(a.noise(a.stage(0), image), a.noise(a.stage(39), image))
 
 
+def test_redraw_step_draws_a_new_noise_every_step_reproducibly():
+    """``redraw="step"``: ε changes from step to step within a stage, is fixed by (seed, stage, step), keeps the
+    stage's noise level, and leaves the stage-mode draws (the reference's) as they were."""
+    image = constant_image(0.3, 16, 16)
+    stage, fresh, again = (DDPMCurriculum(40, "cosine", count=4, seed=1, redraw=r) for r in ("stage", "step", "step"))
+    assert torch.equal(fresh.target(image, 5), again.target(image, 5))
+    assert not torch.equal(fresh.target(image, 5), fresh.target(image, 6))
+    assert torch.equal(stage.target(image, 0), DDPMCurriculum(40, "cosine", count=4, seed=1).target(image, 0))
+    sigma = math.sqrt(1 - fresh.stage_alpha_bars[0])
+    residual = fresh.target(image, 1) - math.sqrt(fresh.stage_alpha_bars[0]) * image
+    assert residual.std().item() == pytest.approx(sigma, rel=0.1)
+
+
 def test_target_follows_the_image_shape_device_and_dtype():
     curriculum = DDPMCurriculum(10, "linear", count=2)
     wide, tall = torch.rand(1, 3, 4, 6, dtype=torch.float64), torch.rand(1, 3, 6, 4, dtype=torch.float64)
@@ -190,6 +203,7 @@ def test_a_bad_clean_fraction_is_one_line(fraction):
         ({"faithful": True, "t_start": 1000}, "t_start"),  # the reference's ᾱ[t] has no t = T
         ({"c": "abc"}, "scheduler.c='abc' must be a number"),
         ({"count": 2.5}, "scheduler.count=2.5 must be a whole number"),
+        ({"redraw": "epoch"}, "scheduler.redraw='epoch': choose one of stage, step"),
     ],
 )
 def test_bad_values_raise_a_one_line_error(kwargs, message):
