@@ -104,6 +104,12 @@ class DDPMCurriculum:
     ES-WMV finds its minimum there; the DDPM stages share the other steps. With ``clean_fraction=0`` (the
     reference) the last stage fits the t_end-noised copy up to the final step.
 
+    With ``clean_at_floor`` the clean stage may start early: a stopping rule that knows the image's noise floor
+    (ES-WMV's ``noise_floor``) calls :meth:`start_clean_stage` once the output is that close to the image during a
+    noised stage. A DIP fit that close to the noisy image is already taking in its noise (the discrepancy principle
+    of the floor), whatever target it is fitting; the lightly noised last stages otherwise carry it past DIP's peak
+    before the clean stage, where the output is chosen, begins.
+
     With data augmentation the same ε is added to every flip/rotation of the image of a given shape, so the
     noise is not tied to the image content across transforms.
 
@@ -128,6 +134,7 @@ class DDPMCurriculum:
         faithful: replicate the reference code's deviations from its write-up.
         clean_fraction: share of ``steps`` at the end that fits the image itself (0 = none, the reference).
         redraw: ``stage`` (one ε per stage, the reference) or ``step`` (a new ε at every step).
+        clean_at_floor: let a stopping rule start the clean stage early (:meth:`start_clean_stage`).
     """
 
     def __init__(
@@ -145,6 +152,7 @@ class DDPMCurriculum:
         faithful: bool = False,
         clean_fraction: float = 0.0,
         redraw: str = "stage",
+        clean_at_floor: bool = False,
     ):
         c = DEFAULT_C.get(schedule, 0.0) if c is None else c
         validate(schedule, count, t_start, t_end, c, beta_start, beta_end, timesteps, faithful)
@@ -152,6 +160,9 @@ class DDPMCurriculum:
             raise DdipError(f"scheduler.clean_fraction={clean_fraction!r} must be a number in [0, 1)")
         if redraw not in REDRAWS:
             raise DdipError(f"scheduler.redraw={redraw!r}: choose one of {', '.join(REDRAWS)}")
+        if not isinstance(clean_at_floor, bool):
+            raise DdipError(f"scheduler.clean_at_floor={clean_at_floor!r} must be true or false")
+        self.clean_at_floor = clean_at_floor
         self.steps, self.schedule, self.seed, self.faithful, self.redraw = steps, schedule, seed, faithful, redraw
         self.betas = self.make_betas(schedule, beta_start, beta_end, timesteps, faithful)
         self.alpha_bars = alphas_cumprod(self.betas)
@@ -164,6 +175,7 @@ class DDPMCurriculum:
         self.clean_steps = round(clean_fraction * steps)
         self.budgets = (remainder_to_last if faithful else largest_remainder)(weights, steps - self.clean_steps)
         self.ends = np.cumsum(self.budgets).tolist()
+        self.clean_from: int | None = None  # set by start_clean_stage
         self._noise: dict[tuple, torch.Tensor] = {}
 
     @staticmethod
@@ -181,18 +193,21 @@ class DDPMCurriculum:
     def stage(self, step: int) -> int:
         """The stage that optimisation step ``step`` (0-based) belongs to; ``count`` past the last DDPM stage
         (the clean stage, whose target is the image). Stages with a budget of 0 are skipped."""
+        if self.clean_from is not None and step >= self.clean_from:
+            return self.count
         return bisect_right(self.ends, step)
 
     def stage_start(self, stage: int) -> int:
         """The first step of ``stage`` (its budget may be 0, then the next stage starts at the same step);
         ``count`` is the clean stage."""
-        return self.ends[stage - 1] if stage > 0 else 0
+        start = self.ends[stage - 1] if stage > 0 else 0
+        return start if self.clean_from is None else min(start, self.clean_from)
 
     @property
     def boundaries(self) -> list[int]:
         """The first step of every stage with a nonzero budget, the clean stage's included."""
-        starts = [self.stage_start(i) for i in range(self.count) if self.budgets[i] > 0]
-        return starts + [self.stage_start(self.count)] * (self.clean_steps > 0)
+        starts = [self.stage_start(i) for i in range(self.count) if self.budgets[i] > 0 and self.stage(self.stage_start(i)) == i]
+        return starts + [self.stage_start(self.count)] * (self.clean_steps > 0 or self.clean_from is not None)
 
     @property
     def last_stage_start(self) -> int:
@@ -203,7 +218,15 @@ class DDPMCurriculum:
     def is_stage_start(self, step: int) -> bool:
         """Whether a new stage (a new target) begins at ``step``; the faithful mode then resets z and the optimiser."""
         stage = self.stage(step)
-        return step == self.stage_start(stage) and (stage < self.count or self.clean_steps > 0)
+        return step == self.stage_start(stage) and (stage < self.count or self.clean_steps > 0 or self.clean_from is not None)
+
+    def start_clean_stage(self, step: int) -> None:
+        """Fit the image itself from ``step`` on (``clean_at_floor``): the noised stages still to come are skipped.
+        Only moves the clean stage earlier; a curriculum without ``clean_at_floor`` refuses."""
+        if not self.clean_at_floor:
+            raise DdipError("this curriculum keeps its stages (scheduler.clean_at_floor=false)")
+        if step < self.stage_start(self.count):
+            self.clean_from = step
 
     # --- targets ----------------------------------------------------------------------------------------
     def noise(self, stage: int, like: torch.Tensor, step: int = 0) -> torch.Tensor:

@@ -301,7 +301,17 @@ def seeded_parts(cfg: DictConfig) -> tuple:
     """The task and the data module of a run, built after seeding every RNG with ``seed`` (the task first: its settings,
     e.g. ``task.factor``, decide ``data.*``)."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    return build_component(cfg, "task"), build_component(cfg, "data")
+    task = build_component(cfg, "task")
+    check_stopping(cfg, task)
+    return task, build_component(cfg, "data")
+
+
+def check_stopping(cfg: DictConfig, task) -> None:
+    """The stopping rule's one-line error for a task it cannot watch (its ``check_task``), before the data and the
+    networks are built."""
+    rule = build_component(cfg, "stopping") if active(cfg, "stopping") else None
+    if hasattr(rule, "check_task"):
+        rule.check_task(task)
 
 
 def fit_and_save(cfg: DictConfig, output_dir: Path, started: float) -> dict:

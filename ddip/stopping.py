@@ -71,7 +71,9 @@ class ESWMV(pl.Callback):
 
     With a ``noise_floor`` κ, the first choosable output whose residual RMS against the image falls to κ·σ̂ ends
     the search: the detection made so far stands (its lagged average taken then), or, if there is none, that output
-    is chosen; with ``stop`` the fit ends there.
+    is chosen; with ``stop`` the fit ends there. Under a curriculum with ``clean_at_floor`` the floor is watched in the
+    noised stages too: once the output reaches it, the clean stage starts at the next step, whose iterate the floor
+    then chooses (:meth:`ddip.curriculum.DDPMCurriculum.start_clean_stage`).
 
     Args:
         window: W, the number of reconstructions in the variance window (paper: 100).
@@ -91,24 +93,34 @@ class ESWMV(pl.Callback):
         self.window, self.patience, self.stop, self.noise_floor = window, patience, stop, noise_floor
         self.floor: float | None = None  # κ·σ̂, set when the fit starts
         self.floored = False
+        self.clean_from: int | None = None  # the step at which the floor started the curriculum's clean stage
         self.variance = WindowedVariance(window)
         self.best = float("inf")
         self.best_step: int | None = None
         self.select_at: int | None = None
         self.waited = 0
 
-    def on_train_start(self, trainer: pl.Trainer, module) -> None:
-        if getattr(module, "images_per_step", None):  # the windows' outputs are no image's output step after step
+    @staticmethod
+    def check_task(task) -> None:
+        """A one-line error, before anything else is built, for a task whose outputs the windows cannot follow."""
+        if task.images_per_step:  # the windows' outputs would be no image's output step after step
             raise DdipError(
-                f"stopping=es_wmv watches every image's output at every step, but this task fits {module.images_per_step} "
-                f"of its {module.image_count} images a step: use stopping=none"
+                f"stopping=es_wmv watches every image's output at every step, but this task fits {task.images_per_step} "
+                "of its images a step: use stopping=none"
             )
+
+    def on_train_start(self, trainer: pl.Trainer, module) -> None:
         if self.noise_floor is not None:
             self.floor = self.noise_floor * noise_sigma(module.crop(module.image)[0].float().cpu())
+        if self.clean_from is not None:  # resumed after the floor had started the clean stage
+            module.curriculum.start_clean_stage(self.clean_from)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step
-        if step < module.selectable_from or self.floored:  # the window fills from the first choosable iterate on
+        if step < module.selectable_from:
+            self.start_clean_stage_at_floor(step, module)
+            return
+        if self.floored:  # the window fills from the first choosable iterate on
             return
         if self.floor is not None and self.below_floor(module):
             self.floored = True
@@ -137,6 +149,17 @@ class ESWMV(pl.Callback):
         if module.logger and step % module.log_every == 0:
             module.logger.log_metrics({"stopping/variance": variance}, step=step)
 
+    def start_clean_stage_at_floor(self, step: int, module) -> None:
+        """In a noised stage of a curriculum with ``clean_at_floor``: once the output is within the noise floor of the
+        image, the clean stage starts at the next step (:meth:`ddip.curriculum.DDPMCurriculum.start_clean_stage`), whose
+        iterate the floor then chooses."""
+        curriculum = module.curriculum
+        if self.floor is None or not getattr(curriculum, "clean_at_floor", False) or curriculum.clean_from is not None:
+            return
+        if curriculum.stage(step) < curriculum.count and self.below_floor(module):
+            curriculum.start_clean_stage(step)
+            self.clean_from = step
+
     def below_floor(self, module) -> bool:
         """Whether this step's output is closer to the image than the noise floor (residual RMS ≤ κ·σ̂)."""
         output = module.task.compose(module.output_layers).clamp(0.0, 1.0)
@@ -158,6 +181,7 @@ class ESWMV(pl.Callback):
             "waited": self.waited,
             "floor": self.floor,
             "floored": self.floored,
+            "clean_from": self.clean_from,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -167,6 +191,7 @@ class ESWMV(pl.Callback):
         self.best, self.best_step, self.waited = state["best"], state["best_step"], state["waited"]
         self.select_at = state["select_at"]
         self.floor, self.floored = state.get("floor"), state.get("floored", False)
+        self.clean_from = state.get("clean_from")
 
 
 
@@ -194,9 +219,11 @@ class Settled(pl.Callback):
         self.every, self.tolerance, self.patience = every, tolerance, patience
         self.decisions: deque[torch.Tensor] = deque(maxlen=-(-patience // every) + 1)
 
-    def on_train_start(self, trainer: pl.Trainer, module) -> None:
-        if module.task.decision(module.current_output()) is None:
-            raise DdipError(f"stopping=settled waits for a task's decision (a mask), and task {type(module.task).__name__} has none: use stopping=none")
+    @staticmethod
+    def check_task(task) -> None:
+        """A one-line error, before anything else is built, for a task without a decision to wait for."""
+        if not task.has_decision:
+            raise DdipError(f"stopping=settled waits for a task's decision (a mask), and task {type(task).__name__} has none: use stopping=none")
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:

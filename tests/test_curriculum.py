@@ -166,13 +166,14 @@ def test_scheduler_configs_instantiate(schedule):
     curriculum = instantiate(cfg.scheduler)
     assert isinstance(curriculum, DDPMCurriculum) and curriculum.schedule == schedule and curriculum.seed == 5
     assert curriculum.clean_steps == 41 and sum(curriculum.budgets) == 123 - 41 and curriculum.times == REFERENCE_TIMES
-    assert not curriculum.faithful
+    assert not curriculum.faithful and curriculum.clean_at_floor
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
 def test_faithful_configs_have_no_clean_stage(schedule):
     curriculum = instantiate(compose_train([f"scheduler={schedule}_faithful", "steps=123"]).scheduler)
     assert curriculum.faithful and curriculum.clean_steps == 0 and sum(curriculum.budgets) == 123
+    assert not curriculum.clean_at_floor
 
 
 def test_the_clean_stage_fits_the_image_and_is_the_last_stage():
@@ -182,6 +183,25 @@ def test_the_clean_stage_fits_the_image_and_is_the_last_stage():
     assert curriculum.last_stage_start == 24 == curriculum.boundaries[-1] and curriculum.is_stage_start(24)
     assert all(curriculum.target(image, step) is image for step in range(24, 30))
     assert not torch.equal(curriculum.target(image, 23), image)
+
+
+@pytest.mark.parametrize("clean_fraction", [0.0, 0.2])
+def test_an_early_clean_stage_skips_the_noised_stages_left(clean_fraction):
+    curriculum = DDPMCurriculum(30, "cosine", count=4, clean_fraction=clean_fraction, clean_at_floor=True)
+    image = constant_image(0.5, 4, 4)
+    noised_starts = curriculum.boundaries[:2]
+    curriculum.start_clean_stage(noised_starts[1] + 1)  # within the second noised stage
+    assert curriculum.boundaries == [*noised_starts, noised_starts[1] + 1] and curriculum.last_stage_start == noised_starts[1] + 1
+    assert curriculum.is_stage_start(noised_starts[1] + 1) and not curriculum.is_stage_start(noised_starts[1] + 2)
+    assert all(curriculum.target(image, step) is image for step in range(noised_starts[1] + 1, 30))
+    assert not torch.equal(curriculum.target(image, noised_starts[1]), image)
+    curriculum.start_clean_stage(29)  # never later than it already is
+    assert curriculum.last_stage_start == noised_starts[1] + 1
+
+
+def test_clean_at_floor_must_be_a_flag():
+    with pytest.raises(DdipError, match="clean_at_floor='yes' must be true or false"):
+        DDPMCurriculum(30, "cosine", clean_at_floor="yes")
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, "half"])

@@ -9,7 +9,9 @@ import sys
 import pytest
 import torch
 from conftest import ROOT, tiny_texture
+from omegaconf import OmegaConf
 
+from ddip.curriculum import DDPMCurriculum, NoCurriculum
 from ddip.errors import DdipError
 from ddip.noise_level import noise_sigma
 from ddip.run import build_component, compose_train, run
@@ -42,6 +44,7 @@ class Module:
     def __init__(self):
         self.task, self.logger, self.log_every, self.average = FakeTask(), None, 10, 0.0
         self.output_layers, self.selected, self.selectable_from = {}, None, 1
+        self.curriculum = NoCurriculum()
 
     def select(self, step, layers):
         self.selected = (step, layers)
@@ -145,15 +148,18 @@ def test_the_noise_level_is_estimated_from_the_noisy_image_alone(sigma):
     assert noise_sigma(clean) < 0.01
 
 
-def drive_to_the_noisy_image(callback: ESWMV, steps: int = 200) -> tuple[Module, int]:
+def drive_to_the_noisy_image(callback: ESWMV, steps: int = 200, curriculum=None) -> tuple[Module, int]:
     """Outputs moving linearly from a clean image to its noisy copy (the image fitted), as a DIP fit that ends
-    fitting the noise: the residual RMS falls from σ to 0, reaching σ/2 at step steps/2."""
+    fitting the noise: the residual RMS falls from σ to 0, reaching σ/2 at step steps/2. With a ``curriculum``, the
+    first choosable step follows its last stage, as :attr:`DecompositionModule.selectable_from` does."""
     clean = smooth_image(32)[None]
     noisy = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(2))
     module, trainer = Module(), Trainer()
     module.image, module.crop = noisy, lambda x: x
+    module.curriculum = curriculum or module.curriculum
     callback.on_train_start(trainer, module)
     for step in range(1, steps + 1):
+        module.selectable_from = module.curriculum.last_stage_start + 1
         output = clean + (noisy - clean) * step / steps
         module.last_layers = module.output_layers = {"x": output}
         trainer.global_step = step
@@ -174,6 +180,39 @@ def test_at_the_noise_floor_an_earlier_detection_stands():
     module, steps_run = drive_to_the_noisy_image(callback)
     assert steps_run == 200 and callback.floored
     assert callback.best_step is not None and module.selected[0] == callback.best_step < 105
+
+
+def test_under_a_curriculum_the_noise_floor_starts_its_clean_stage_early():
+    """The clean stage of a 200-step curriculum starts at step 150; the outputs reach the floor (σ/2) near step 100,
+    in a noised stage: the clean stage then starts at the next step, whose iterate is chosen and ends the fit."""
+    curriculum = DDPMCurriculum(200, "cosine", count=4, clean_fraction=0.25, clean_at_floor=True)
+    callback = ESWMV(window=150, patience=500, noise_floor=0.5)
+    module, steps_run = drive_to_the_noisy_image(callback, curriculum=curriculum)
+    assert 95 <= callback.clean_from <= 105 and curriculum.clean_from == callback.clean_from
+    assert curriculum.last_stage_start == callback.clean_from and curriculum.stage(callback.clean_from) == curriculum.count
+    assert module.selected[0] == steps_run == callback.clean_from + 1
+
+
+def test_without_clean_at_floor_the_curriculum_keeps_its_stages():
+    curriculum = DDPMCurriculum(200, "cosine", count=4, clean_fraction=0.25)
+    callback = ESWMV(window=150, patience=500, noise_floor=0.5)
+    module, steps_run = drive_to_the_noisy_image(callback, curriculum=curriculum)
+    assert callback.clean_from is None and curriculum.last_stage_start == 150
+    assert module.selected[0] == steps_run == 151  # the first choosable iterate is already below the floor
+    with pytest.raises(DdipError, match="clean_at_floor=false"):
+        curriculum.start_clean_stage(100)
+
+
+def test_a_resumed_fit_keeps_the_clean_stage_the_floor_started():
+    curriculum = DDPMCurriculum(200, "cosine", count=4, clean_fraction=0.25, clean_at_floor=True)
+    callback = ESWMV(window=150, patience=500, noise_floor=0.5)
+    drive_to_the_noisy_image(callback, curriculum=curriculum)
+    resumed, module = ESWMV(window=150, patience=500, noise_floor=0.5), Module()
+    resumed.load_state_dict(callback.state_dict())
+    module.image, module.crop = torch.zeros(1, 3, 8, 8), lambda x: x
+    module.curriculum = DDPMCurriculum(200, "cosine", count=4, clean_fraction=0.25, clean_at_floor=True)
+    resumed.on_train_start(Trainer(), module)
+    assert module.curriculum.last_stage_start == callback.clean_from
 
 
 def test_without_a_noise_floor_the_output_fitting_the_noise_is_chosen():
@@ -237,12 +276,24 @@ def test_settled_waits_for_the_first_choosable_iterate_and_never_stops_a_mask_th
     assert settle(Settled(every=10, patience=50), flicker) == 1000
 
 
-def test_settled_needs_a_task_with_a_decision_and_knows_its_settings():
-    module = DecidingModule(1)
-    module.task = FakeTask()
-    module.task.decision = lambda layers: None
-    with pytest.raises(DdipError, match="has none: use stopping=none"):
-        Settled().on_train_start(Trainer(), module)
+@pytest.mark.parametrize("task, rule, message", [("dehaze", "settled", "has none: use stopping=none"), ("video", "es_wmv", "images a step: use stopping=none")])
+def test_a_rule_the_task_cannot_use_is_refused_before_the_data_is_read(tmp_path, task, rule, message):
+    """The image does not exist: the rule's error comes first, as soon as the task is built."""
+    missing = tmp_path / "missing.png"
+    data = [f"data.images=[{missing},{missing}]", "task.frames_per_step=1"] if task == "video" else [f"data.image={missing}"]
+    cfg = compose_train([f"task={task}", f"stopping={rule}", "logger=none", *data])
+    with pytest.raises(DdipError, match=message):
+        run(cfg, tmp_path / "run")
+
+
+def test_the_seg_recipe_uses_settled_yaml_as_it_is():
+    """recipe/seg.yaml spells out stopping/settled.yaml's rule (a recipe cannot pull another group's option into its
+    own key): the two must agree, so that `stopping=settled` and the default are one rule."""
+    settled = OmegaConf.load(ROOT / "ddip" / "conf" / "stopping" / "settled.yaml")
+    assert OmegaConf.to_container(compose_train(["task=seg"]).stopping) == OmegaConf.to_container(settled)
+
+
+def test_settled_knows_its_settings():
     with pytest.raises(DdipError, match="stopping=settled has no setting patiense"):
         Settled(patiense=3)
     assert Settled(window=100, noise_floor=0.95).patience == 200  # ES-WMV's settings, merged in by Hydra, are ignored

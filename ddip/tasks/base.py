@@ -217,6 +217,11 @@ class Task(ABC):
         :class:`ddip.stopping.Settled` waits for; ``None``: the task has none (its outputs are images)."""
         return None
 
+    @property
+    def has_decision(self) -> bool:
+        """Whether the task gives a discrete answer (:meth:`decision`) for :class:`ddip.stopping.Settled` to wait for."""
+        return type(self).decision is not Task.decision
+
     def panel(self, layers: Layers) -> dict[str, torch.Tensor]:
         """The images shown in progress grids and W&B panels (C×H×W, first item of the batch); several images
         (:attr:`image_count`) as one panel each."""
