@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ddip.baselines import grabcut
 from ddip.filters import box_filter, guided_filter
 
 WORKING_SIDE = 64
@@ -227,7 +228,24 @@ def grabcut_split(image: torch.Tensor, saliency: torch.Tensor, iterations: int =
     return torch.from_numpy((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD))
 
 
-HINT_SPLITS = {"otsu": otsu_split, "grabcut": grabcut_split}
+def box_split(image: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
+    """The foreground (H×W bool) of GrabCut started from a box, the image less a 4-px margin, as the suite's GrabCut
+    baseline runs it (:func:`ddip.baselines.grabcut`). Objects touching the border lose their border pixels (the
+    margin is certain background). Where GrabCut finds no foreground, or nothing else, the saliency's Otsu split is
+    returned instead. Seeded: the same input gives the same split."""
+    import cv2
+
+    cv2.setRNGSeed(0)
+    try:
+        foreground = torch.from_numpy(grabcut(image.float().clamp(0, 1)))
+    except cv2.error:  # a component without pixels (a near-constant image)
+        return otsu_split(image, saliency)
+    if not foreground.any() or foreground.all():
+        return otsu_split(image, saliency)
+    return foreground
+
+
+HINT_SPLITS = {"otsu": otsu_split, "grabcut": grabcut_split, "box": box_split}
 """How ``hints=auto`` splits the image into fore- and background before its hints are eroded from the split."""
 
 

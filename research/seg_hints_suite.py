@@ -1,7 +1,7 @@
 """How good are segmentation's automatic hints alone on a seg suite? The IoU of each split that ``hints=auto`` can
-erode its hints from (:data:`ddip.saliency.HINT_SPLITS`: the saliency map's Otsu split, GrabCut started from it) against
-each case's true mask, per case and per suite split: the fit follows these hints, so this bounds what the automatic
-mode starts from. Seconds, no fit.
+erode its hints from (:data:`ddip.saliency.HINT_SPLITS`: the saliency map's Otsu split, GrabCut started from it or
+from a box) against each case's true mask, per case and per suite split: the fit follows these hints, so this bounds
+what the automatic mode starts from. Seconds, no fit.
 
     python research/seg_hints_suite.py [--split tune test] [--size 128]
 """

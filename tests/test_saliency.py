@@ -164,9 +164,45 @@ def test_grabcut_from_the_saliency_finds_the_object_at_least_as_well_as_its_otsu
     assert torch.equal(split, grabcut_split(image, saliency))  # seeded
 
 
+@pytest.mark.parametrize("kind", ["stripes_on_checker", "checker_on_stripes"])  # smooth_on_busy: 0.66, colours shared
+def test_grabcut_from_a_box_finds_an_object_inside_the_image(kind: str) -> None:
+    from ddip.saliency import box_split
+    from ddip.tasks.seg import iou
+
+    image, mask = composite(kind, 0)
+    saliency, truth = saliency_map(image), torch.from_numpy(mask).float()
+    split = box_split(image, saliency)
+    assert split.shape == mask.shape and split.dtype == torch.bool
+    assert iou(split.float(), truth) >= 0.8
+    assert torch.equal(split, box_split(image, saliency))  # seeded
+
+
+def test_grabcut_from_a_box_of_a_uniform_image_falls_back_to_the_saliency_split() -> None:
+    from ddip.saliency import box_split, otsu_split
+
+    image = torch.full((3, 24, 24), 0.5)
+    saliency = saliency_map(image)
+    assert torch.equal(box_split(image, saliency), otsu_split(image, saliency))
+
+
 def test_an_unknown_split_is_a_one_line_error() -> None:
     from ddip.errors import DdipError
     from ddip.tasks.seg import Segmentation
 
     with pytest.raises(DdipError, match="task.split='kmeans' is not one of otsu, grabcut"):
         Segmentation(split="kmeans")
+
+
+def test_automatic_hints_keep_both_sides_where_grabcut_from_a_box_finds_no_object() -> None:
+    # a low-contrast photo composite of the seg suite on which GrabCut from the box marked every pixel background
+    # (the fit then stopped with "found no salient region")
+    from ddip.cases import seg_cases
+    from ddip.saliency import box_split
+    from ddip.tasks.seg import Segmentation
+
+    case = next(c for c in seg_cases("test", 64, 2) if c.name == "seg_low_contrast_1_monkey_on_library")
+    image = case.images["image"]
+    split = box_split(image, saliency_map(image))
+    assert split.any() and not split.all()
+    fg, bg, _ = Segmentation().auto_hints(image)
+    assert fg.any() and bg.any() and not (fg * bg).any()

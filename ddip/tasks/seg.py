@@ -56,8 +56,9 @@ class Segmentation(Task):
         fg_threshold, bg_threshold: thresholds of the histogram-equalised saliency for ``hints=auto``.
         hint_band: ``hints=auto`` also hints the pixels farther than this fraction of the shorter side from
             the split (0 = the reference's thresholds only).
-        split: how ``hints=auto`` splits the image before ``hint_band``: ``otsu``, the saliency's Otsu split, or
-            ``grabcut``, GrabCut started from it (:func:`ddip.saliency.grabcut_split`).
+        split: how ``hints=auto`` splits the image before ``hint_band``: ``otsu``, the saliency's Otsu split,
+            ``grabcut``, GrabCut started from it (:func:`ddip.saliency.grabcut_split`), or ``box``, GrabCut started
+            from the image less a margin (:func:`ddip.saliency.box_split`).
         soft_trimap: with ``hints=auto``, the warm-up mask target off the hints is the saliency map.
         layerwise: layer-wise reconstruction (see :meth:`reconstruction`) instead of the composite's L1.
         input_channels, input_scale: depth and amplitude of the noise inputs.
@@ -97,8 +98,8 @@ class Segmentation(Task):
         refine_eps: float = 1e-3,
         threshold: float = 0.5,
         soft_trimap: bool = True,
-        hint_band: float = 0.08,
-        split: str = "otsu",
+        hint_band: float = 0.04,
+        split: str = "box",
         layerwise: bool = True,
         **common,
     ):
@@ -137,13 +138,16 @@ class Segmentation(Task):
 
     # --- physics and losses ---------------------------------------------------------------------------
     def auto_hints(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Saliency hints thresholded as in the reference, widened by the confident sides of the split;
-        returns (fg hint, bg hint, saliency)."""
+        """Saliency hints thresholded as in the reference, widened by the confident sides of the split (unless
+        that would leave one hint empty: a split with one side thinner than the band); returns (fg hint, bg hint,
+        saliency)."""
         saliency = saliency_map(image)
         fg, bg = hints_from_saliency(saliency, *self.thresholds)
         if self.hint_band:
             dense_fg, dense_bg = confident_regions(self.split(image, saliency), self.hint_band)
-            fg, bg = torch.maximum(fg, dense_fg) * (1 - dense_bg), torch.maximum(bg, dense_bg) * (1 - dense_fg)
+            wide_fg, wide_bg = torch.maximum(fg, dense_fg) * (1 - dense_bg), torch.maximum(bg, dense_bg) * (1 - dense_fg)
+            if wide_fg.any() and wide_bg.any():
+                fg, bg = wide_fg, wide_bg
         return fg, bg, saliency
 
     @staticmethod
