@@ -138,16 +138,13 @@ class Segmentation(Task):
 
     # --- physics and losses ---------------------------------------------------------------------------
     def auto_hints(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Saliency hints thresholded as in the reference, widened by the confident sides of the split (unless
-        that would leave one hint empty: a split with one side thinner than the band); returns (fg hint, bg hint,
-        saliency)."""
+        """Saliency hints thresholded as in the reference, widened by the confident sides of the split;
+        returns (fg hint, bg hint, saliency)."""
         saliency = saliency_map(image)
         fg, bg = hints_from_saliency(saliency, *self.thresholds)
         if self.hint_band:
             dense_fg, dense_bg = confident_regions(self.split(image, saliency), self.hint_band)
-            wide_fg, wide_bg = torch.maximum(fg, dense_fg) * (1 - dense_bg), torch.maximum(bg, dense_bg) * (1 - dense_fg)
-            if wide_fg.any() and wide_bg.any():
-                fg, bg = wide_fg, wide_bg
+            fg, bg = torch.maximum(fg, dense_fg) * (1 - dense_bg), torch.maximum(bg, dense_bg) * (1 - dense_fg)
         return fg, bg, saliency
 
     @staticmethod
