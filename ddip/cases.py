@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ddip.data import resize
+from ddip.geometry import resize
 from ddip.haze import hazy_image
 from ddip.io import load_image
 from ddip.synthetic import bounding_box, box_map, gaussian_noise, lanczos_downscale, pixel_mask, text_size, watermark

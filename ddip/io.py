@@ -188,7 +188,8 @@ def write_history(path: str | os.PathLike, history: list[dict]) -> None:
 
 def save_progress(path: str | os.PathLike, history: list[dict], snapshots: list[tuple[int, dict]], quality: list[str]) -> None:
     """``progress.png``: loss terms and ``quality`` (the history's ground-truth metrics, with the selection score)
-    over steps (top), intermediate results (bottom grid)."""
+    over steps (top), intermediate results (bottom grid, drawn as one mosaic: an axes per panel made saving the
+    slowest part of a short run)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,20 +197,36 @@ def save_progress(path: str | os.PathLike, history: list[dict], snapshots: list[
 
     columns = max((len(panel) for _, panel in snapshots), default=1)
     rows = len(snapshots)
-    figure = plt.figure(figsize=(2.2 * max(columns, 4), 3.2 + 2.2 * rows), constrained_layout=True)
-    grid = figure.add_gridspec(1 + rows, max(columns, 2), height_ratios=[1.5] + [1] * rows)
+    width, height = 2.2 * max(columns, 4), 3.2 + 2.2 * rows
+    figure = plt.figure(figsize=(width, height))
+    grid = figure.add_gridspec(
+        2 if rows else 1, 2, height_ratios=[1.5, rows] if rows else [1],
+        left=0.55 / width, right=1 - 0.55 / width, top=1 - 0.3 / height, bottom=0.1 / height, hspace=0.12 + 0.6 / height, wspace=0.25,
+    )  # fmt: skip
     losses = sorted({key for record in history for key in record} - {"step", "score", *quality})
-    _plot_losses(figure.add_subplot(grid[0, : max(columns, 2) // 2]), history, losses)
-    _plot_quality(figure.add_subplot(grid[0, max(columns, 2) // 2 :]), history, ["score", *quality])
-    for row, (step, panel) in enumerate(snapshots, start=1):
-        for column, (name, image) in enumerate(panel.items()):
-            axis = figure.add_subplot(grid[row, column])
-            array = to_uint8(image)
-            axis.imshow(array, cmap="gray" if array.ndim == 2 else None, vmin=0, vmax=255)
-            axis.set_title(f"{name} @ {step}", fontsize=8)
-            axis.axis("off")
+    _plot_losses(figure.add_subplot(grid[0, 0]), history, losses)
+    _plot_quality(figure.add_subplot(grid[0, 1]), history, ["score", *quality])
+    if rows:
+        _draw_snapshots(figure.add_subplot(grid[1, :]), snapshots, columns)
     figure.savefig(path, dpi=80)
     plt.close(figure)
+
+
+def _draw_snapshots(axis, snapshots: list[tuple[int, dict]], columns: int) -> None:
+    """The snapshots' panels as one RGB mosaic (a row per snapshot, a cell per layer, each titled ``name @ step``)."""
+    panels = [[(f"{name} @ {step}", to_uint8(image)) for name, image in panel.items()] for step, panel in snapshots]
+    cell_h = max(array.shape[0] for row in panels for _, array in row)
+    cell_w = max(array.shape[1] for row in panels for _, array in row)
+    gap, title = max(cell_w // 12, 2), max(cell_h // 6, 8)
+    mosaic = np.full((len(panels) * (cell_h + title + gap), columns * (cell_w + gap), 3), 255, np.uint8)
+    for row, panel in enumerate(panels):
+        for column, (label, array) in enumerate(panel):
+            top, left = row * (cell_h + title + gap) + title, column * (cell_w + gap)
+            rgb = np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array
+            mosaic[top : top + array.shape[0], left : left + array.shape[1]] = rgb
+            axis.text(left + array.shape[1] / 2, top - 1, label, fontsize=8, ha="center", va="bottom")
+    axis.imshow(mosaic, interpolation="nearest", aspect="equal")
+    axis.axis("off")
 
 
 def _curve(history: list[dict], name: str) -> tuple[list[int], list[float]]:
@@ -222,7 +239,7 @@ def _plot_losses(axis, history: list[dict], names: list[str]) -> None:
         axis.plot(*_curve(history, name), label=name, color=f"C{index}")
     axis.set_yscale("log")
     axis.set_xlabel("step")
-    axis.set_title("loss terms (at evaluation steps)", fontsize=9)
+    axis.set_title("loss terms (at evaluation steps)", fontsize=9, y=1.0)  # a fixed y skips a slow layout pass
     axis.legend(fontsize=7, loc="upper left")
 
 
@@ -238,5 +255,5 @@ def _plot_quality(axis, history: list[dict], names: list[str]) -> None:
         unit_axis.set_ylim(0, 1)
         unit_axis.legend(fontsize=7, loc="lower right")
     axis.set_xlabel("step")
-    axis.set_title("quality (dB left, [0, 1] right)", fontsize=9)
+    axis.set_title("quality (dB left, [0, 1] right)", fontsize=9, y=1.0)
     axis.legend(fontsize=7, loc="upper left")

@@ -29,8 +29,9 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from ddip.data import FitInputs, dihedral, dihedral_inverse, pad_to_multiple
+from ddip.data import FitInputs
 from ddip.errors import DdipError, check_flag, check_range
+from ddip.geometry import dihedral, dihedral_inverse, pad_to_multiple
 from ddip.nets.grouped import GeneratorBank
 from ddip.tasks.base import Layers, NoiseInput, Task
 
@@ -155,7 +156,7 @@ class DecompositionModule(pl.LightningModule):
 
     def place(self, image: torch.Tensor, maps: dict[str, torch.Tensor]) -> None:
         """Pad the C×H×W ``image`` and its H×W ``maps`` (n×H×W: one per frame of a clip) for the generators
-        (:func:`ddip.data.pad_to_multiple`) and keep them as buffers (``image``: 1×C×H×W; the maps, 1×1×H×W (1×n×H×W),
+        (:func:`ddip.geometry.pad_to_multiple`) and keep them as buffers (``image``: 1×C×H×W; the maps, 1×1×H×W (1×n×H×W),
         out of checkpoints: they are remade from the
         data); create the fixed noise inputs at the padded size times ``task.scale``; remember the crop."""
         padded, self.crop = pad_to_multiple(image, self.size_multiple, self.min_size)

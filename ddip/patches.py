@@ -22,8 +22,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ddip.cases import PHOTOS
-from ddip.data import NUM_DIHEDRAL, StepLoader, StepSampler, dihedral, resize, sample_image_path
+from ddip.data import StepLoader, StepSampler, sample_image_path
 from ddip.errors import DdipError, check_range, is_number
+from ddip.geometry import NUM_DIHEDRAL, dihedral, resize
 from ddip.io import load_image, reading
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}

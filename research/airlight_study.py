@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # eval
 from evaluate import write_results
 from haze_lines import estimate_airlight_haze_lines
 
-from ddip.data import resize
+from ddip.geometry import resize
 from ddip.haze import (
     dehaze_dcp,
     haze_opaque_pixels,

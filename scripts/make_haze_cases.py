@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip.data import resize
+from ddip.geometry import resize
 from ddip.io import load_image, save_image
 from ddip.synthetic import synthetic_haze
 

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ddip.data import resize
+from ddip.geometry import resize
 from ddip.io import load_image, save_image
 from ddip.synthetic import gaussian_noise
 

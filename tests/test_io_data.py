@@ -9,17 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ddip.data import (
-    ImageDataModule,
-    StepTransforms,
-    dihedral,
-    dihedral_inverse,
-    fit_size,
-    one_item_batch,
-    pad_to_multiple,
-    reflect_pad,
-)
+from ddip.data import ImageDataModule, StepTransforms, one_item_batch
 from ddip.errors import DdipError
+from ddip.geometry import dihedral, dihedral_inverse, fit_size, pad_to_multiple, reflect_pad
 from ddip.io import load_image, load_map, save_image
 from ddip.run import build, build_component, compose_train, run
 
@@ -295,3 +287,17 @@ def test_a_task_rejects_a_number_of_images_it_does_not_take(tmp_path):
     cfg = compose_train(["task=seg", "steps=1", "logger=none", f"data.images=[{paths[0]},{paths[1]}]"])
     with pytest.raises(DdipError, match="this task takes 1 image"):
         run(cfg, tmp_path / "run")
+
+
+def test_progress_png_draws_grey_and_colour_snapshots_of_different_sizes(tmp_path):
+    """The snapshot grid is one mosaic: panels of any size and channel count land in it unchanged."""
+    from ddip.io import save_progress
+
+    red = torch.zeros(3, 24, 20)
+    red[0] = 1.0
+    snapshots = [(5, {"mask": torch.full((1, 16, 16), 0.5), "foreground": red}), (10, {"mask": torch.ones(16, 16)})]
+    history = [{"step": 5, "loss": 0.5, "score": 20.0}, {"step": 10, "loss": 0.2, "score": 25.0}]
+    save_progress(tmp_path / "progress.png", history, snapshots, [])
+    pixels = np.asarray(Image.open(tmp_path / "progress.png").convert("RGB")).reshape(-1, 3)
+    assert ((pixels[:, 0] > 240) & (pixels[:, 1] < 15) & (pixels[:, 2] < 15)).sum() > 100  # the red panel
+    assert (np.abs(pixels.astype(int) - 128).max(axis=1) < 3).sum() > 50  # the grey mask

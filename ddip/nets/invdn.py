@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ddip.data import Crop, dihedral, dihedral_inverse, padded_size, reflect_pad
 from ddip.errors import check_range
+from ddip.geometry import Crop, dihedral, dihedral_inverse, padded_size, reflect_pad
 
 HAAR_BANDS = 4
 
