@@ -206,3 +206,28 @@ def test_automatic_hints_keep_both_sides_where_grabcut_from_a_box_finds_no_objec
     assert split.any() and not split.all()
     fg, bg, _ = Segmentation().auto_hints(image)
     assert fg.any() and bg.any() and not (fg * bg).any()
+
+
+@pytest.mark.parametrize("source", ["split", "saliency"])
+def test_the_warm_up_trimap_is_one_and_zero_on_the_hints_and_its_source_between_them(source: str) -> None:
+    from ddip.saliency import box_split
+    from ddip.tasks.seg import Segmentation
+
+    image, _ = composite("stripes_on_checker", 0)
+    task = Segmentation(trimap_source=source)
+    maps = task.prepare(image)
+    fg, bg, trimap = maps["fg_hint"] > 0.5, maps["bg_hint"] > 0.5, maps["trimap"]  # H×W each
+    between = ~(fg | bg)
+    assert between.any() and bool((trimap[fg] == 1).all()) and bool((trimap[bg] == 0).all())
+    guess = box_split(image, saliency_map(image)).float() if source == "split" else saliency_map(image)
+    assert torch.allclose(trimap[between], guess[between])
+    unhinted = Segmentation(trimap_source=source, soft_trimap=False).prepare(image)["trimap"]
+    assert bool((unhinted[between] == 0.5).all())
+
+
+def test_an_unknown_trimap_source_is_a_one_line_error() -> None:
+    from ddip.errors import DdipError
+    from ddip.tasks.seg import Segmentation
+
+    with pytest.raises(DdipError, match="task.trimap_source='motion' is not one of split, saliency"):
+        Segmentation(trimap_source="motion")

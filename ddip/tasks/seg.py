@@ -8,7 +8,8 @@ Schedule (the reference recipe, scaled to ``steps``; the reference runs 2000 + 4
 
 1. **Hint warm-up** (first ``warmup_fraction`` of the run, only with hints): each layer reproduces the image
    where its hint is on, and ``L1(m, trimap)`` teaches the mask the trimap: 1 on the fg hint, 0 on the bg
-   hint, and elsewhere 0.5 (the reference) or, with ``hints=auto`` and ``soft_trimap``, the saliency map.
+   hint, and elsewhere 0.5 (the reference) or, with ``hints=auto`` and ``soft_trimap``, the best guess of the mask
+   there (``trimap_source``): the split the dense hints are eroded from, or the saliency map.
 2. **Decomposition**: ``reconstruction·Rec + exclusion·Excl(y_fg, y_bg) + binarization·ramp·1/mean|m − 0.5|``
    with ``Rec`` the layer-wise ``mean(m·|y_fg − I| + (1−m)·|y_bg − I|)`` (default) or the reference's
    ``L1(m·y_fg + (1−m)·y_bg, I)``; the layer hint terms stay for the first ``hint_fraction`` of the
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from ddip.benchmark import BenchmarkCase
 
 HINT_MODES = ("auto", "none", "files")
+TRIMAP_SOURCES = ("split", "saliency")
+"""What ``soft_trimap`` teaches the mask between the hints during the warm-up (:meth:`Segmentation.auto_hints`)."""
 
 
 class Segmentation(Task):
@@ -59,7 +62,10 @@ class Segmentation(Task):
         split: how ``hints=auto`` splits the image before ``hint_band``: ``otsu``, the saliency's Otsu split,
             ``grabcut``, GrabCut started from it (:func:`ddip.saliency.grabcut_split`), or ``box``, GrabCut started
             from the image less a margin (:func:`ddip.saliency.box_split`).
-        soft_trimap: with ``hints=auto``, the warm-up mask target off the hints is the saliency map.
+        soft_trimap: with ``hints=auto``, the warm-up mask target off the hints is ``trimap_source``'s guess
+            instead of 0.5.
+        trimap_source: that guess: ``split``, the split itself (with ``hint_band`` > 0; else the saliency), or
+            ``saliency``, the saliency map.
         layerwise: layer-wise reconstruction (see :meth:`reconstruction`) instead of the composite's L1.
         input_channels, input_scale: depth and amplitude of the noise inputs.
         warmup_fraction: share of ``steps`` spent on the hint warm-up (reference 2000/6000).
@@ -98,6 +104,7 @@ class Segmentation(Task):
         refine_eps: float = 1e-3,
         threshold: float = 0.5,
         soft_trimap: bool = True,
+        trimap_source: str = "split",
         hint_band: float = 0.04,
         split: str = "box",
         layerwise: bool = True,
@@ -121,6 +128,8 @@ class Segmentation(Task):
         self.refine_radius, self.refine_eps, self.threshold = refine_radius, refine_eps, threshold
         self.soft_trimap, self.hint_band, self.layerwise = soft_trimap, hint_band, layerwise
         check_choice("task.split", split, HINT_SPLITS)
+        check_choice("task.trimap_source", trimap_source, TRIMAP_SOURCES)
+        self.trimap_source = trimap_source
         self.split = HINT_SPLITS[split]
 
     # --- schedule -----------------------------------------------------------------------------------
@@ -139,13 +148,15 @@ class Segmentation(Task):
     # --- physics and losses ---------------------------------------------------------------------------
     def auto_hints(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Saliency hints thresholded as in the reference, widened by the confident sides of the split;
-        returns (fg hint, bg hint, saliency)."""
+        returns (fg hint, bg hint, the guess of the mask between them: :attr:`trimap_source`'s map)."""
         saliency = saliency_map(image)
         fg, bg = hints_from_saliency(saliency, *self.thresholds)
-        if self.hint_band:
-            dense_fg, dense_bg = confident_regions(self.split(image, saliency), self.hint_band)
-            fg, bg = torch.maximum(fg, dense_fg) * (1 - dense_bg), torch.maximum(bg, dense_bg) * (1 - dense_fg)
-        return fg, bg, saliency
+        if not self.hint_band:
+            return fg, bg, saliency
+        split = self.split(image, saliency)
+        dense_fg, dense_bg = confident_regions(split, self.hint_band)
+        fg, bg = torch.maximum(fg, dense_fg) * (1 - dense_bg), torch.maximum(bg, dense_bg) * (1 - dense_fg)
+        return fg, bg, split.float() if self.trimap_source == "split" else saliency
 
     @staticmethod
     def _load_hint(key: str, path: str, size: tuple[int, int]) -> torch.Tensor:
@@ -158,18 +169,18 @@ class Segmentation(Task):
             return {}
         if self.hints == "files":
             fg, bg = (self._load_hint(key, path, size) for key, path in zip(("task.fg_hint", "task.bg_hint"), self.hint_paths))
-            saliency = None
+            guess = None
         else:
-            fg, bg, saliency = self.auto_hints(image)
+            fg, bg, guess = self.auto_hints(image)
         fg, bg = (fg > 0.5).float(), (bg > 0.5).float()
         if fg.sum() == 0 or bg.sum() == 0:
-            if saliency is not None:
+            if guess is not None:
                 raise DdipError(
                     "task.hints=auto found no salient region (the image is uniform): give hint maps with "
                     "task.hints=files, or use task.hints=none"
                 )
             raise DdipError("a segmentation hint map is empty: the fg and bg hints need white pixels")
-        unknown = saliency if saliency is not None and self.soft_trimap else 0.5
+        unknown = guess if guess is not None and self.soft_trimap else 0.5
         return {"fg_hint": fg, "bg_hint": bg, "trimap": fg + (1.0 - fg - bg).clamp_min(0.0) * unknown}
 
     @staticmethod
