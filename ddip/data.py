@@ -1,4 +1,5 @@
-"""One image is one dataset: loading and checking it, padding to the backbone's multiple, and dihedral augmentation.
+"""One image is one dataset: loading and checking it, and the dihedral augmentation drawn at each step (the
+transforms, padding and resizing themselves: :mod:`ddip.geometry`).
 
 A task that decomposes several images of one scene (two mixtures of the same layers: Double-DIP Sec. 4.2) reads
 them from ``data.images``, stacked along the channel axis into one 3n×H×W image, so that padding, resizing and
