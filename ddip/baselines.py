@@ -12,17 +12,22 @@ import numpy as np
 import torch
 
 
-def grabcut(image: torch.Tensor, border: int = 4, iterations: int = 5) -> np.ndarray:
+def grabcut(image: torch.Tensor, border: int = 4, iterations: int = 5, start: np.ndarray | None = None) -> np.ndarray:
     """GrabCut's foreground (Rother et al., SIGGRAPH 2004; OpenCV) of a 3×H×W image in [0, 1], H×W bool, initialised
-    with the image minus ``border`` px as the box."""
+    with the image minus ``border`` px as the box, or with ``start``, an H×W uint8 map of OpenCV's GrabCut classes
+    (``cv2.GC_BGD``, ``GC_FGD``, ``GC_PR_BGD``, ``GC_PR_FGD``), in place of the box."""
     import cv2
 
     rgb = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     height, width = rgb.shape[:2]
-    mask = np.zeros((height, width), np.uint8)
-    box = (border, border, width - 2 * border, height - 2 * border)
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(rgb[..., ::-1].copy(), mask, box, background, foreground, iterations, cv2.GC_INIT_WITH_RECT)
+    if start is None:
+        mask = np.zeros((height, width), np.uint8)
+        box = (border, border, width - 2 * border, height - 2 * border)
+        cv2.grabCut(rgb[..., ::-1].copy(), mask, box, background, foreground, iterations, cv2.GC_INIT_WITH_RECT)
+    else:
+        mask = start.copy()
+        cv2.grabCut(rgb[..., ::-1].copy(), mask, None, background, foreground, iterations, cv2.GC_INIT_WITH_MASK)
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
 
 

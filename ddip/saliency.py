@@ -219,13 +219,11 @@ def grabcut_split(image: torch.Tensor, saliency: torch.Tensor, iterations: int =
     mask = np.where(otsu_split(image, saliency).numpy(), cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     mask[values >= np.quantile(values, 1 - GRABCUT_SURE)] = cv2.GC_FGD
     mask[values <= np.quantile(values, GRABCUT_SURE_BACKGROUND)] = cv2.GC_BGD
-    pixels = np.ascontiguousarray((image.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)[..., ::-1])
     cv2.setRNGSeed(0)
     try:
-        cv2.grabCut(pixels, mask, None, np.zeros((1, 65)), np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
+        return torch.from_numpy(grabcut(image.float().clamp(0, 1), iterations=iterations, start=mask))
     except cv2.error:  # a component without pixels (a near-constant image): keep the saliency's split
         return otsu_split(image, saliency)
-    return torch.from_numpy((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD))
 
 
 def box_split(image: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
