@@ -55,10 +55,10 @@ def test_iou():
 
 def test_segments_a_two_texture_composite(tmp_path, composite):
     """An ellipse of grass over zebra stripes, 64 px, automatic hints, default settings but 2000 of the recipe's
-    3000 steps (its stages are fractions of ``steps``): a real IoU (a centred ellipse of the same radii scores
+    2400 steps (its stages are fractions of ``steps``): a real IoU (a centred ellipse of the same radii scores
     0.71, the whole image 0.23). With 2000 steps seeds 0–3 give 0.995–0.998 (1000 steps: 0.787 with seed 0).
 
-    At the full 3000 steps this pair clears the bar on every CPU and seed measured (0.996–0.998); the 2000-step
+    At 3000 steps (the recipe's cap until 2026-12-07) this pair clears the bar on every CPU and seed measured (0.996–0.998); the 2000-step
     figures are from this project's 2-core CPU only. Grass over bookshelves, the test's
     pair until 2026-12-02, sits at it: 0.963 with seed 0 on the CPU of the composites table in
     docs/results/segmentation.md, but 0.855–0.926 over seeds 0–3 on an AVX2-only EPYC (the fit's float summation

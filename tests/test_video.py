@@ -4,9 +4,11 @@ and bad input as one-line errors."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -98,3 +100,24 @@ def test_bad_clips_are_one_line_errors(tmp_path, case, message):
         overrides += [f"data.images={frames}", f"data.truth={{mask:{gt}}}"]
     with pytest.raises(DdipError, match=message):
         run(compose_train(overrides), tmp_path / "run")
+
+
+def test_video_seg_frames_makes_one_seg_case_per_frame_and_averages_per_clip(tmp_path):
+    """research/video_seg_frames.py (issue 31's comparison with seg frame by frame): each frame of a clip becomes a
+    seg case with its own mask, and the table averages the frames' IoU per clip and method."""
+    spec = importlib.util.spec_from_file_location("video_seg_frames", Path(__file__).resolve().parents[1] / "research" / "video_seg_frames.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    frames, masks_folder, masks = write_clip(tmp_path / "suite" / "clip")
+    suite_cases = {"clip": {"task": "video", "images": frames.name, "truth": {"mask": masks_folder.name}, "split": "test"},
+                   "other": {"task": "video", "images": "frames", "truth": {"mask": "masks"}, "split": "tune"}}
+    (tmp_path / "suite" / "cases.json").write_text(json.dumps(suite_cases))
+    out = tmp_path / "frames"
+    assert script.make(tmp_path / "suite", "test", out) == len(masks)
+    cases = json.loads((out / "cases.json").read_text())
+    last = f"clip{script.SEPARATOR}{len(masks) - 1:03d}"
+    assert cases[last]["task"] == "seg" and set(cases) == {f"clip{script.SEPARATOR}{i:03d}" for i in range(len(masks))}
+    mask = torch.from_numpy(np.asarray(Image.open(out / last / "mask.png").convert("L"), dtype=np.float32) / 255)
+    assert torch.equal(mask > 0.5, masks[-1] > 0.5)
+    records = [{"case": f"clip{script.SEPARATOR}000", "method": "m", "iou": 0.2}, {"case": f"clip{script.SEPARATOR}001", "method": "m", "iou": 0.6}]
+    assert script.per_clip(records) == {"m": {"clip": pytest.approx(0.4)}}
