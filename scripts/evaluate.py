@@ -42,6 +42,7 @@ from ddip.benchmark import BenchmarkCase, add_task_options, benchmark_records, e
 from ddip.errors import DdipError
 from ddip.sweep import cpu_cores
 
+REPOSITORY = Path(__file__).resolve().parents[1]
 OLD_TRUTH_KEYS = ("clean", "gt_mask", "layer1")
 """The ground truth as a case's own keys, the ``cases.json`` layout before ``truth``: refused, not skipped."""
 
@@ -98,7 +99,9 @@ def write_results(rows: list[dict], out: Path, stem: str, metrics: tuple[str, ..
     """``<stem>.json`` (the records) and ``<stem>.md`` (the command, a table per case and method, and the summary
     per method of the first of ``metrics`` its records give) in ``out``; ``echo`` also prints them."""
     (out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
-    command = f"python scripts/{stem}.py " + " ".join(sys.argv[1:])
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(REPOSITORY) if script.is_relative_to(REPOSITORY) else script.name
+    command = f"python {shown} " + " ".join(sys.argv[1:])
     summary_rows = [{k: float(v) if isinstance(v, np.floating) else v for k, v in row.items()} for row in summary(rows, metrics)]
     summary_table = table(summary_rows, SUMMARY_COLUMNS)
     (out / f"{stem}.md").write_text(f"`{command}`\n\n" + table(rows, columns) + "\nPer method:\n\n" + summary_table)
