@@ -8,7 +8,6 @@ import importlib.util
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -16,7 +15,7 @@ from PIL import Image
 from ddip.cases import video_cases
 from ddip.data import image_paths, stacked_images
 from ddip.errors import DdipError
-from ddip.io import load_video, save_animation, save_result
+from ddip.io import load_image, load_video, save_animation, save_result
 from ddip.module import make_input
 from ddip.run import compose_train, run
 from ddip.tasks.base import NoiseInput
@@ -117,7 +116,6 @@ def test_video_seg_frames_makes_one_seg_case_per_frame_and_averages_per_clip(tmp
     cases = json.loads((out / "cases.json").read_text())
     last = f"clip{script.SEPARATOR}{len(masks) - 1:03d}"
     assert cases[last]["task"] == "seg" and set(cases) == {f"clip{script.SEPARATOR}{i:03d}" for i in range(len(masks))}
-    mask = torch.from_numpy(np.asarray(Image.open(out / last / "mask.png").convert("L"), dtype=np.float32) / 255)
-    assert torch.equal(mask > 0.5, masks[-1] > 0.5)
+    assert torch.equal(load_image(out / last / "mask.png")[0] > 0.5, masks[-1] > 0.5)
     records = [{"case": f"clip{script.SEPARATOR}000", "method": "m", "iou": 0.2}, {"case": f"clip{script.SEPARATOR}001", "method": "m", "iou": 0.6}]
     assert script.per_clip(records) == {"m": {"clip": pytest.approx(0.4)}}

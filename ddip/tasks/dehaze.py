@@ -21,7 +21,7 @@ lower bound of the true ``t`` (``dark(J) ≥ 0``), met where a window holds a da
 bright objects. So the prior is that ``t`` morphologically closed (:func:`ddip.haze.close_transmission`, the
 narrow dips lifted), and the pull is an expectile loss (:func:`ddip.losses.expectile_loss`) of τ 0.5 by default,
 the MSE: the fit stays on the closed bound (τ 0.95, the default until 2026-12-07, let ``t`` rise above it at a
-twentieth of the cost of falling below, and the fit ended 0.014–0.029 above its prior, up to 4.4 dB below its
+twentieth of the cost of falling below, and the fit ended 0.014–0.029 above its prior, up to 4.7 dB below its
 recovery in dense haze; docs/results/dehazing.md). And (ddip's default, ``weights.exclusion``) the exclusion loss of
 Double-DIP Eq. 1 between ``t`` and ``J`` (:func:`ddip.losses.exclusion_loss`, the weight 0.1 the reference gives it
 between separated layers): the transmission follows the depth, not the scene's edges, so where both have an
