@@ -15,9 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+from evaluate import table as markdown_table
 
 SEPARATOR = "__"
 
@@ -58,12 +63,9 @@ def table(frames_eval: Path, video_eval: Path | None) -> str:
             if record.get("iou") is not None:
                 columns.setdefault(f"video: {record['method']}", {})[record["case"]] = record["iou"]
     clips = sorted({clip for scores in columns.values() for clip in scores})
-    lines = ["| clip | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for clip in clips:
-        lines.append(f"| {clip} | " + " | ".join(f"{scores[clip]:.3f}" if clip in scores else "" for scores in columns.values()) + " |")
-    means = [f"**{mean(scores.values()):.3f}**" for scores in columns.values()]
-    lines.append("| **mean** | " + " | ".join(means) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [{"clip": clip, **{method: scores[clip] for method, scores in columns.items() if clip in scores}} for clip in clips]
+    rows.append({"clip": "**mean**", **{method: mean(scores.values()) for method, scores in columns.items()}})
+    return markdown_table(rows, ["clip", *columns])
 
 
 def main() -> None:
