@@ -19,7 +19,8 @@ from ddip.io import load_image, load_video, save_animation, save_result
 from ddip.module import make_input
 from ddip.run import compose_train, run
 from ddip.tasks.base import NoiseInput
-from ddip.tasks.video import VideoSegmentation, frames_of, stack_frames
+from ddip.tasks.seg import iou
+from ddip.tasks.video import MIN_MOTION, VideoSegmentation, frames_of, grabcut_motion_split, motion_split, stack_frames
 
 SIZE = 32
 
@@ -55,6 +56,30 @@ def test_motion_hints_lie_on_the_right_sides(tmp_path):
     bg_precision = (maps["bg_hint"] * (1 - masks)).sum() / maps["bg_hint"].sum()
     assert fg_precision > 0.85 and bg_precision > 0.98
     assert (maps["fg_hint"] * masks).sum() / masks.sum() > 0.3  # the hints cover a real share of the object
+
+
+def test_grabcut_fills_the_middle_the_median_misses_on_a_slow_clip(tmp_path):
+    """On a slow clip the median takes the object's colours where it stays, and background subtraction misses its
+    middle; GrabCut started from that split (the default hints' split) recovers it, deterministically, and the
+    suite's baselines report both."""
+    from ddip.benchmark import BenchmarkCase
+
+    case = next(case for case in video_cases("tune", 64) if "slow_1" in case.name)
+    frames = torch.stack([image for stem, image in case.images.items() if stem.startswith(f"{case.facts['images']}/")])
+    masks = torch.stack([image[0] for stem, image in case.images.items() if stem.startswith(f"{case.truth['mask']}/")])
+
+    def clip_iou(split: torch.Tensor) -> float:
+        return sum(iou(frame.float(), mask) for frame, mask in zip(split, masks)) / len(masks)
+
+    motion, snapped = motion_split(frames, MIN_MOTION)[0], grabcut_motion_split(frames, MIN_MOTION)
+    assert snapped.shape == motion.shape and torch.equal(snapped, grabcut_motion_split(frames, MIN_MOTION))
+    assert clip_iou(snapped) > max(0.75, clip_iou(motion) + 0.1)
+    for stem, image in case.images.items():
+        save_result(tmp_path, stem, image)
+    records = VideoSegmentation.baseline_records(BenchmarkCase(case.name, case.manifest(), tmp_path, tmp_path / "out"))
+    scores = {record["method"]: record["iou"] for record in records}
+    assert list(scores) == ["background subtraction (temporal median)", "background subtraction + GrabCut"]
+    assert list(scores.values()) == pytest.approx([clip_iou(motion), clip_iou(snapped)], abs=0.01)
 
 
 def test_a_tiny_run_writes_every_frame_and_a_preview(tmp_path):
