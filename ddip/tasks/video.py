@@ -3,9 +3,9 @@
 Physics, per frame t (Eq. 1 with the mask of Sec. 4.1): ``I_t ≈ m_t·y_fg,t + (1 − m_t)·y_bg,t``. The three generators
 of :class:`ddip.tasks.seg.Segmentation` run on a batch of frames: their noise inputs are correlated in time (frame
 t's input is frame t − 1's plus a small increment, :class:`ddip.tasks.base.NoiseInput` ``per_image``), so each
-layer and the mask change smoothly from frame to frame, and a temporal term ``mean|m_t − m_{t−1}|`` keeps the
-masks consistent. The frames reach the task stacked along the channel axis (``data.images``: a folder of frames, a
-list, or a video file), 3n×H×W; the losses see them as a batch of n, or, with ``frames_per_step`` = K, each step
+layer and the mask change smoothly from frame to frame; a temporal term ``mean|m_t − m_{t−1}|`` can also hold the
+masks together (``weights.temporal``, off by default: on the video suite it lowered the IoU). The frames reach the
+task stacked along the channel axis (``data.images``: a folder of frames, a list, or a video file), 3n×H×W; the losses see them as a batch of n, or, with ``frames_per_step`` = K, each step
 a window of K consecutive frames (:attr:`ddip.tasks.base.Task.images_per_step`), so that a clip of any length fits in
 the memory of K frames.
 
@@ -120,7 +120,7 @@ class VideoSegmentation(Segmentation):
 
     image_count = (2, None)
     fit_label = "ddip (Double-DIP video)"
-    default_weights: ClassVar[dict[str, float]] = Segmentation.default_weights | {"temporal": 0.05}
+    default_weights: ClassVar[dict[str, float]] = Segmentation.default_weights | {"temporal": 0.0}
     generators: ClassVar[dict[str, GeneratorSpec]] = Segmentation.generators | {"background": GeneratorSpec(3, "background")}
 
     def __init__(
