@@ -130,7 +130,7 @@ class VideoSegmentation(Segmentation):
         min_motion: float = MIN_MOTION,
         input_channels: int = 2,
         input_scale: float = 0.01,
-        input_increment: float = 0.1,
+        input_increment: float = 0.3,
         background_increment: float = 0.0,
         hint_band: float = 0.02,
         hint_fraction: float = 2 / 3,
