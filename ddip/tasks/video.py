@@ -5,9 +5,9 @@ of :class:`ddip.tasks.seg.Segmentation` run on a batch of frames: their noise in
 t's input is frame t − 1's plus a small increment, :class:`ddip.tasks.base.NoiseInput` ``per_image``), so each
 layer and the mask change smoothly from frame to frame; a temporal term ``mean|m_t − m_{t−1}|`` can also hold the
 masks together (``weights.temporal``, off by default: on the video suite it lowered the IoU). The frames reach the
-task stacked along the channel axis (``data.images``: a folder of frames, a list, or a video file), 3n×H×W; the losses see them as a batch of n, or, with ``frames_per_step`` = K, each step
-a window of K consecutive frames (:attr:`ddip.tasks.base.Task.images_per_step`), so that a clip of any length fits in
-the memory of K frames.
+task stacked along the channel axis (``data.images``: a folder of frames, a list, or a video file), 3n×H×W; the
+losses see them as a batch of n, or, with ``frames_per_step`` = K, each step a window of K consecutive frames
+(:attr:`ddip.tasks.base.Task.images_per_step`), so that a clip of any length fits in the memory of K frames.
 
 Hints come from motion instead of saliency (the segmentation recipe otherwise, warm-up and all): the clip's
 static background is estimated as the per-pixel temporal median, a pixel's motion is its largest channel
@@ -149,7 +149,7 @@ class VideoSegmentation(Segmentation):
         per_frame = NoiseInput(input_channels, input_scale, per_image=True, increment=input_increment)
         background = NoiseInput(input_channels, input_scale, per_image=True, increment=background_increment)
         self.inputs = {"layers": per_frame, "mask": per_frame, "background": background}
-        self.min_motion, self.motion_split = min_motion, split
+        self.min_motion, self.hint_split = min_motion, split
         self.images_per_step = frames_per_step or None
 
     def check_frames_per_step(self, frames: int) -> None:
@@ -165,7 +165,7 @@ class VideoSegmentation(Segmentation):
         if self.hints == "none":
             return {}
         frames = frames_of(image)
-        if self.motion_split == "grabcut":
+        if self.hint_split == "grabcut":
             split = grabcut_motion_split(frames, self.min_motion)
             guess = split.float()
         else:
