@@ -61,10 +61,11 @@ def motion_map(frames: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(difference, 3, stride=1, padding=1, count_include_pad=False)[:, 0]
 
 
-def motion_split(frames: torch.Tensor, min_motion: float) -> tuple[torch.Tensor, torch.Tensor]:
+def motion_split(frames: torch.Tensor, min_motion: float, motion: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """Background subtraction: (the moving pixels, n×H×W bool, by the Otsu threshold of the motion; its threshold).
-    A clip whose largest motion is below ``min_motion`` is a one-line error."""
-    motion = motion_map(frames)
+    ``motion`` is the clip's :func:`motion_map` where the caller has it already. A clip whose largest motion is below
+    ``min_motion`` is a one-line error."""
+    motion = motion_map(frames) if motion is None else motion
     peak = float(motion.max())
     if peak < min_motion:
         raise DdipError(
@@ -83,11 +84,12 @@ def grabcut_motion_split(frames: torch.Tensor, min_motion: float) -> torch.Tenso
     covers a pixel in many frames (the object's middle). Seeded: the same clip gives the same split."""
     import cv2
 
-    moving, threshold = motion_split(frames, min_motion)
+    motion = motion_map(frames)
+    moving, threshold = motion_split(frames, min_motion, motion)
     count, _, height, width = frames.shape
     start = torch.full(moving.shape, cv2.GC_PR_BGD, dtype=torch.uint8)
     start[moving] = cv2.GC_PR_FGD
-    start[motion_map(frames) > 2 * threshold] = cv2.GC_FGD
+    start[motion > 2 * threshold] = cv2.GC_FGD
     side_by_side = frames.float().clamp(0, 1).permute(1, 2, 0, 3).reshape(3, height, count * width)
     cv2.setRNGSeed(0)
     try:
@@ -169,8 +171,9 @@ class VideoSegmentation(Segmentation):
             split = grabcut_motion_split(frames, self.min_motion)
             guess = split.float()
         else:
-            split, threshold = motion_split(frames, self.min_motion)
-            guess = (motion_map(frames) / (2 * threshold)).clamp(0, 1)
+            motion = motion_map(frames)
+            split, threshold = motion_split(frames, self.min_motion, motion)
+            guess = (motion / (2 * threshold)).clamp(0, 1)
         hints = [confident_regions(frame, self.hint_band) for frame in split]
         fg = torch.stack([fg for fg, _ in hints]).float()
         bg = torch.stack([bg for _, bg in hints]).float()
