@@ -245,8 +245,7 @@ class VideoSegmentation(Segmentation):
         records = []
         for method, split in splits.items():
             masks, seconds = timed(split)
-            score = sum(iou(mask.float(), true_mask) for mask, true_mask in zip(masks, truth)) / len(truth)
-            records.append(case.record(method, iou=score, seconds=seconds))
+            records.append(case.record(method, iou=cls.mean_iou(masks[:, None].float(), truth)[0], seconds=seconds))
         return records
 
 
