@@ -129,11 +129,6 @@ class DecompositionModule(pl.LightningModule):
         self.inputs, self.truth = inputs, inputs.truth
         self.place(inputs.image, inputs.maps | task.prepare(inputs.image))
         self.images_per_step = task.images_per_step
-        if self.images_per_step and average:
-            raise DdipError(
-                f"module.average={average} averages every image's output at every step, but this task fits "
-                f"{self.images_per_step} of its {self.image_count} images a step: set module.average=0"
-            )
 
     # --- set-up ---------------------------------------------------------------------------------------
     @property
@@ -261,7 +256,7 @@ class DecompositionModule(pl.LightningModule):
         """The loss of this step's generator outputs ``layers`` (remembered, against the curriculum's target under
         ``transform``; of the stacked images of the window ``images``, all if ``None``), with its terms logged every
         ``log_every`` steps."""
-        self.remember(layers, transform)
+        self.remember(layers, transform, images)
         target = self.window_of(self.curriculum.target(dihedral(self.image, transform), step), images)
         maps = {name: dihedral(self.window_of(value, images), transform) for name, value in self.padded_maps.items()}
         terms = self.task.loss_terms(layers, target, maps, step, self.steps)
@@ -289,16 +284,19 @@ class DecompositionModule(pl.LightningModule):
             self.logger.log_metrics({f"train/{name}": value for name, value in zip(self.last_terms, values)}, step=step)
 
     @torch.no_grad()
-    def remember(self, layers: Layers, transform: int) -> None:
+    def remember(self, layers: Layers, transform: int, images: Window = None) -> None:
         """Keep this step's outputs (detached, in the image's frame and crop) for callbacks such as ES-WMV,
-        and update their exponential average."""
+        and update their exponential average: of every image, or, for a step that fits the window ``images`` of
+        the stacked images, of that window's (the average starts from an evaluation of every image)."""
         self.last_layers = {name: self.layer_crop(dihedral_inverse(value.detach(), transform)) for name, value in layers.items()}
         if not self.average:
             return
         if self.averaged is None:
-            self.averaged = {name: value.clone() for name, value in self.last_layers.items()}
+            start = self.cropped(self.noise_free()) if images else self.last_layers
+            self.averaged = {name: value.clone() for name, value in start.items()}
         for name, value in self.last_layers.items():
-            self.averaged[name].lerp_(value, 1.0 - self.average)
+            average = self.averaged[name]
+            (average[slice(*images)] if images and self.per_image(name) else average).lerp_(value, 1.0 - self.average)
 
     @property
     def output_layers(self) -> Layers:
