@@ -110,8 +110,8 @@ class VideoSegmentation(Segmentation):
         input_increment: frame t's noise input is frame t − 1's plus U(−0.5, 0.5)·input_scale·input_increment.
         background_increment: ``input_increment`` of the background's input; 0 gives every frame the same input,
             so the background layer barely changes in time (a camera that holds still).
-        hint_band: the hints are the motion split's sides eroded by this fraction of the shorter side (≥ 1 px;
-            smaller than seg's: a moving object is often small, and seg's 8 % erodes its hint away).
+        hint_band: the hints are the motion split's sides eroded by this fraction of the shorter side (≥ 1 px; seg's
+            default, chosen for video on the video suite's tune split: docs/results/video.md).
         hint_fraction: the hint terms' share of the run after the warm-up (to its end: the motion keeps the layers apart).
         frames_per_step: each step fits a window of this many consecutive frames (drawn per step), so that memory
             is bounded by the window, not the clip; the outputs are evaluated in windows of as many frames (BatchNorm
@@ -134,7 +134,7 @@ class VideoSegmentation(Segmentation):
         input_scale: float = 0.01,
         input_increment: float = 0.3,
         background_increment: float = 0.0,
-        hint_band: float = 0.02,
+        hint_band: float = 0.04,
         hint_fraction: float = 2 / 3,
         frames_per_step: int | None = None,
         **segmentation,
