@@ -107,11 +107,12 @@ def test_the_median_gradient_finds_the_shared_watermark_and_telea_fills_only_the
 
 def test_a_tiny_run_on_three_images_removes_their_watermark(tmp_path):
     case = many_case(tmp_path)
-    overrides = ["task=watermark_many", "steps=400", "logger=none", "callbacks.evaluation.every=25", "threads=1", *SMALL_NET]
+    overrides = ["task=watermark_many", "steps=800", "logger=none", "callbacks.evaluation.every=25", "threads=1", *SMALL_NET]
     overrides += [f"data.images={case['images']}", f"data.truth={{clean:{case['clean']}}}"]
     # a few hundred steps leave the mask above 0 around the text: the formula output, which divides the learnt
     # watermark out, is ahead of the default's (the clean layers inside the mask) this early (21.8 dB against the
-    # input's 19.1 at seed 0; seed 1 is level with the input at 400 steps, docs/results/watermark.md)
+    # input's 19.1 at seed 0 and 400 steps on an AMD EPYC, 20.3 on an Intel Xeon, which reaches 22.1 at 800; seed 1
+    # stays level with the input, docs/results/watermark.md)
     overrides.append("task.output=formula")
     metrics = run(compose_train(overrides), tmp_path / "run")
     assert metrics["psnr_chosen"] > metrics["psnr_input"] + 1.5, metrics
