@@ -143,3 +143,9 @@ def test_a_foreign_or_corrupt_checkpoint_is_a_one_line_error(tmp_path, odd_case)
         assert "\n" not in str(error.value)
     with pytest.raises(DdipError, match="task.weights: give a trained InvDN checkpoint"):
         load_invdn(None)
+
+
+def test_without_weights_the_bundled_sigma_25_checkpoint_denoises_the_bundled_sample(tmp_path):
+    metrics = run(compose_train(["task=invdn", "logger=none"]), tmp_path / "run")
+    assert metrics["weights"].endswith("invdn_sigma25.ckpt")
+    assert metrics["psnr"] > metrics["psnr_input"] + 4.0, metrics  # 26.06 against 21.06 when it was trained

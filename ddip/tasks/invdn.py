@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import ClassVar
 
@@ -203,6 +204,11 @@ class InvDNTraining(pl.LightningModule):
         return {"val_denoised": outputs[0][0]}, metrics
 
 
+BUNDLED_WEIGHTS = "invdn_sigma25.ckpt"
+"""The CPU preset trained for σ 25 by its documented command (``ddip/assets``, docs/results/invdn.md): what
+``task=invdn`` applies when no ``task.weights`` is given."""
+
+
 def load_invdn(path: str | None, key: str = "task.weights") -> InvDN:
     """The network of an InvDN checkpoint (``invdn.ckpt`` of a training run, or its ``checkpoints/last.ckpt``),
     loaded with ``weights_only=True``; a missing, corrupt or foreign file is a one-line :class:`DdipError`."""
@@ -230,7 +236,8 @@ class InvDNDenoising(pl.LightningModule):
     """Denoises the run's image with a trained InvDN (a prediction: nothing is optimised).
 
     Args:
-        weights: the trained checkpoint (:func:`load_invdn`).
+        weights: the trained checkpoint (:func:`load_invdn`); ``None`` applies the bundled one
+            (:data:`BUNDLED_WEIGHTS`, σ 25).
         samples: latent draws averaged (the official ``MC_test``; 1 = the plain ``test``).
         gaussian_scale: std of the latent draws (official: 1).
         self_ensemble: also average over the 8 flips/transpositions (the official ``forward_x8``).
@@ -245,6 +252,7 @@ class InvDNDenoising(pl.LightningModule):
         check_range("task.samples", samples, 1, whole=True)
         check_range("task.gaussian_scale", gaussian_scale, 0)
         check_flag("task.self_ensemble", self_ensemble)
+        weights = weights or str(files("ddip") / "assets" / BUNDLED_WEIGHTS)
         self.net = load_invdn(weights)
         self.weights, self.samples, self.gaussian_scale, self.self_ensemble = weights, samples, gaussian_scale, self_ensemble
         self.history, self.snapshots, self.quality_keys = [], [], []
