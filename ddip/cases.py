@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from importlib.resources import files
 
 import numpy as np
 import torch
@@ -44,7 +43,7 @@ import torch.nn.functional as F
 
 from ddip.geometry import resize
 from ddip.haze import hazy_image
-from ddip.io import load_image
+from ddip.io import asset, load_image
 from ddip.synthetic import bounding_box, box_map, gaussian_noise, lanczos_downscale, pixel_mask, text_size, watermark
 
 PHOTOS = {
@@ -106,7 +105,7 @@ class Case:
 
 def photo(name: str, size: int) -> torch.Tensor:
     """A shipped photo, centre-cropped to a square and resized to ``size``² (3×size×size in [0, 1])."""
-    image = load_image(files("ddip") / "assets" / "photos" / f"{name}.jpg")
+    image = load_image(asset("photos", f"{name}.jpg"))
     height, width = image.shape[-2:]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2

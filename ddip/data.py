@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ddip.errors import DdipError, check_flag, check_range
 from ddip.geometry import NUM_DIHEDRAL, fit_size, resize
-from ddip.io import VIDEO_SUFFIXES, load_image, load_map, load_video, reading
+from ddip.io import VIDEO_SUFFIXES, asset, load_image, load_map, load_video, reading
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """The files of a folder given as ``data.images`` that are read (sorted by name); others are ignored."""
@@ -453,14 +453,12 @@ def check_data_map(name: str, value: torch.Tensor, source: str) -> torch.Tensor:
     return value
 
 
-def sample_image_path(name: str = "zebra_crop.png", key: str = "data.sample.image"):
+def sample_image_path(name: str = "zebra_crop.png", key: str = "data.sample.image") -> Path:
     """A bundled sample in ``ddip/assets``: ``zebra_crop.png``, the zebra crop of the DIP repository (the classic
     Double-DIP example), and ``hazy_zebra.png`` / ``noisy_zebra.png`` made from it by ``scripts/make_samples.py``;
     or a folder of them (a ground truth of one image per image). An unknown ``name`` is a one-line error naming the
     config ``key`` and the bundled samples."""
-    from importlib.resources import files
-
-    folder = files("ddip") / "assets"
+    folder = asset()
     path = folder / name
     if not (path.is_file() or path.is_dir()):
         samples = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".png"))

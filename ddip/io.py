@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,11 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 
 MIN_SIDE = 4
 """Smallest height/width ddip accepts: below it there is nothing for a prior to model."""
+
+
+def asset(*parts: str) -> Path:
+    """The path of a file shipped in ``ddip/assets`` (sample images, the suites' photos, the InvDN checkpoint)."""
+    return Path(str(files("ddip").joinpath("assets", *parts)))
 
 
 @contextmanager

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -25,7 +24,7 @@ from ddip.cases import PHOTOS
 from ddip.data import StepLoader, StepSampler, sample_image_path
 from ddip.errors import DdipError, check_range, is_number
 from ddip.geometry import NUM_DIHEDRAL, dihedral, resize
-from ddip.io import load_image, reading
+from ddip.io import asset, load_image, reading
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 LOW_RES_FACTOR = 4  # InvDN's two Haar levels
@@ -45,7 +44,7 @@ def image_files(folder: str, key: str) -> list[Path]:
 
 def default_training_images() -> list[Path]:
     """The benchmark suites' ``tune`` photos (ddip/assets/photos) but the held-out one: never a ``test`` photo."""
-    return [Path(str(files("ddip") / "assets" / "photos" / f"{name}.jpg")) for name in PHOTOS["tune"] if name != HELD_OUT]
+    return [asset("photos", f"{name}.jpg") for name in PHOTOS["tune"] if name != HELD_OUT]
 
 
 @dataclass(frozen=True)

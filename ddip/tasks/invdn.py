@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from importlib.resources import files
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from ddip.errors import DdipError, check_flag, check_range
+from ddip.io import asset
 from ddip.loggers import log_panel
 from ddip.metrics import psnr, ssim
 from ddip.nets.invdn import InvDN
@@ -252,7 +252,7 @@ class InvDNDenoising(pl.LightningModule):
         check_range("task.samples", samples, 1, whole=True)
         check_range("task.gaussian_scale", gaussian_scale, 0)
         check_flag("task.self_ensemble", self_ensemble)
-        weights = weights or str(files("ddip") / "assets" / BUNDLED_WEIGHTS)
+        weights = weights or str(asset(BUNDLED_WEIGHTS))
         self.net = load_invdn(weights)
         self.weights, self.samples, self.gaussian_scale, self.self_ensemble = weights, samples, gaussian_scale, self_ensemble
         self.history, self.snapshots, self.quality_keys = [], [], []
