@@ -125,7 +125,7 @@ class DecompositionModule(pl.LightningModule):
             self.optimizer = optimizer(self.parameters())
         except (ValueError, TypeError) as error:
             raise DdipError(f"invalid optimizer configuration: {error}") from None
-        self.fit_seconds = 0.0
+        self.fit_seconds = self.step_seconds = 0.0
         self.inputs, self.truth = inputs, inputs.truth
         self.place(inputs.image, inputs.maps | task.prepare(inputs.image))
         self.images_per_step = task.images_per_step
@@ -224,6 +224,7 @@ class DecompositionModule(pl.LightningModule):
             "selected": self.selected,
             "last_terms": self.last_terms,
             "fit_seconds": self._resumed_seconds + time.perf_counter() - self._fit_start,
+            "step_seconds": self.step_seconds,
             "rng": self.rng.get_state(),
         }
 
@@ -237,13 +238,23 @@ class DecompositionModule(pl.LightningModule):
         state = checkpoint["ddip"]
         self.averaged, self.selected, self.last_terms = state["averaged"], state["selected"], state["last_terms"]
         self._resumed_seconds, self._pending_rng = state["fit_seconds"], state["rng"]
-        self.fit_seconds = self._resumed_seconds
+        self.fit_seconds, self.step_seconds = self._resumed_seconds, state.get("step_seconds", 0.0)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self._pending_rng is not None:  # restored at the first step, after on_fit_start has placed the generator
             self.rng.set_state(self._pending_rng)
             self._pending_rng = None
         return self.step_loss(batch["step"], batch["transform"], batch.get("images"))
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+        """The optimisation step (Lightning's closure: forward, loss and backward; then the update), its seconds summed
+        in :attr:`step_seconds` on a CPU, so that a run measures its own overhead (evaluations, output choice,
+        logging, progress bar, Lightning's loop: ``fit_seconds / step_seconds − 1``) in the same seconds, free of
+        the machine's drift between runs. On a GPU the step returns before its kernels finish: not counted there."""
+        started = time.perf_counter()
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if self.device.type == "cpu":
+            self.step_seconds += time.perf_counter() - started
 
     def step_loss(self, step: int, transform: int = 0, images: Window = None) -> torch.Tensor:
         """The loss of optimisation step ``step`` under dihedral ``transform`` of the inputs, the image and its maps

@@ -337,6 +337,14 @@ class Fitted(NamedTuple):
     task: object
 
 
+def step_share(module: pl.LightningModule) -> dict:
+    """A CPU fit's seconds in its optimisation steps and what the rest of its loop added to them
+    (:meth:`DecompositionModule.optimizer_step`); nothing where they were not counted (a GPU, batched members, InvDN)."""
+    if not isinstance(module, DecompositionModule) or not module.step_seconds:
+        return {}
+    return {"step_seconds": module.step_seconds, "loop_overhead": module.fit_seconds / module.step_seconds - 1}
+
+
 def save_fit(cfg: DictConfig, output_dir: Path, started: float, fitted: Fitted, logger) -> dict:
     """Write a fit's result images and ``progress.png`` into ``output_dir`` and send the final panel and metrics to
     ``logger``; returns the metrics (for ``metrics.json``, which the caller writes last)."""
@@ -353,6 +361,7 @@ def save_fit(cfg: DictConfig, output_dir: Path, started: float, fitted: Fitted, 
         "wall_seconds": time.perf_counter() - started,
         "fit_seconds": module.fit_seconds,
         "seconds_per_step": module.fit_seconds / max(1, steps_run),
+        **step_share(module),
         **data.facts,
         "device": str(module.device),
         "torch_threads": torch.get_num_threads(),

@@ -6,6 +6,7 @@ import json
 
 import lightning.pytorch as pl
 import pytest
+import torch
 from conftest import tiny_texture
 
 import ddip.run
@@ -47,7 +48,7 @@ def test_resumed_run_ends_as_the_uninterrupted_one(tmp_path, monkeypatch, extra)
         run(compose_train(overrides), tmp_path / "killed")
     monkeypatch.undo()
     assert not (tmp_path / "killed" / "metrics.json").exists()
-    assert (tmp_path / "killed" / "checkpoints" / "last.ckpt").exists()
+    saved = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["ddip"]["step_seconds"]
 
     count = Count()
     monkeypatch.setattr(ddip.run, "callbacks", lambda *args: original(*args) + [count])
@@ -55,6 +56,7 @@ def test_resumed_run_ends_as_the_uninterrupted_one(tmp_path, monkeypatch, extra)
     assert (count.first, count.steps) == (4, 8)  # continued from the step-4 checkpoint, not from scratch
     for key in ("final_loss", "chosen_step", "chosen_by", "steps_run"):
         assert resumed[key] == full[key], key
+    assert resumed["step_seconds"] > saved > 0  # the steps before the checkpoint still count
     history = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     assert history["final_loss"] == full["final_loss"]
 

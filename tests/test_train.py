@@ -51,6 +51,8 @@ def test_combinations_run_two_steps(tmp_path, task, backbone, scheduler):
     cfg = compose_train(overrides + ["callbacks.evaluation.every=1", *data_inputs(overrides, image)])
     metrics = run(cfg, tmp_path / "run")
     assert metrics["steps"] == 2 and metrics["seconds_per_step"] > 0
+    assert 0 < metrics["step_seconds"] < metrics["fit_seconds"]  # the steps' own seconds, counted in the same run
+    assert metrics["loop_overhead"] == pytest.approx(metrics["fit_seconds"] / metrics["step_seconds"] - 1)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 2
     assert (tmp_path / "run" / "progress.png").exists()
     with (tmp_path / "run" / "history.csv").open() as file:
