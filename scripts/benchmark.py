@@ -453,7 +453,7 @@ def percent(value: float | None) -> str:
 
 def whole_table(records: list[dict]) -> str:
     """One row per ``--whole-run`` fit: its steps, the fit's seconds and s/step, its overheads over the lightning
-    and the fast path, and the process's seconds."""
+    and the fast path and over its own steps (CPU), and the process's seconds."""
     heading = (
         "Whole runs (`train.py` with the case's defaults: evaluations, output choice, stopping, progress bar, checkpoint; "
         "W&B offline unless the run says no logger); overhead: the fit's s/step over the path's of the same run:"
