@@ -198,16 +198,18 @@ class ESWMV(pl.Callback):
 class Settled(pl.Callback):
     """Ends a fit once the task's answer has settled: every ``every`` steps from the first choosable iterate on
     (:attr:`DecompositionModule.selectable_from`, after seg's hint stages), the task's :meth:`~ddip.tasks.base.Task.decision`
-    on the noise-free output (seg: the thresholded mask) is compared with the one ``patience`` steps before; the fit
-    stops once at most ``tolerance`` of the pixels changed over those steps (a slow drift adds up, so it is not taken
-    for a settled mask). The output is chosen as without the rule (the task's score over the evaluated iterates,
+    on the noise-free output (seg: the thresholded mask; dehaze: the transmission) is compared with the one
+    ``patience`` steps before; the fit stops once its mean absolute change over those steps is at most ``tolerance``
+    (for a mask: the share of pixels that changed; a slow drift adds up, so it is not taken for a settled answer).
+    The output is chosen as without the rule (the task's score over the evaluated iterates,
     :class:`ddip.callbacks.Evaluations`): it only ends the fit, so ``steps`` is the cap. A DIP fit's reconstruction
     keeps improving long after the decomposition is decided (seg: the layers take in detail while the mask no longer
     moves), so the reconstruction is not what is watched.
 
     Args:
         every: steps between two checks.
-        tolerance: the share of pixels whose decision may change over ``patience`` steps for it to count as settled.
+        tolerance: the mean absolute change of the decision over ``patience`` steps (a mask's: the share of its pixels
+            that changed) for it to count as settled.
         patience: the steps over which the decision is compared (rounded up to a multiple of ``every``).
     """
 
@@ -223,7 +225,7 @@ class Settled(pl.Callback):
     def check_task(task) -> None:
         """A one-line error, before anything else is built, for a task without a decision to wait for."""
         if not task.has_decision:
-            raise DdipError(f"stopping=settled waits for a task's decision (a mask), and task {type(task).__name__} has none: use stopping=none")
+            raise DdipError(f"stopping=settled waits for a task's decision (a mask or a map), and task {type(task).__name__} has none: use stopping=none")
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:
@@ -233,7 +235,7 @@ class Settled(pl.Callback):
         self.decisions.append(module.task.decision(module.current_output()).cpu())
         if len(self.decisions) < self.decisions.maxlen:
             return
-        changed = float((self.decisions[-1] != self.decisions[0]).float().mean())
+        changed = float((self.decisions[-1].float() - self.decisions[0].float()).abs().mean())
         if module.logger:
             module.logger.log_metrics({"stopping/changed": changed}, step=step)
         if changed <= self.tolerance:

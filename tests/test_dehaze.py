@@ -242,14 +242,18 @@ def test_exclusion_term_penalises_transmission_edges_on_the_scene_edges():
     assert "exclusion" not in task.loss_terms({"clear_image": clear, "transmission": ramp}, clear, {}, 0, 10)
 
 
-def test_tiny_dehaze_run_beats_the_hazy_input(tmp_path):
+def test_tiny_dehaze_run_beats_the_hazy_input_and_ends_once_its_transmission_settles(tmp_path):
+    """The recipe's rule (``Settled`` on ``t``, its own tolerance) ends the fit before its cap, here with a shorter
+    patience so that it can within a few hundred steps."""
     hazy, clear, _ = hazy_case(beta=1.6)
     image_path, clean_path = tmp_path / "hazy.png", tmp_path / "clean.png"
     for path, tensor in ((image_path, hazy), (clean_path, clear)):
         Image.fromarray((tensor[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
-    overrides = ["task=dehaze", "steps=150", "logger=none", "trainer.enable_progress_bar=false"]
+    overrides = ["task=dehaze", "steps=400", "stopping.patience=100", "logger=none", "trainer.enable_progress_bar=false"]
     cfg = compose_train(overrides + [f"data.image={image_path}", f"data.truth={{clean:{clean_path}}}", "callbacks.evaluation.every=25"])
+    assert cfg.stopping._target_ == "ddip.stopping.Settled" and cfg.stopping.tolerance == 0.02
     metrics = run(cfg, tmp_path / "run")
+    assert metrics["steps_run"] < 400 and metrics["chosen_step"] <= metrics["steps_run"], metrics
     assert metrics["psnr_chosen"] > metrics["psnr_input"] + 3, metrics
     for name in ("dehazed", "transmission", "airlight", "reconstruction"):
         assert Image.open(tmp_path / "run" / f"{name}.png").size == (64, 64)

@@ -226,19 +226,24 @@ class DecidingTask:
         return layers["mask"] > 0.5
 
 
+class MapTask:
+    def decision(self, layers):
+        return layers["mask"]
+
+
 class DecidingModule:
     """The surface of :class:`Settled`: the task's decision on the current output, the first choosable step, a logger."""
 
-    def __init__(self, selectable_from: int):
-        self.task, self.logger, self.selectable_from, self.output = DecidingTask(), None, selectable_from, None
+    def __init__(self, selectable_from: int, task=None):
+        self.task, self.logger, self.selectable_from, self.output = task or DecidingTask(), None, selectable_from, None
 
     def current_output(self):
         return {"mask": self.output}
 
 
-def settle(callback: Settled, masks, selectable_from: int = 1) -> int:
+def settle(callback: Settled, masks, selectable_from: int = 1, task=None) -> int:
     """Run ``callback`` over one mask a step; returns the steps run."""
-    module, trainer = DecidingModule(selectable_from), Trainer()
+    module, trainer = DecidingModule(selectable_from, task), Trainer()
     module.output = masks[0]
     callback.on_train_start(trainer, module)
     for step, mask in enumerate(masks, start=1):
@@ -276,7 +281,19 @@ def test_settled_waits_for_the_first_choosable_iterate_and_never_stops_a_mask_th
     assert settle(Settled(every=10, patience=50), flicker) == 1000
 
 
-@pytest.mark.parametrize("task, rule, message", [("dehaze", "settled", "has none: use stopping=none"), ("video", "es_wmv", "images a step: use stopping=none")])
+def test_settled_watches_a_map_by_its_mean_absolute_change():
+    # a 4×4 map rising by 0.002 a step until step 300, then still: 0.1 over 50 steps, then nothing
+    rising = [torch.full((1, 1, 4, 4), 0.002 * min(step, 300)) for step in range(1, 1001)]
+    assert settle(Settled(every=10, tolerance=0.01, patience=50), rising, task=MapTask()) == 350
+    # one pixel of 16 moving by 0.1 over the patience is a mean change of 0.1 / 16
+    single = [torch.zeros(1, 1, 4, 4) for _ in range(1000)]
+    for step, frame in enumerate(single, start=1):
+        frame[0, 0, 0, 0] = 0.002 * step
+    assert settle(Settled(every=10, tolerance=0.1 / 16 + 1e-6, patience=50), single, task=MapTask()) == 60
+    assert settle(Settled(every=10, tolerance=0.1 / 16 - 1e-6, patience=50), single, task=MapTask()) == 1000
+
+
+@pytest.mark.parametrize("task, rule, message", [("denoise", "settled", "has none: use stopping=none"), ("video", "es_wmv", "images a step: use stopping=none")])
 def test_a_rule_the_task_cannot_use_is_refused_before_the_data_is_read(tmp_path, task, rule, message):
     """The image does not exist: the rule's error comes first, as soon as the task is built."""
     missing = tmp_path / "missing.png"

@@ -213,13 +213,14 @@ class Task(ABC):
         return psnr(reconstruction, image)
 
     def decision(self, layers: Layers) -> torch.Tensor | None:
-        """The task's discrete answer in ``layers`` (segmentation: which pixels are foreground), whose settling
-        :class:`ddip.stopping.Settled` waits for; ``None``: the task has none (its outputs are images)."""
+        """The task's answer in ``layers``, in [0, 1], whose settling :class:`ddip.stopping.Settled` waits for: a
+        discrete one (segmentation: which pixels are foreground) or a map the result is read from (dehazing: the
+        transmission); ``None``: the task has none (its outputs are the images the fit keeps refining)."""
         return None
 
     @property
     def has_decision(self) -> bool:
-        """Whether the task gives a discrete answer (:meth:`decision`) for :class:`ddip.stopping.Settled` to wait for."""
+        """Whether the task gives an answer (:meth:`decision`) for :class:`ddip.stopping.Settled` to wait for."""
         return type(self).decision is not Task.decision
 
     def panel(self, layers: Layers) -> dict[str, torch.Tensor]:

@@ -252,6 +252,13 @@ class Dehazing(Task):
                 terms["airlight_prior"] = weights["airlight_prior"] * F.mse_loss(airlight, prior)
         return terms
 
+    def decision(self, layers: Layers) -> torch.Tensor:
+        """The transmission the dehazed image is read from (Eq. 22), and the airlight map where a generator makes
+        it: once they stop moving, so does the result."""
+        if "airlight" in layers:
+            return torch.cat([layers["transmission"], layers["airlight"]], dim=1)
+        return layers["transmission"]
+
     # --- results ----------------------------------------------------------------------------------------
     def recover(self, layers: Layers, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """The refined ``t``, the airlight map and both clear images (formula, network) for B×C×H×W layers."""
