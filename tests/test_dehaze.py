@@ -251,7 +251,7 @@ def test_tiny_dehaze_run_beats_the_hazy_input_and_ends_once_its_transmission_set
         Image.fromarray((tensor[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
     overrides = ["task=dehaze", "steps=400", "stopping.patience=100", "logger=none", "trainer.enable_progress_bar=false"]
     cfg = compose_train(overrides + [f"data.image={image_path}", f"data.truth={{clean:{clean_path}}}", "callbacks.evaluation.every=25"])
-    assert cfg.stopping._target_ == "ddip.stopping.Settled" and cfg.stopping.tolerance == 0.02
+    assert cfg.stopping._target_ == "ddip.stopping.Settled" and cfg.stopping.tolerance == 0.01
     metrics = run(cfg, tmp_path / "run")
     assert metrics["steps_run"] < 400 and metrics["chosen_step"] <= metrics["steps_run"], metrics
     assert metrics["psnr_chosen"] > metrics["psnr_input"] + 3, metrics
