@@ -70,6 +70,10 @@ class Separation(Task):
         """``I = (y1 + y2) / 2`` (Eq. 1 with ``m = ½``)."""
         return (layers["layer1"] + layers["layer2"]) / 2
 
+    def decision(self, layers: Layers) -> torch.Tensor:
+        """Both layers: how the mixture is split (``stopping=settled`` ends the fit once they stop moving)."""
+        return torch.cat([layers[name] for name in LAYERS], dim=1)
+
     def loss_terms(self, layers, target, maps, step, steps):
         return {
             "reconstruction": self.weights["reconstruction"] * reconstruction_loss(self.compose(layers), target),
