@@ -1,17 +1,17 @@
 """Where the settled rule (``stopping=settled``) would end fits, for several tolerances, and their quality there: the
-evidence behind the ``stopping.tolerance`` of seg and dehaze.
+evidence behind the ``stopping.tolerance`` of seg and dehaze, and the separation measurement.
 
     python research/settled_stop.py EVAL_DIR [--tolerances 0.002 0.005 0.01] [--patience 200] [--seconds-per-step 0.034]
-                                    [--metric iou_raw|psnr_formula]
+                                    [--metric iou_raw|psnr_formula|psnr_layers]
 
 ``EVAL_DIR`` is a ``scripts/evaluate.py --out`` folder of runs made with ``stopping=settled logger=csv`` (the rule logs
 ``stopping/changed``, the mean change of the task's decision over its patience, at each check: the share of mask
-pixels changed for seg, the transmission's mean absolute change for dehaze): with the default rule, tolerances above
+pixels changed for seg, the mean absolute change of the transmission (dehaze) or of both layers (separate)): with the default rule, tolerances above
 the run's can be replayed; with ``stopping.tolerance=0`` a fit runs to its cap (unless its decision is frozen) and
 any tolerance can. For a tolerance τ the fit ends at the first check with a change ≤ τ; the output is the
 best-scored evaluation from the first choosable step (the first check's step − ``--patience``) up to then
 (``history.csv``: ``score``, and ``--metric``: seg's ``iou_raw``, the raw mask's IoU, as the fit's own choice would be
-scored before the guided filter; dehaze's ``psnr_formula``). Reports per case and the mean, the worst, and the mean
+scored before the guided filter; dehaze's ``psnr_formula``; separate's ``psnr_layers``). Reports per case and the mean, the worst, and the mean
 steps, beside the full run's.
 """
 
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--tolerances", type=float, nargs="+", default=[0.002, 0.005, 0.01, 0.02])
     parser.add_argument("--patience", type=int, default=200, help="the runs' stopping.patience")
     parser.add_argument("--seconds-per-step", type=float, default=None, help="to also report seconds (e.g. a 128-px fit's)")
-    parser.add_argument("--metric", default="iou_raw", help="the history.csv column scored: iou_raw (seg), psnr_formula (dehaze)")
+    parser.add_argument("--metric", default="iou_raw", help="the history.csv column scored: iou_raw (seg), psnr_formula (dehaze), psnr_layers (separate)")
     args = parser.parse_args()
     runs = sorted(path.parent for path in args.eval_dir.glob("runs/*/history.csv"))
     settings: list[float | None] = [None, *args.tolerances]
